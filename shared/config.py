@@ -1,0 +1,125 @@
+"""Settings: one validated model, read lazily from the environment and cached.
+
+Every variable is prefixed ``YTR_`` except the well-known ``ANTHROPIC_API_KEY``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from ytresearch.errors import ConfigurationError
+
+DEFAULT_SQLITE_URL = "sqlite:///.ytr/local.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="YTR_", extra="ignore", frozen=True)
+
+    environment: Literal["local", "test", "dev", "staging", "prod"] = "local"
+    service_name: str = "ytresearch"
+
+    # Database: a URL, or (on AWS) a Secrets Manager secret holding host/port/username/password.
+    database_url: str = DEFAULT_SQLITE_URL
+    database_secret_arn: str | None = None
+    database_name: str = "ytresearch"
+    db_pool_size: int = Field(default=5, ge=0, le=100)  # 0 means NullPool (Lambda)
+
+    # Auth
+    dev_api_key: SecretStr | None = None
+
+    # Queue: "sqs" in the cloud, "embedded" for the local run.
+    queue_backend: Literal["sqs", "embedded"] = "embedded"
+    ingest_queue_url: str | None = None
+
+    # Claude
+    anthropic_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY", "YTR_ANTHROPIC_API_KEY")
+    )
+    anthropic_secret_arn: str | None = None
+    anthropic_base_url: str | None = None
+    llm_provider: Literal["auto", "anthropic", "offline"] = "auto"
+    model: str = "claude-sonnet-4-5"
+    summary_max_tokens: int = Field(default=1024, ge=64, le=8192)
+    chat_max_tokens: int = Field(default=2048, ge=64, le=16384)
+    sync_chat_max_tokens: int = Field(default=1024, ge=64, le=4096)
+    context_budget_tokens: int = Field(default=150_000, ge=2_000)
+    llm_max_retries: int = Field(default=3, ge=0, le=10)
+    llm_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    # YouTube
+    transcript_source: Literal["youtube", "samples"] = "youtube"
+    transcript_languages: Annotated[list[str], NoDecode] = ["en"]
+    samples_dir: Path | None = None
+    proxy_http_url: SecretStr | None = None
+    proxy_https_url: SecretStr | None = None
+    webshare_proxy_username: str | None = None
+    webshare_proxy_password: SecretStr | None = None
+    proxy_secret_arn: str | None = None
+    youtube_data_api_key: SecretStr | None = None
+    metadata_enabled: bool = True
+    http_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # Limits
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_message_chars: int = Field(default=8_000, ge=1)
+    max_session_title_chars: int = Field(default=200, ge=1)
+    max_videos_per_session: int = Field(default=25, ge=1)
+    max_active_requests_per_user: int = Field(default=5, ge=1)
+    request_ttl_seconds: int = Field(default=300, ge=1)
+    chat_posts_per_minute: int = Field(default=30, ge=1)
+    page_size_default: int = Field(default=20, ge=1, le=100)
+
+    @field_validator("transcript_languages", mode="before")
+    @classmethod
+    def _split_languages(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("transcript_languages")
+    @classmethod
+    def _languages_not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("give at least one language code, e.g. 'en' or 'en,de'")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_insecure_cloud_defaults(self) -> Settings:
+        if self.environment in ("dev", "staging", "prod"):
+            if self.dev_api_key is not None:
+                raise ValueError("YTR_DEV_API_KEY is for local runs only")
+            if self.queue_backend == "sqs" and not self.ingest_queue_url:
+                raise ValueError("YTR_INGEST_QUEUE_URL is required when YTR_QUEUE_BACKEND=sqs")
+        return self
+
+    @property
+    def use_offline_model(self) -> bool:
+        if self.llm_provider == "offline":
+            return True
+        if self.llm_provider == "anthropic":
+            return False
+        return self.anthropic_api_key is None and self.anthropic_secret_arn is None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment (plus overrides), turning validation errors into one
+    readable ConfigurationError that names each bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "YTR_" + "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else "settings"
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use (never at import time)."""
+    return load_settings()

@@ -1,0 +1,236 @@
+"""Typed SQLAlchemy models. Alembic migrations (db/migrations) are the only way the schema changes;
+tests check that the migrated schema and these models agree."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    Uuid,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone; PostgreSQL uses timestamptz)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use aware UTC datetimes")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ResearchSession(Base):
+    __tablename__ = "sessions"
+    __table_args__ = (Index("ix_sessions_user_created", "user_id", "created_at", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    videos: Mapped[list[SessionVideo]] = relationship(
+        back_populates="session", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Video(Base):
+    """One row per YouTube video, shared by every session (and user) that adds it: a cache."""
+
+    __tablename__ = "videos"
+
+    id: Mapped[str] = mapped_column(String(11), primary_key=True)  # the YouTube video id
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending/processing/ready/failed
+    title: Mapped[str | None] = mapped_column(String(500), default=None)
+    channel: Mapped[str | None] = mapped_column(String(300), default=None)
+    channel_url: Mapped[str | None] = mapped_column(String(500), default=None)
+    thumbnail_url: Mapped[str | None] = mapped_column(String(500), default=None)
+    duration_seconds: Mapped[int | None] = mapped_column(Integer, default=None)
+    published_at: Mapped[datetime | None] = mapped_column(default=None)
+    transcript_language: Mapped[str | None] = mapped_column(String(16), default=None)
+    transcript_is_generated: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    transcript_segments: Mapped[list[Any] | None] = mapped_column(default=None)
+    transcript_text: Mapped[str | None] = mapped_column(Text, default=None)
+    summary: Mapped[str | None] = mapped_column(Text, default=None)
+    summary_model: Mapped[str | None] = mapped_column(String(100), default=None)
+    summary_input_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    summary_output_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    error_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    claimed_until: Mapped[datetime | None] = mapped_column(default=None)  # ingest lease
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SessionVideo(Base):
+    __tablename__ = "session_videos"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    video_id: Mapped[str] = mapped_column(
+        ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    language: Mapped[str | None] = mapped_column(String(16), default=None)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    session: Mapped[ResearchSession] = relationship(back_populates="videos")
+    video: Mapped[Video] = relationship(lazy="joined")
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_session_created", "session_id", "created_at", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))  # user / assistant
+    content: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="complete")  # complete/cancelled/failed
+    model: Mapped[str | None] = mapped_column(String(100), default=None)
+    input_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    output_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    cache_read_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    cache_creation_tokens: Mapped[int | None] = mapped_column(Integer, default=None)
+    stop_reason: Mapped[str | None] = mapped_column(String(32), default=None)
+    error_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    video_ids: Mapped[list[Any] | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IngestJob(Base):
+    __tablename__ = "ingest_jobs"
+    __table_args__ = (Index("ix_ingest_jobs_user_created", "user_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    session_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("sessions.id", ondelete="SET NULL"), default=None, index=True
+    )
+    video_id: Mapped[str] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    language: Mapped[str | None] = mapped_column(String(16), default=None)
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued/running/done/failed
+    stage: Mapped[str | None] = mapped_column(String(32), default=None)
+    stages_done: Mapped[list[Any]] = mapped_column(default=list)
+    error_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ChatRequest(Base):
+    """A POST-then-SSE chat request: durable so any process can serve its stream."""
+
+    __tablename__ = "chat_requests"
+    __table_args__ = (
+        Index("ix_chat_requests_user_status", "user_id", "status"),
+        Index("ix_chat_requests_expires", "expires_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    user_message_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    assistant_message_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    video_ids: Mapped[list[Any] | None] = mapped_column(default=None)
+    # queued/streaming/complete/cancelled/failed
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    owner: Mapped[str | None] = mapped_column(String(100), default=None)  # process running it
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    expires_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChatEvent(Base):
+    """The persisted event log of a chat request (token deltas coalesced), for replay on resume."""
+
+    __tablename__ = "chat_events"
+
+    request_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("chat_requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    type: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+__all__ = [
+    "ApiKey",
+    "Base",
+    "ChatEvent",
+    "ChatRequest",
+    "IngestJob",
+    "Message",
+    "ResearchSession",
+    "SessionVideo",
+    "User",
+    "Video",
+]

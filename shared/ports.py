@@ -1,0 +1,190 @@
+"""Ports: what the services need from the outside world, as plain types and protocols.
+
+Adapters implement them after their technology (YouTubeTranscriptSource, AnthropicChatModel,
+SqsJobQueue ...); services import only this module, never boto3, anthropic or FastAPI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from ytresearch.errors import AppError
+
+# ---------------------------------------------------------------- transcripts and metadata
+
+
+@dataclass(frozen=True)
+class TranscriptSegment:
+    text: str
+    start: float  # seconds from the start of the video
+    duration: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "start": self.start, "duration": self.duration}
+
+
+@dataclass(frozen=True)
+class Transcript:
+    video_id: str
+    language: str
+    is_generated: bool
+    segments: list[TranscriptSegment]
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text.strip() for s in self.segments if s.text.strip())
+
+
+class TranscriptError(AppError):
+    """A transcript could not be fetched. ``code`` says why; ``retryable`` whether trying again
+    later can help (network trouble, blocking) or not (transcripts disabled, video gone)."""
+
+    code = "TRANSCRIPT_ERROR"
+
+    def __init__(self, message: str, *, code: str, retryable: bool) -> None:
+        super().__init__(message, code=code)
+        self.retryable = retryable
+
+
+class TranscriptSource(Protocol):
+    def fetch(self, video_id: str, languages: Sequence[str]) -> Transcript:
+        """Return the best transcript (manual before generated, in language preference order).
+        Raises TranscriptError."""
+        ...
+
+
+@dataclass(frozen=True)
+class VideoMetadata:
+    title: str | None = None
+    channel: str | None = None
+    channel_url: str | None = None
+    thumbnail_url: str | None = None
+    duration_seconds: int | None = None
+    published_at: datetime | None = None
+
+
+class MetadataSource(Protocol):
+    def fetch(self, video_id: str) -> VideoMetadata:
+        """Best-effort metadata; never raises (missing metadata never fails an ingest)."""
+        ...
+
+
+# ---------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class SystemBlock:
+    text: str
+    cache: bool = False  # mark as a prompt-cache breakpoint
+
+
+@dataclass(frozen=True)
+class ContentBlock:
+    text: str
+    cache: bool = False
+
+
+@dataclass(frozen=True)
+class ModelMessage:
+    role: Literal["user", "assistant"]
+    content: list[ContentBlock]
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    system: list[SystemBlock]
+    messages: list[ModelMessage]
+    max_tokens: int
+    model: str | None = None  # None: the adapter's configured model
+    # What the request is for; the offline model uses it to pick its extractive strategy.
+    purpose: Literal["chat", "summary"] = "chat"
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_creation_tokens + other.cache_creation_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class StreamFinished:
+    stop_reason: str | None
+    usage: Usage
+    model: str
+
+
+ModelEvent = TextDelta | StreamFinished
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    stop_reason: str | None
+    usage: Usage
+    model: str
+
+
+class ModelError(AppError):
+    """The model provider failed. ``retryable`` tells whether a later attempt may succeed."""
+
+    code = "MODEL_ERROR"
+
+    def __init__(self, message: str, *, code: str = "MODEL_ERROR", retryable: bool = False) -> None:
+        super().__init__(message, code=code)
+        self.retryable = retryable
+
+
+class ChatModel(Protocol):
+    name: str  # the model id used by default
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        """Yield TextDelta events then exactly one StreamFinished. Errors before the first delta
+        are retried inside the adapter; later ones raise ModelError. Closing the iterator
+        (``aclose``) closes the upstream connection at once."""
+        ...
+
+    async def complete(self, request: ModelRequest) -> Completion: ...
+
+    def count_tokens(self, text: str) -> int:
+        """A cheap local estimate used for context budgeting."""
+        ...
+
+
+# ---------------------------------------------------------------- the ingest queue
+
+
+@dataclass(frozen=True)
+class IngestMessage:
+    """The body of one ingest queue message (the same on SQS and the embedded queue)."""
+
+    job_id: str
+    video_id: str
+    language: str | None = None
+    version: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "job_id": self.job_id, "video_id": self.video_id,
+                "language": self.language}
+
+
+class JobQueue(Protocol):
+    def send(self, message: IngestMessage) -> None: ...
