@@ -9,7 +9,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ytresearch.errors import ConfigurationError
@@ -35,6 +42,7 @@ class Settings(BaseSettings):
     # Queue: "sqs" in the cloud, "embedded" for the local run.
     queue_backend: Literal["sqs", "embedded"] = "embedded"
     ingest_queue_url: str | None = None
+    ingest_max_receives: int = Field(default=5, ge=1)  # matches the queue's redrive maxReceiveCount
 
     # Claude
     anthropic_api_key: SecretStr | None = Field(

@@ -182,8 +182,12 @@ class IngestMessage:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": self.version, "job_id": self.job_id, "video_id": self.video_id,
-                "language": self.language}
+        return {
+            "version": self.version,
+            "job_id": self.job_id,
+            "video_id": self.video_id,
+            "language": self.language,
+        }
 
 
 class JobQueue(Protocol):

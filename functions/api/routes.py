@@ -1,0 +1,150 @@
+"""REST routes (the CRUD Lambda; also served by the local runner). Thin: parse, call a service,
+shape the response."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from ytresearch import __version__
+from ytresearch.services import sessions, videos
+from ytresearch.views import (
+    AddVideoOut,
+    JobOut,
+    MessageOut,
+    PageOut,
+    SessionDetailOut,
+    SessionOut,
+    SessionVideoOut,
+    VideoOut,
+)
+from ytresearch.web.auth import ContainerDep, CurrentUser
+from ytresearch.web.errors import ERROR_RESPONSES, error_response
+
+router = APIRouter(responses=ERROR_RESPONSES)
+health_router = APIRouter(responses=ERROR_RESPONSES)
+
+Limit = Annotated[int, Query(ge=1, le=100, description="Page size (1-100).")]
+CursorQ = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
+VideoId = Annotated[str, Path(min_length=11, max_length=11, pattern=r"^[A-Za-z0-9_-]{11}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class CreateSessionIn(Strict):
+    title: str | None = Field(default=None, max_length=200)
+
+
+class AddVideoIn(Strict):
+    url: str = Field(min_length=1, max_length=2048, description="Any YouTube URL form, or a bare id.")
+    language: str | None = Field(default=None, max_length=35, description="Preferred transcript language.")
+
+
+class HealthOut(BaseModel):
+    status: str
+    database: str
+    version: str
+
+
+@health_router.get("/health", response_model=HealthOut, tags=["health"])
+def health(container: ContainerDep) -> Response | HealthOut:
+    if not container.database_ok():
+        return error_response(
+            503,
+            "DATABASE_UNAVAILABLE",
+            "the database is unavailable",
+            {"status": "degraded", "database": "down", "version": __version__},
+        )
+    return HealthOut(status="ok", database="up", version=__version__)
+
+
+@router.post(
+    "/v1/sessions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SessionOut,
+    tags=["sessions"],
+)
+def create_session(
+    user: CurrentUser, c: ContainerDep, body: Annotated[CreateSessionIn | None, Body()] = None
+) -> SessionOut:
+    return sessions.create_session(c.store, c.settings, user, body.title if body else None)
+
+
+@router.get("/v1/sessions", response_model=PageOut[SessionOut], tags=["sessions"])
+def list_sessions(
+    user: CurrentUser, c: ContainerDep, limit: Limit = 20, cursor: CursorQ = None
+) -> PageOut[SessionOut]:
+    return sessions.list_sessions(c.store, user, limit, cursor)
+
+
+@router.get("/v1/sessions/{session_id}", response_model=SessionDetailOut, tags=["sessions"])
+def get_session(session_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> SessionDetailOut:
+    return sessions.get_session(c.store, user, session_id)
+
+
+@router.delete("/v1/sessions/{session_id}", status_code=204, tags=["sessions"])
+def delete_session(session_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> Response:
+    sessions.delete_session(c.store, user, session_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/v1/sessions/{session_id}/videos",
+    status_code=202,
+    response_model=AddVideoOut,
+    tags=["videos"],
+    responses={200: {"model": AddVideoOut, "description": "Already ingested: linked at once."}},
+)
+def add_video(
+    session_id: uuid.UUID, body: AddVideoIn, user: CurrentUser, c: ContainerDep, response: Response
+) -> AddVideoOut:
+    result = videos.add_video(c.store, c.settings, c.queue, user, session_id, body.url, body.language)
+    response.status_code = 200 if result.ready else 202
+    return result.body
+
+
+@router.get("/v1/sessions/{session_id}/videos", response_model=list[SessionVideoOut], tags=["videos"])
+def list_session_videos(session_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> list[SessionVideoOut]:
+    return videos.list_session_videos(c.store, user, session_id)
+
+
+@router.delete("/v1/sessions/{session_id}/videos/{video_id}", status_code=204, tags=["videos"])
+def remove_video(session_id: uuid.UUID, video_id: VideoId, user: CurrentUser, c: ContainerDep) -> Response:
+    videos.remove_video(c.store, user, session_id, video_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/v1/videos/{video_id}",
+    response_model=VideoOut,
+    response_model_exclude_none=False,
+    tags=["videos"],
+)
+def get_video(
+    video_id: VideoId,
+    user: CurrentUser,
+    c: ContainerDep,
+    include_transcript: bool = Query(False, description="Include segments and text."),
+) -> VideoOut:
+    return videos.get_video(c.store, user, video_id, with_transcript=include_transcript)
+
+
+@router.get("/v1/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+def get_job(job_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> JobOut:
+    return videos.get_job(c.store, user, job_id)
+
+
+@router.get("/v1/sessions/{session_id}/messages", response_model=PageOut[MessageOut], tags=["messages"])
+def list_messages(
+    session_id: uuid.UUID,
+    user: CurrentUser,
+    c: ContainerDep,
+    limit: Limit = 20,
+    cursor: CursorQ = None,
+) -> PageOut[MessageOut]:
+    return sessions.list_messages(c.store, user, session_id, limit, cursor)

@@ -1,0 +1,86 @@
+"""The composition root: builds every adapter from settings, lazily, once per process.
+
+Lambdas cache one Container; the streaming service builds one in its lifespan; tests hand in
+fakes or real local servers. Heavy adapters (anthropic, boto3, youtube-transcript-api) are only
+imported when first used, which keeps the CRUD Lambda's cold start small.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from ytresearch.config import Settings, get_settings
+from ytresearch.db.engine import make_engine, make_session_factory
+from ytresearch.ports import ChatModel, JobQueue, MetadataSource, TranscriptSource
+from ytresearch.repository import Store
+
+
+class Container:
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        self.settings = settings or get_settings()
+        # Tests and the local runner may hand in any adapter by name (engine, queue, chat_model...).
+        for name, value in overrides.items():
+            if value is not None:
+                self.__dict__[name] = value
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings)
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(make_session_factory(self.engine))
+
+    @cached_property
+    def queue(self) -> JobQueue:
+        if self.settings.queue_backend == "sqs":
+            from ytresearch.queues import SqsJobQueue
+
+            assert self.settings.ingest_queue_url
+            return SqsJobQueue(self.settings.ingest_queue_url)
+        raise RuntimeError("the embedded queue must be handed in by the local runner")
+
+    @cached_property
+    def chat_model(self) -> ChatModel:
+        from ytresearch.llm import build_chat_model
+
+        return build_chat_model(self.settings)
+
+    @cached_property
+    def transcripts(self) -> TranscriptSource:
+        from ytresearch import youtube
+
+        if self.settings.transcript_source == "samples":
+            return youtube.SampleTranscriptSource(self.samples_dir)
+        return youtube.YouTubeTranscriptSource.from_settings(self.settings)
+
+    @cached_property
+    def metadata(self) -> MetadataSource:
+        from ytresearch import youtube
+
+        if self.settings.transcript_source == "samples":
+            return youtube.SampleMetadataSource(self.samples_dir)
+        if not self.settings.metadata_enabled:
+            return youtube.NullMetadataSource()
+        key = self.settings.youtube_data_api_key
+        return youtube.OEmbedMetadataSource(
+            http_timeout=self.settings.http_timeout_seconds,
+            data_api_key=key.get_secret_value() if key else None,
+        )
+
+    @property
+    def samples_dir(self) -> Any:
+        from ytresearch.youtube import default_samples_dir
+
+        return self.settings.samples_dir or default_samples_dir()
+
+    def database_ok(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False

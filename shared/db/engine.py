@@ -1,0 +1,90 @@
+"""Engine and session factories. Nothing connects until first use."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from ytresearch.config import Settings
+
+
+def database_url(settings: Settings) -> URL:
+    """The configured URL, or one built from the RDS secret when a secret ARN is given."""
+    if settings.database_secret_arn:
+        secret = _read_database_secret(settings.database_secret_arn)
+        return URL.create(
+            "postgresql+pg8000",
+            username=secret["username"],
+            password=secret["password"],
+            host=secret["host"],
+            port=int(secret.get("port", 5432)),
+            database=secret.get("dbname") or settings.database_name,
+        )
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() != "pg8000":
+        url = url.set(drivername="postgresql+pg8000")
+    return url
+
+
+def _read_database_secret(arn: str) -> dict[str, Any]:
+    import boto3  # only in the cloud, and only when the engine is first built
+
+    value = boto3.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+    data: dict[str, Any] = json.loads(value)
+    return data
+
+
+def make_engine(settings: Settings, url: URL | str | None = None) -> Engine:
+    url = make_url(url) if url is not None else database_url(settings)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if settings.database_secret_arn:
+        # RDS enforces TLS; the Lambda image has no RDS CA bundle, so encrypt without verifying.
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        kwargs["connect_args"] = {"ssl_context": ctx, "timeout": 10}
+    else:
+        kwargs["connect_args"] = {"timeout": 10}
+    if settings.db_pool_size == 0:
+        kwargs["poolclass"] = NullPool  # Lambda: one connection per invocation, none left idle
+    else:
+        kwargs.update(
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_pool_size * 2,
+            pool_recycle=300,
+        )
+    return create_engine(url, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")  # cascades are part of the design
+    cur.execute("PRAGMA journal_mode=WAL")  # readers don't block the writer (local run)
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@lru_cache(maxsize=1)
+def default_engine() -> Engine:
+    from ytresearch.config import get_settings
+
+    return make_engine(get_settings())

@@ -1,0 +1,283 @@
+"""Data access: the only module that builds queries. Services use it inside a Store transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ytresearch.db.models import (
+    ApiKey,
+    ChatEvent,
+    ChatRequest,
+    IngestJob,
+    Message,
+    ResearchSession,
+    SessionVideo,
+    User,
+    Video,
+    utcnow,
+)
+from ytresearch.pagination import Cursor
+
+
+class Repository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # ------------------------------------------------------------ users and keys
+    def get_user_by_email(self, email: str) -> User | None:
+        return self.session.scalar(select(User).where(User.email == email))
+
+    def add_user(self, email: str) -> User:
+        user = User(email=email)
+        self.session.add(user)
+        self.session.flush()
+        return user
+
+    def add_api_key(self, user_id: uuid.UUID, key_hash: str, prefix: str) -> ApiKey:
+        key = ApiKey(user_id=user_id, key_hash=key_hash, prefix=prefix)
+        self.session.add(key)
+        self.session.flush()
+        return key
+
+    def user_for_key_hash(self, key_hash: str) -> User | None:
+        return self.session.scalar(
+            select(User)
+            .join(ApiKey, ApiKey.user_id == User.id)
+            .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+        )
+
+    # ------------------------------------------------------------ sessions
+    def add_session(self, user_id: uuid.UUID, title: str) -> ResearchSession:
+        row = ResearchSession(user_id=user_id, title=title)
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def get_session(self, user_id: uuid.UUID, session_id: uuid.UUID) -> ResearchSession | None:
+        return self.session.scalar(
+            select(ResearchSession).where(
+                ResearchSession.id == session_id, ResearchSession.user_id == user_id
+            )
+        )
+
+    def list_sessions(self, user_id: uuid.UUID, limit: int, cursor: Cursor | None) -> list[ResearchSession]:
+        query = select(ResearchSession).where(ResearchSession.user_id == user_id)
+        if cursor is not None:
+            query = query.where(
+                tuple_(ResearchSession.created_at, ResearchSession.id) < tuple_(cursor.created_at, cursor.id)
+            )
+        query = query.order_by(ResearchSession.created_at.desc(), ResearchSession.id.desc())
+        return list(self.session.scalars(query.limit(limit)))
+
+    def delete_session(self, row: ResearchSession) -> None:
+        self.session.delete(row)
+        self.session.flush()
+
+    def touch_session(self, session_id: uuid.UUID) -> None:
+        self.session.execute(
+            update(ResearchSession).where(ResearchSession.id == session_id).values(updated_at=utcnow())
+        )
+
+    # ------------------------------------------------------------ videos
+    def get_video(self, video_id: str, *, for_update: bool = False) -> Video | None:
+        query = select(Video).where(Video.id == video_id)
+        if for_update:
+            query = query.with_for_update()
+        return self.session.scalar(query)
+
+    def get_or_add_video(self, video_id: str) -> Video:
+        """The shared row for a video, created if missing; safe when two requests race."""
+        video = self.get_video(video_id)
+        if video is not None:
+            return video
+        try:
+            with self.session.begin_nested():
+                video = Video(id=video_id)
+                self.session.add(video)
+            return video
+        except IntegrityError:
+            found = self.get_video(video_id)
+            assert found is not None
+            return found
+
+    def is_linked(self, session_id: uuid.UUID, video_id: str) -> bool:
+        return self.session.get(SessionVideo, (session_id, video_id)) is not None
+
+    def link_video(self, session_id: uuid.UUID, video_id: str, language: str | None) -> bool:
+        """Link a video to a session; False when it was already linked."""
+        if self.is_linked(session_id, video_id):
+            return False
+        try:
+            with self.session.begin_nested():
+                self.session.add(SessionVideo(session_id=session_id, video_id=video_id, language=language))
+            return True
+        except IntegrityError:
+            return False
+
+    def unlink_video(self, session_id: uuid.UUID, video_id: str) -> bool:
+        result = self.session.execute(
+            delete(SessionVideo).where(
+                SessionVideo.session_id == session_id, SessionVideo.video_id == video_id
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def count_session_videos(self, session_id: uuid.UUID) -> int:
+        return (
+            self.session.scalar(
+                select(func.count()).select_from(SessionVideo).where(SessionVideo.session_id == session_id)
+            )
+            or 0
+        )
+
+    def session_videos(self, session_id: uuid.UUID) -> list[tuple[SessionVideo, Video]]:
+        rows = self.session.execute(
+            select(SessionVideo, Video)
+            .join(Video, Video.id == SessionVideo.video_id)
+            .where(SessionVideo.session_id == session_id)
+            .order_by(SessionVideo.added_at, SessionVideo.video_id)
+        )
+        return [(link, video) for link, video in rows.tuples()]
+
+    def user_can_see_video(self, user_id: uuid.UUID, video_id: str) -> bool:
+        in_session = (
+            select(SessionVideo.video_id)
+            .join(ResearchSession, ResearchSession.id == SessionVideo.session_id)
+            .where(SessionVideo.video_id == video_id, ResearchSession.user_id == user_id)
+        )
+        by_job = select(IngestJob.video_id).where(
+            IngestJob.video_id == video_id, IngestJob.user_id == user_id
+        )
+        return self.session.scalar(select(or_(in_session.exists(), by_job.exists()))) or False
+
+    def claim_video(self, video_id: str, lease_until: datetime) -> bool:
+        """Take the ingest lease on a video unless it is ready or another worker holds it."""
+        now = utcnow()
+        result = self.session.execute(
+            update(Video)
+            .where(
+                Video.id == video_id,
+                Video.status != "ready",
+                or_(Video.claimed_until.is_(None), Video.claimed_until < now),
+            )
+            .values(status="processing", claimed_until=lease_until, updated_at=now)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------ ingest jobs
+    def add_job(
+        self,
+        *,
+        user_id: uuid.UUID,
+        session_id: uuid.UUID | None,
+        video_id: str,
+        language: str | None,
+        status: str = "queued",
+    ) -> IngestJob:
+        job = IngestJob(
+            user_id=user_id,
+            session_id=session_id,
+            video_id=video_id,
+            language=language,
+            status=status,
+            stages_done=[],
+        )
+        self.session.add(job)
+        self.session.flush()
+        return job
+
+    def get_job(self, job_id: uuid.UUID, user_id: uuid.UUID | None = None) -> IngestJob | None:
+        query = select(IngestJob).where(IngestJob.id == job_id)
+        if user_id is not None:
+            query = query.where(IngestJob.user_id == user_id)
+        return self.session.scalar(query)
+
+    def open_jobs_for_video(self, video_id: str) -> list[IngestJob]:
+        return list(
+            self.session.scalars(
+                select(IngestJob).where(
+                    IngestJob.video_id == video_id, IngestJob.status.in_(("queued", "running"))
+                )
+            )
+        )
+
+    # ------------------------------------------------------------ messages
+    def add_message(self, **fields: Any) -> Message:
+        message = Message(**fields)
+        self.session.add(message)
+        self.session.flush()
+        return message
+
+    def get_message(self, message_id: uuid.UUID) -> Message | None:
+        return self.session.get(Message, message_id)
+
+    def list_messages(self, session_id: uuid.UUID, limit: int, cursor: Cursor | None) -> list[Message]:
+        query = select(Message).where(Message.session_id == session_id)
+        if cursor is not None:
+            query = query.where(tuple_(Message.created_at, Message.id) < tuple_(cursor.created_at, cursor.id))
+        query = query.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)
+        return list(self.session.scalars(query))
+
+    def recent_messages(self, session_id: uuid.UUID, limit: int) -> list[Message]:
+        """The newest ``limit`` messages, oldest first (for building chat context)."""
+        return list(reversed(self.list_messages(session_id, limit, None)))
+
+    # ------------------------------------------------------------ chat requests and events
+    def add_chat_request(self, **fields: Any) -> ChatRequest:
+        row = ChatRequest(**fields)
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def get_chat_request(self, request_id: uuid.UUID, *, for_update: bool = False) -> ChatRequest | None:
+        query = select(ChatRequest).where(ChatRequest.id == request_id)
+        if for_update:
+            query = query.with_for_update()
+        return self.session.scalar(query)
+
+    def count_active_requests(self, user_id: uuid.UUID) -> int:
+        return (
+            self.session.scalar(
+                select(func.count())
+                .select_from(ChatRequest)
+                .where(ChatRequest.user_id == user_id, ChatRequest.status.in_(("queued", "streaming")))
+            )
+            or 0
+        )
+
+    def add_chat_events(
+        self, request_id: uuid.UUID, events: Sequence[tuple[int, str, dict[str, Any]]]
+    ) -> None:
+        self.session.add_all(
+            ChatEvent(request_id=request_id, seq=seq, type=kind, data=data) for seq, kind, data in events
+        )
+        self.session.flush()
+
+    def chat_events_after(self, request_id: uuid.UUID, after_seq: int) -> list[ChatEvent]:
+        return list(
+            self.session.scalars(
+                select(ChatEvent)
+                .where(ChatEvent.request_id == request_id, ChatEvent.seq > after_seq)
+                .order_by(ChatEvent.seq)
+            )
+        )
+
+
+class Store:
+    """Hands out repositories bound to one transaction each."""
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self.session_factory = session_factory
+
+    @contextmanager
+    def transaction(self) -> Iterator[Repository]:
+        with self.session_factory() as session, session.begin():
+            yield Repository(session)

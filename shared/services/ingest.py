@@ -1,0 +1,204 @@
+"""The ingest use case: transcript -> metadata -> summary for one queued job.
+
+Idempotent under redelivery: a ready video finishes its jobs without work, and a lease on the
+video row keeps two deliveries of the same video from working at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+from ytresearch.config import Settings
+from ytresearch.db.models import IngestJob, Video, utcnow
+from ytresearch.errors import AppError
+from ytresearch.ports import (
+    ChatModel,
+    IngestMessage,
+    MetadataSource,
+    ModelError,
+    TranscriptError,
+    TranscriptSource,
+)
+from ytresearch.repository import Repository, Store
+from ytresearch.summaries import summarize_transcript
+from ytresearch.views import INGEST_STAGES
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=15)
+
+
+class IngestRetryError(AppError):
+    """A transient failure: the message must be delivered again (SQS retries, then the DLQ)."""
+
+    code = "INGEST_RETRY"
+    retryable = True
+
+
+class PoisonMessageError(AppError):
+    """The message body is not an ingest message; it can never succeed."""
+
+    code = "INVALID_INGEST_MESSAGE"
+
+
+@dataclass(frozen=True)
+class IngestDeps:
+    store: Store
+    settings: Settings
+    transcripts: TranscriptSource
+    metadata: MetadataSource
+    model: ChatModel
+
+
+def parse_message(body: object) -> IngestMessage:
+    if not isinstance(body, dict):
+        raise PoisonMessageError("ingest message must be a JSON object")
+    try:
+        uuid.UUID(str(body["job_id"]))
+        video_id = str(body["video_id"])
+    except (KeyError, ValueError) as exc:
+        raise PoisonMessageError(f"ingest message is missing or has a bad field: {exc}") from None
+    if len(video_id) != 11:
+        raise PoisonMessageError("ingest message has a malformed video_id")
+    language = body.get("language")
+    return IngestMessage(
+        job_id=str(body["job_id"]), video_id=video_id, language=str(language) if language else None
+    )
+
+
+def ingest_video(deps: IngestDeps, message: IngestMessage, *, receive_count: int = 1) -> str:
+    """Run one ingest job. Returns the job's final status ("done" or "failed"); raises
+    IngestRetryError for transient failures so the queue delivers the message again."""
+    store, settings = deps.store, deps.settings
+    job_id = uuid.UUID(message.job_id)
+    with store.transaction() as repo:
+        job = repo.get_job(job_id)
+        if job is None:  # the user (and so the job) was deleted meanwhile: nothing to do
+            log.info("ingest job %s no longer exists; dropping message", job_id)
+            return "gone"
+        video = repo.get_or_add_video(message.video_id)
+        if video.status == "ready":
+            _finish_jobs(repo, message.video_id, "done", extra_job=job)
+            return "done"
+        if not repo.claim_video(message.video_id, utcnow() + LEASE):
+            raise IngestRetryError(f"video {message.video_id} is being ingested by another worker")
+        job.attempts += 1
+    languages = _languages(message.language, settings.transcript_languages)
+    try:
+        _stage(store, message.video_id, "validating")
+        _stage(store, message.video_id, "fetching_transcript")
+        transcript = deps.transcripts.fetch(message.video_id, languages)
+        _stage(store, message.video_id, "fetching_metadata")
+        meta = deps.metadata.fetch(message.video_id)
+        _stage(store, message.video_id, "summarising")
+        completion = asyncio.run(
+            summarize_transcript(
+                deps.model,
+                title=meta.title,
+                transcript_text=transcript.text,
+                context_budget_tokens=settings.context_budget_tokens,
+                max_tokens=settings.summary_max_tokens,
+            )
+        )
+        _stage(store, message.video_id, "storing")
+        with store.transaction() as repo:
+            video = _video(repo, message.video_id)
+            video.title, video.channel, video.channel_url = (
+                meta.title,
+                meta.channel,
+                meta.channel_url,
+            )
+            video.thumbnail_url = meta.thumbnail_url
+            video.duration_seconds, video.published_at = meta.duration_seconds, meta.published_at
+            video.transcript_language = transcript.language
+            video.transcript_is_generated = transcript.is_generated
+            video.transcript_segments = [s.to_json() for s in transcript.segments]
+            video.transcript_text = transcript.text
+            video.summary, video.summary_model = completion.text, completion.model
+            video.summary_input_tokens = completion.usage.input_tokens
+            video.summary_output_tokens = completion.usage.output_tokens
+            video.status, video.error_code, video.error_message = "ready", None, None
+            video.claimed_until = None
+            _finish_jobs(repo, message.video_id, "done")
+        log.info("ingested video %s (%d segments)", message.video_id, len(transcript.segments))
+        return "done"
+    except (TranscriptError, ModelError) as exc:
+        final = not exc.retryable or receive_count >= settings.ingest_max_receives
+        _record_failure(store, message.video_id, exc, final=final)
+        if not final:
+            raise IngestRetryError(f"{exc.code}: {exc.message}") from exc
+        if exc.retryable:  # out of attempts: let the queue move it to the DLQ for operators
+            raise IngestRetryError(f"{exc.code}: giving up after {receive_count} attempts") from exc
+        return "failed"
+    except Exception as exc:
+        final = receive_count >= settings.ingest_max_receives
+        unexpected = AppError("ingest failed unexpectedly", code="INGEST_FAILED")
+        _record_failure(store, message.video_id, unexpected, final=final)
+        raise IngestRetryError(f"unexpected ingest error: {type(exc).__name__}") from exc
+
+
+def _languages(requested: str | None, defaults: Sequence[str]) -> list[str]:
+    ordered = [requested, *defaults] if requested else list(defaults)
+    return list(dict.fromkeys(lang for lang in ordered if lang))
+
+
+def _video(repo: Repository, video_id: str) -> Video:
+    video = repo.get_video(video_id)
+    assert video is not None
+    return video
+
+
+def _stage(store: Store, video_id: str, stage: str) -> None:
+    """Record a stage change on every open job for the video, committed at once so progress
+    streams (GET /v1/jobs/{id}/events) see it."""
+    now = utcnow()
+    with store.transaction() as repo:
+        for job in repo.open_jobs_for_video(video_id):
+            done = [s for s in job.stages_done or [] if s["stage"] != stage]
+            if job.stage and job.stage != stage and all(s["stage"] != job.stage for s in done):
+                done.append({"stage": job.stage, "at": now.isoformat()})
+            job.stages_done = done
+            job.status, job.stage = "running", stage
+
+
+def _finish_jobs(
+    repo: Repository,
+    video_id: str,
+    status: str,
+    *,
+    extra_job: IngestJob | None = None,
+    error: AppError | None = None,
+) -> None:
+    now = utcnow()
+    jobs = repo.open_jobs_for_video(video_id)
+    if extra_job is not None and extra_job not in jobs and extra_job.status in ("queued", "running"):
+        jobs.append(extra_job)
+    for job in jobs:
+        done = list(job.stages_done or [])
+        if status == "done":
+            seen = {s["stage"] for s in done}
+            done += [{"stage": s, "at": now.isoformat()} for s in INGEST_STAGES if s not in seen]
+            job.stage = None
+        job.stages_done = done
+        job.status, job.finished_at = status, now
+        if error is not None:
+            job.error_code, job.error_message = error.code, error.message
+
+
+def _record_failure(store: Store, video_id: str, exc: AppError, *, final: bool) -> None:
+    with store.transaction() as repo:
+        video = _video(repo, video_id)
+        video.claimed_until = None  # release the lease so a retry can start at once
+        if final:
+            video.status, video.error_code, video.error_message = "failed", exc.code, exc.message
+            _finish_jobs(repo, video_id, "failed", error=exc)
+        else:
+            video.status = "pending"
+            for job in repo.open_jobs_for_video(video_id):
+                job.error_code, job.error_message = exc.code, f"retrying: {exc.message}"
+    log.warning("ingest of %s failed (%s, final=%s): %s", video_id, exc.code, final, exc.message)

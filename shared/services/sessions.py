@@ -1,0 +1,88 @@
+"""Research sessions and their history."""
+
+from __future__ import annotations
+
+import uuid
+
+from ytresearch.config import Settings
+from ytresearch.db.models import ResearchSession
+from ytresearch.errors import InvalidInputError, NotFoundError
+from ytresearch.pagination import Cursor
+from ytresearch.repository import Repository, Store
+from ytresearch.services.users import AuthUser
+from ytresearch.views import (
+    MessageOut,
+    PageOut,
+    SessionDetailOut,
+    SessionOut,
+    SessionVideoOut,
+    VideoBrief,
+)
+
+
+def owned_session(repo: Repository, user: AuthUser, session_id: uuid.UUID) -> ResearchSession:
+    """The caller's session, or NotFoundError (also for another user's: we never confirm it exists)."""
+    row = repo.get_session(user.id, session_id)
+    if row is None:
+        raise NotFoundError(f"session {session_id} not found", code="SESSION_NOT_FOUND")
+    return row
+
+
+def clean_title(title: str | None, settings: Settings) -> str:
+    title = " ".join((title or "").split())
+    if len(title) > settings.max_session_title_chars:
+        raise InvalidInputError(
+            f"title is longer than {settings.max_session_title_chars} characters",
+            code="TITLE_TOO_LONG",
+        )
+    return title or "Untitled session"
+
+
+def create_session(store: Store, settings: Settings, user: AuthUser, title: str | None) -> SessionOut:
+    """Open a new research session owned by ``user``."""
+    title = clean_title(title, settings)
+    with store.transaction() as repo:
+        return SessionOut.of(repo.add_session(user.id, title))
+
+
+def list_sessions(store: Store, user: AuthUser, limit: int, cursor: str | None) -> PageOut[SessionOut]:
+    """The caller's sessions, newest first, one keyset page at a time."""
+    after = Cursor.decode(cursor) if cursor else None
+    with store.transaction() as repo:
+        rows = repo.list_sessions(user.id, limit + 1, after)
+    return _page([SessionOut.of(r) for r in rows], limit)
+
+
+def get_session(store: Store, user: AuthUser, session_id: uuid.UUID) -> SessionDetailOut:
+    with store.transaction() as repo:
+        row = owned_session(repo, user, session_id)
+        videos = [
+            SessionVideoOut(**VideoBrief.of(video).model_dump(), added_at=link.added_at)
+            for link, video in repo.session_videos(row.id)
+        ]
+        return SessionDetailOut(**SessionOut.of(row).model_dump(), videos=videos)
+
+
+def delete_session(store: Store, user: AuthUser, session_id: uuid.UUID) -> None:
+    """Delete a session with its messages, chat requests and video links. The shared video rows
+    stay (other sessions may use them); ingest jobs stay with the user, unlinked."""
+    with store.transaction() as repo:
+        repo.delete_session(owned_session(repo, user, session_id))
+
+
+def list_messages(
+    store: Store, user: AuthUser, session_id: uuid.UUID, limit: int, cursor: str | None
+) -> PageOut[MessageOut]:
+    """Message history, newest first; follow ``next_cursor`` for older pages."""
+    after = Cursor.decode(cursor) if cursor else None
+    with store.transaction() as repo:
+        owned_session(repo, user, session_id)
+        rows = repo.list_messages(session_id, limit + 1, after)
+    return _page([MessageOut.of(m) for m in rows], limit)
+
+
+def _page(items: list, limit: int) -> PageOut:  # type: ignore[type-arg]
+    has_more = len(items) > limit
+    items = items[:limit]
+    next_cursor = Cursor(items[-1].created_at, items[-1].id).encode() if has_more else None
+    return PageOut(items=items, next_cursor=next_cursor, has_more=has_more)

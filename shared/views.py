@@ -1,0 +1,193 @@
+"""What the API returns: pydantic models built from rows inside a transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+
+from ytresearch.db.models import IngestJob, Message, ResearchSession, Video
+
+T = TypeVar("T")
+
+INGEST_STAGES = ("validating", "fetching_transcript", "fetching_metadata", "summarising", "storing")
+
+
+class PageOut(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(description="Pass as `cursor` to get the next (older) page.")
+    has_more: bool
+
+
+class VideoBrief(BaseModel):
+    id: str
+    url: str
+    status: Literal["pending", "processing", "ready", "failed"]
+    title: str | None
+    channel: str | None
+    thumbnail_url: str | None
+    error_code: str | None
+
+    @classmethod
+    def of(cls, video: Video) -> VideoBrief:
+        return cls(
+            id=video.id,
+            url=f"https://www.youtube.com/watch?v={video.id}",
+            status=video.status,  # type: ignore[arg-type]
+            title=video.title,
+            channel=video.channel,
+            thumbnail_url=video.thumbnail_url,
+            error_code=video.error_code,
+        )
+
+
+class SegmentOut(BaseModel):
+    text: str
+    start: float
+    duration: float
+
+
+class VideoOut(VideoBrief):
+    channel_url: str | None
+    duration_seconds: int | None
+    published_at: datetime | None
+    summary: str | None
+    summary_model: str | None
+    error_message: str | None
+    transcript_language: str | None
+    transcript_is_generated: bool | None
+    transcript_text: str | None = None
+    transcript_segments: list[SegmentOut] | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def full(cls, video: Video, *, with_transcript: bool = False) -> VideoOut:
+        brief = VideoBrief.of(video).model_dump()
+        return cls(
+            **brief,
+            channel_url=video.channel_url,
+            duration_seconds=video.duration_seconds,
+            published_at=video.published_at,
+            summary=video.summary,
+            summary_model=video.summary_model,
+            error_message=video.error_message,
+            transcript_language=video.transcript_language,
+            transcript_is_generated=video.transcript_is_generated,
+            transcript_text=video.transcript_text if with_transcript else None,
+            transcript_segments=(
+                [SegmentOut(**s) for s in video.transcript_segments or []] if with_transcript else None
+            ),
+            created_at=video.created_at,
+            updated_at=video.updated_at,
+        )
+
+
+class SessionVideoOut(VideoBrief):
+    added_at: datetime
+
+
+class SessionOut(BaseModel):
+    id: uuid.UUID
+    title: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: ResearchSession) -> SessionOut:
+        return cls(id=row.id, title=row.title, created_at=row.created_at, updated_at=row.updated_at)
+
+
+class SessionDetailOut(SessionOut):
+    videos: list[SessionVideoOut]
+
+
+class JobOut(BaseModel):
+    id: uuid.UUID
+    video_id: str
+    session_id: uuid.UUID | None
+    status: Literal["queued", "running", "done", "failed"]
+    stage: str | None
+    stages_done: list[str]
+    stages: list[str] = Field(default=list(INGEST_STAGES), description="All stages, in order.")
+    error_code: str | None
+    error_message: str | None
+    retryable: bool | None = None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, job: IngestJob) -> JobOut:
+        return cls(
+            id=job.id,
+            video_id=job.video_id,
+            session_id=job.session_id,
+            status=job.status,  # type: ignore[arg-type]
+            stage=job.stage,
+            stages_done=[s["stage"] for s in job.stages_done or []],
+            error_code=job.error_code,
+            error_message=job.error_message,
+            attempts=job.attempts,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            finished_at=job.finished_at,
+        )
+
+
+class UsageOut(BaseModel):
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_read_tokens: int | None
+    cache_creation_tokens: int | None
+
+
+class MessageOut(BaseModel):
+    id: uuid.UUID
+    session_id: uuid.UUID
+    role: Literal["user", "assistant"]
+    content: str
+    status: Literal["complete", "cancelled", "failed"]
+    model: str | None
+    usage: UsageOut | None
+    stop_reason: str | None
+    error_code: str | None
+    video_ids: list[str] | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, m: Message) -> MessageOut:
+        usage = None
+        if m.role == "assistant":
+            usage = UsageOut(
+                input_tokens=m.input_tokens,
+                output_tokens=m.output_tokens,
+                cache_read_tokens=m.cache_read_tokens,
+                cache_creation_tokens=m.cache_creation_tokens,
+            )
+        return cls(
+            id=m.id,
+            session_id=m.session_id,
+            role=m.role,  # type: ignore[arg-type]
+            content=m.content,
+            status=m.status,  # type: ignore[arg-type]
+            model=m.model,
+            usage=usage,
+            stop_reason=m.stop_reason,
+            error_code=m.error_code,
+            video_ids=m.video_ids,
+            created_at=m.created_at,
+        )
+
+
+class AddVideoOut(BaseModel):
+    video: VideoBrief
+    job_id: uuid.UUID | None = Field(description="Follow with GET /v1/jobs/{job_id}; null if ready.")
+    job: JobOut | None = None
+
+
+def to_json(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json")

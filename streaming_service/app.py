@@ -1,0 +1,38 @@
+"""The streaming service: FastAPI app for the SSE and WebSocket paths a Lambda can't serve."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from functions.api.app import install_middleware
+from ytresearch import __version__
+from ytresearch.bootstrap import Container
+from ytresearch.web.errors import install_error_handlers
+
+
+def create_app(container: Container | None = None, *, include_rest: bool = False) -> FastAPI:
+    """The streaming app. ``include_rest`` also mounts the CRUD routes (the local all-in-one run)."""
+    container = container or Container()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        container.engine.dispose()
+
+    app = FastAPI(title="YouTube Research Tool streaming API", version=__version__, lifespan=lifespan)
+    app.state.container = container
+    install_error_handlers(app)
+    from functions.api.routes import health_router
+    from streaming_service.routes import router
+
+    app.include_router(health_router)
+    app.include_router(router)
+    if include_rest:
+        from functions.api.routes import router as rest_router
+
+        app.include_router(rest_router)
+    install_middleware(app, container)
+    return app

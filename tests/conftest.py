@@ -1,0 +1,118 @@
+"""Shared fixtures: databases (SQLite and a real PostgreSQL), containers and API clients."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from tests.support.postgres import PostgresServer
+from ytresearch.bootstrap import Container
+from ytresearch.config import Settings, load_settings
+from ytresearch.db.migrations import upgrade_to_head
+from ytresearch.db.models import Base
+from ytresearch.ports import IngestMessage
+from ytresearch.services.users import AuthUser, create_user
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_server: PostgresServer) -> str:
+    """One migrated database for the run; tests empty its tables (faster than one DB each)."""
+    url = pg_server.create_database("ytr_test")
+    upgrade_to_head(test_settings(url))
+    return url
+
+
+def test_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = dict(
+        environment="test", database_url=database_url, transcript_source="samples",
+        llm_provider="offline", queue_backend="embedded", db_pool_size=5,
+    )
+    values.update(overrides)
+    return load_settings(**values)
+
+
+test_settings.__test__ = False  # type: ignore[attr-defined]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/ytr.db"
+        upgrade_to_head(test_settings(url))
+        return url
+    url = str(request.getfixturevalue("pg_database"))
+    _truncate_all(url)
+    return url
+
+
+@pytest.fixture
+def pg_url(pg_database: str) -> str:
+    """PostgreSQL only (for behaviour that SQLite cannot show)."""
+    _truncate_all(pg_database)
+    return pg_database
+
+
+def _truncate_all(url: str) -> None:
+    from ytresearch.db.engine import make_engine
+
+    engine = make_engine(test_settings(url))
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} CASCADE"))
+    engine.dispose()
+
+
+class RecordingQueue:
+    """A JobQueue that keeps what was sent (for CRUD tests that do not run ingest)."""
+
+    def __init__(self) -> None:
+        self.sent: list[IngestMessage] = []
+
+    def send(self, message: IngestMessage) -> None:
+        self.sent.append(message)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return test_settings(database_url)
+
+
+@pytest.fixture
+def container(settings: Settings) -> Iterator[Container]:
+    c = Container(settings, queue=RecordingQueue())
+    yield c
+    c.engine.dispose()
+
+
+def make_user(container: Container, email: str | None = None) -> tuple[AuthUser, str]:
+    return create_user(container.store, email or f"user-{uuid.uuid4().hex[:8]}@example.com")
+
+
+@pytest.fixture
+def alice(container: Container) -> tuple[AuthUser, str]:
+    return make_user(container, "alice@example.com")
+
+
+@pytest.fixture
+def bob(container: Container) -> tuple[AuthUser, str]:
+    return make_user(container, "bob@example.com")
+
+
+def client_for(base_url: str, key: str | None) -> httpx.Client:
+    headers = {"X-API-Key": key} if key else {}
+    return httpx.Client(base_url=base_url, headers=headers, timeout=30)

@@ -1,0 +1,1 @@
+"""Test support: a throwaway PostgreSQL server, loopback uvicorn, and an SSE parser."""
