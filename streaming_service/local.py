@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from functions.ingest.handler import make_handler
 from streaming_service.app import create_app
@@ -40,7 +41,7 @@ def dev_api_key(configured: str | None) -> str:
     return key
 
 
-def build_local_app(container: Container) -> tuple[object, EmbeddedJobQueue]:
+def build_local_app(container: Container) -> tuple[FastAPI, EmbeddedJobQueue]:
     queue = EmbeddedJobQueue(make_handler(container), max_receives=container.settings.ingest_max_receives)
     container.__dict__["queue"] = queue
     return create_app(container, include_rest=True), queue
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             app,
             host=args.host,
             port=args.port,
-            log_level="info",  # type: ignore[arg-type]
+            log_level="info",
             timeout_graceful_shutdown=10,
         )
     finally:

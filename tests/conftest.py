@@ -39,8 +39,12 @@ def pg_database(pg_server: PostgresServer) -> str:
 
 def test_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = dict(
-        environment="test", database_url=database_url, transcript_source="samples",
-        llm_provider="offline", queue_backend="embedded", db_pool_size=5,
+        environment="test",
+        database_url=database_url,
+        transcript_source="samples",
+        llm_provider="offline",
+        queue_backend="embedded",
+        db_pool_size=5,
     )
     values.update(overrides)
     return load_settings(**values)

@@ -45,9 +45,10 @@ def make_handler(container: Container) -> Callable[[dict[str, Any], Any], dict[s
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # A fresh processor per call: the embedded queue may call from another thread.
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        return process_partial_response(
+        response = process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context
         )
+        return dict(response)
 
     return handle
 

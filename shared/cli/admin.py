@@ -11,7 +11,7 @@ from ytresearch.errors import AppError
 from ytresearch.services.users import create_api_key, create_user
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     admin = sub.add_parser("admin", help="administer users and keys (talks to the database)")
     cmds = admin.add_subparsers(dest="admin_command", required=True)
     p = cmds.add_parser("create-user", help="create a user and print their first API key")

@@ -81,7 +81,7 @@ def list_messages(
     return _page([MessageOut.of(m) for m in rows], limit)
 
 
-def _page(items: list, limit: int) -> PageOut:  # type: ignore[type-arg]
+def _page(items: list, limit: int) -> PageOut:
     has_more = len(items) > limit
     items = items[:limit]
     next_cursor = Cursor(items[-1].created_at, items[-1].id).encode() if has_more else None

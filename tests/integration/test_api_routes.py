@@ -44,8 +44,12 @@ def add_messages(container: Container, session_id: str, count: int) -> list[uuid
     with container.store.transaction() as repo:
         for i in range(count):
             # Pairs share a timestamp on purpose: the cursor must break ties by id.
-            m = repo.add_message(session_id=uuid.UUID(session_id), role="user" if i % 2 == 0 else "assistant",
-                                 content=f"message {i}", created_at=base + timedelta(seconds=i // 2))
+            m = repo.add_message(
+                session_id=uuid.UUID(session_id),
+                role="user" if i % 2 == 0 else "assistant",
+                content=f"message {i}",
+                created_at=base + timedelta(seconds=i // 2),
+            )
             keyed.append((m.created_at, m.id))
     return [i for _, i in sorted(keyed, reverse=True)]
 
@@ -92,9 +96,7 @@ def test_sessions_paginate_newest_first_without_gaps(api: httpx.Client) -> None:
     assert seen == list(reversed(ids))
 
 
-def test_delete_session_cascades_but_keeps_shared_videos(
-    api: httpx.Client, container: Container
-) -> None:
+def test_delete_session_cascades_but_keeps_shared_videos(api: httpx.Client, container: Container) -> None:
     ready_video(container)
     sid = api.post("/v1/sessions").json()["id"]
     assert api.post(f"/v1/sessions/{sid}/videos", json={"url": "SoLarP4nels"}).status_code == 200
@@ -219,8 +221,13 @@ def test_another_users_resources_are_404(
     sid = a.post("/v1/sessions").json()["id"]
     job_id = a.post(f"/v1/sessions/{sid}/videos", json={"url": "SoLarP4nels"}).json()["job_id"]
     add_messages(container, sid, 2)
-    for path in (f"/v1/sessions/{sid}", f"/v1/sessions/{sid}/videos", f"/v1/sessions/{sid}/messages",
-                 "/v1/videos/SoLarP4nels", f"/v1/jobs/{job_id}"):
+    for path in (
+        f"/v1/sessions/{sid}",
+        f"/v1/sessions/{sid}/videos",
+        f"/v1/sessions/{sid}/messages",
+        "/v1/videos/SoLarP4nels",
+        f"/v1/jobs/{job_id}",
+    ):
         r = b.get(path)
         assert r.status_code == 404, path
         assert r.json()["error"]["code"].endswith("NOT_FOUND")
@@ -231,8 +238,15 @@ def test_another_users_resources_are_404(
     assert a.get(f"/v1/sessions/{sid}").status_code == 200  # untouched for its owner
 
 
-@pytest.mark.parametrize("path", ["/v1/sessions/not-a-uuid", "/v1/jobs/123", "/v1/videos/short",
-                                  "/v1/sessions/00000000-0000-0000-0000-00000000000g/messages"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/sessions/not-a-uuid",
+        "/v1/jobs/123",
+        "/v1/videos/short",
+        "/v1/sessions/00000000-0000-0000-0000-00000000000g/messages",
+    ],
+)
 def test_malformed_ids_are_400(api: httpx.Client, path: str) -> None:
     r = api.get(path)
     assert r.status_code == 400

@@ -38,7 +38,9 @@ def event(name: str, key: str | None, **changes: Any) -> dict[str, Any]:
     else:
         data["headers"]["x-api-key"] = key
     for path, value in changes.items():
-        data["rawPath"] = data["requestContext"]["http"]["path"] = value if path == "path" else data["rawPath"]
+        data["rawPath"] = data["requestContext"]["http"]["path"] = (
+            value if path == "path" else data["rawPath"]
+        )
     return data
 
 

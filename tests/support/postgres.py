@@ -58,13 +58,35 @@ class PostgresServer:
         return f"postgresql+pg8000://postgres@127.0.0.1:{self.port}/{dbname}"
 
     def start(self) -> PostgresServer:
-        _run_as(self.user, [str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
-                            "--auth=trust", "-E", "UTF8", "--no-sync"])
-        _run_as(self.user, [
-            str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-o",
-            f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off -c synchronous_commit=off "
-            "-c full_page_writes=off -c max_connections=300", "start",
-        ])
+        _run_as(
+            self.user,
+            [
+                str(self.bin / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        )
+        _run_as(
+            self.user,
+            [
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.root / "log"),
+                "-w",
+                "-o",
+                f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off -c synchronous_commit=off "
+                "-c full_page_writes=off -c max_connections=300",
+                "start",
+            ],
+        )
         return self
 
     def stop(self) -> None:
@@ -77,10 +99,20 @@ class PostgresServer:
         _run_as(self.user, [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"])
 
     def start_again(self) -> None:
-        _run_as(self.user, [
-            str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-o",
-            f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off -c max_connections=300", "start",
-        ])
+        _run_as(
+            self.user,
+            [
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.root / "log"),
+                "-w",
+                "-o",
+                f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off -c max_connections=300",
+                "start",
+            ],
+        )
 
     def create_database(self, name: str) -> str:
         import pg8000.native
