@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from functions.api.app import install_middleware
 from ytresearch import __version__
 from ytresearch.bootstrap import Container
+from ytresearch.streams import ChatRequestManager
 from ytresearch.web.errors import install_error_handlers
 
 
@@ -19,17 +20,23 @@ def create_app(container: Container | None = None, *, include_rest: bool = False
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        container.engine.dispose()
+        manager = ChatRequestManager(container.store, container.settings, container.chat_model)
+        app.state.manager = manager
+        await manager.start()
+        try:
+            yield
+        finally:
+            await manager.stop()
+            container.engine.dispose()
 
     app = FastAPI(title="YouTube Research Tool streaming API", version=__version__, lifespan=lifespan)
     app.state.container = container
     install_error_handlers(app)
-    from functions.api.routes import health_router
     from streaming_service.routes import router
+    from streaming_service.ws import router as ws_router
 
-    app.include_router(health_router)
     app.include_router(router)
+    app.include_router(ws_router)
     if include_rest:
         from functions.api.routes import router as rest_router
 

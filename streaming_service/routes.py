@@ -1,9 +1,181 @@
-"""Streaming routes."""
+"""Streaming routes: POST-then-SSE, polling, cancel, one-step SSE, WebSocket and ingest progress.
+Thin: each route authenticates, calls the request manager or a service, and renders events."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
-from ytresearch.web.errors import ERROR_RESPONSES
+from fastapi import APIRouter, Depends, Header, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from streaming_service.jobs import job_events
+from ytresearch.events import StreamEvent, sse_comment, sse_retry
+from ytresearch.streams import ChatRequestManager
+from ytresearch.web.auth import ContainerDep, CurrentUser
+from ytresearch.web.errors import ERROR_RESPONSES, error_response
+from ytresearch.web.sse import EventStreamResponse
 
 router = APIRouter(responses=ERROR_RESPONSES)
+
+RECONNECT_MS = 1000
+
+
+def get_manager(request: Request) -> ChatRequestManager:
+    manager: ChatRequestManager = request.app.state.manager
+    return manager
+
+
+Manager = Annotated[ChatRequestManager, Depends(get_manager)]
+
+
+class ChatIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str = Field(min_length=1, max_length=100_000, description="Your question.")
+    video_ids: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{11}$")]] | None = Field(
+        default=None, max_length=50, description="Limit the answer to these videos (default: all)."
+    )
+
+
+class ChatStarted(BaseModel):
+    request_id: uuid.UUID
+    stream_url: str
+    status: str
+
+
+class RequestStatusOut(BaseModel):
+    request_id: uuid.UUID
+    session_id: uuid.UUID
+    status: str
+    text: str
+    last_event_id: int
+    message_id: uuid.UUID | None
+    error: dict[str, Any] | None
+
+
+class CancelOut(BaseModel):
+    request_id: uuid.UUID
+    status: str
+
+
+def parse_last_event_id(value: str | None) -> int:
+    if value is None or value.strip() == "":
+        return 0
+    if not value.strip().isdigit():
+        from ytresearch.errors import InvalidInputError
+
+        raise InvalidInputError("Last-Event-ID must be an event id from this stream", code="INVALID_EVENT_ID")
+    return int(value)
+
+
+async def sse_frames(manager: ChatRequestManager, request_id: uuid.UUID, after: int) -> AsyncIterator[str]:
+    yield sse_retry(RECONNECT_MS)
+    async for event in manager.follow(request_id, after):
+        yield sse_comment() if event is None else event.sse()
+
+
+@router.get("/health", tags=["health"])
+def health(container: ContainerDep, manager: Manager) -> Response:
+    if manager.draining:
+        return error_response(
+            503,
+            "SERVICE_DRAINING",
+            "this server is shutting down",
+            {"status": "draining", "active_streams": manager.active_count},
+        )
+    if not container.database_ok():
+        return error_response(
+            503,
+            "DATABASE_UNAVAILABLE",
+            "the database is unavailable",
+            {"status": "degraded", "database": "down"},
+        )
+    from ytresearch import __version__
+
+    return Response(
+        content=f'{{"status":"ok","database":"up","version":"{__version__}",'
+        f'"active_streams":{manager.active_count}}}',
+        media_type="application/json",
+    )
+
+
+@router.post("/v1/sessions/{session_id}/chat", status_code=201, response_model=ChatStarted, tags=["chat"])
+async def start_chat(session_id: uuid.UUID, body: ChatIn, user: CurrentUser, manager: Manager) -> ChatStarted:
+    row = await manager.start_request(user, session_id, body.message, body.video_ids)
+    return ChatStarted(request_id=row.id, stream_url=f"/v1/streams/{row.id}", status=row.status)
+
+
+@router.get(
+    "/v1/streams/{request_id}",
+    tags=["chat"],
+    response_class=Response,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
+)
+async def stream_chat(
+    request_id: uuid.UUID,
+    user: CurrentUser,
+    manager: Manager,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> EventStreamResponse:
+    after = parse_last_event_id(last_event_id)
+    await manager.get_request(user, request_id)
+    return EventStreamResponse(sse_frames(manager, request_id, after))
+
+
+@router.get("/v1/requests/{request_id}", response_model=RequestStatusOut, tags=["chat"])
+async def request_status(request_id: uuid.UUID, user: CurrentUser, manager: Manager) -> RequestStatusOut:
+    s = await manager.status(user, request_id)
+    return RequestStatusOut(
+        request_id=s.id,
+        session_id=s.session_id,
+        status=s.status,
+        text=s.text,
+        last_event_id=s.last_event_id,
+        message_id=s.message_id,
+        error=s.error,
+    )
+
+
+@router.post("/v1/requests/{request_id}/cancel", response_model=CancelOut, tags=["chat"])
+async def cancel_request(request_id: uuid.UUID, user: CurrentUser, manager: Manager) -> CancelOut:
+    return CancelOut(request_id=request_id, status=await manager.cancel(user, request_id))
+
+
+@router.post(
+    "/v1/sessions/{session_id}/messages/stream",
+    tags=["chat"],
+    response_class=Response,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
+)
+async def stream_message(
+    session_id: uuid.UUID, body: ChatIn, user: CurrentUser, manager: Manager
+) -> EventStreamResponse:
+    row = await manager.start_request(user, session_id, body.message, body.video_ids)
+
+    async def frames() -> AsyncIterator[str]:
+        # The request id first, so a client that loses this response can resume at /v1/streams/{id}.
+        yield sse_retry(RECONNECT_MS)
+        yield StreamEvent(
+            "stage", {"stage": "accepted", "request_id": str(row.id), "stream_url": f"/v1/streams/{row.id}"}
+        ).sse()
+        async for event in manager.follow(row.id, 0):
+            yield sse_comment() if event is None else event.sse()
+
+    return EventStreamResponse(frames())
+
+
+@router.get(
+    "/v1/jobs/{job_id}/events",
+    tags=["jobs"],
+    response_class=Response,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
+)
+async def ingest_events(
+    job_id: uuid.UUID, user: CurrentUser, container: ContainerDep, manager: Manager
+) -> EventStreamResponse:
+    from ytresearch.services.videos import get_job
+
+    await asyncio.to_thread(get_job, container.store, user, job_id)  # 404 before the stream starts
+    return EventStreamResponse(job_events(container.store, user, job_id, ping_interval=manager.ping_interval))

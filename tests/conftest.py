@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from tests.fakes.anthropic_server import DEFAULT_API_KEY, FakeAnthropic
 from tests.support.postgres import PostgresServer
 from ytresearch.bootstrap import Container
 from ytresearch.config import Settings, load_settings
@@ -120,3 +121,27 @@ def bob(container: Container) -> tuple[AuthUser, str]:
 def client_for(base_url: str, key: str | None) -> httpx.Client:
     headers = {"X-API-Key": key} if key else {}
     return httpx.Client(base_url=base_url, headers=headers, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def fake_anthropic_server() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_claude(fake_anthropic_server: FakeAnthropic) -> FakeAnthropic:
+    """The protocol-faithful Anthropic server, emptied for this test."""
+    fake_anthropic_server.reset()
+    fake_anthropic_server.responder = None
+    fake_anthropic_server.chunks_per_second = None
+    return fake_anthropic_server
+
+
+@pytest.fixture
+def claude(fake_claude: FakeAnthropic) -> Any:
+    """The real Claude adapter (real SDK) pointed at the fake server, with fast retries."""
+    from ytresearch.llm import AnthropicChatModel
+
+    return AnthropicChatModel(api_key=DEFAULT_API_KEY, model="claude-sonnet-4-5", base_url=fake_claude.base_url,
+                              max_retries=3, backoff_base=0.01, backoff_max=0.05)

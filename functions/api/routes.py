@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from ytresearch import __version__
-from ytresearch.services import sessions, videos
+from ytresearch.services import chat, sessions, videos
 from ytresearch.views import (
     AddVideoOut,
     JobOut,
@@ -137,6 +137,25 @@ def get_video(
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
 def get_job(job_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> JobOut:
     return videos.get_job(c.store, user, job_id)
+
+
+class SendMessageIn(Strict):
+    message: str = Field(min_length=1, max_length=100_000, description="Your question.")
+    video_ids: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{11}$")]] | None = Field(
+        default=None, max_length=50, description="Limit the answer to these videos (default: all)."
+    )
+
+
+@router.post(
+    "/v1/sessions/{session_id}/messages", status_code=201, response_model=MessageOut, tags=["messages"]
+)
+async def send_message(
+    session_id: uuid.UUID, body: SendMessageIn, user: CurrentUser, c: ContainerDep
+) -> MessageOut:
+    """Synchronous chat: waits for the whole reply (bounded so it fits API Gateway's 30 s)."""
+    return await chat.chat_sync(
+        c.store, c.settings, c.chat_model, user, session_id, body.message, body.video_ids
+    )
 
 
 @router.get("/v1/sessions/{session_id}/messages", response_model=PageOut[MessageOut], tags=["messages"])

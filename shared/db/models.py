@@ -188,6 +188,8 @@ class ChatRequest(Base):
     __tablename__ = "chat_requests"
     __table_args__ = (
         Index("ix_chat_requests_user_status", "user_id", "status"),
+        Index("ix_chat_requests_user_created", "user_id", "created_at"),
+        Index("ix_chat_requests_status_heartbeat", "status", "heartbeat_at"),
         Index("ix_chat_requests_expires", "expires_at"),
     )
 

@@ -116,6 +116,8 @@ def upgrade() -> None:
     with op.batch_alter_table("chat_requests", schema=None) as batch_op:
         batch_op.create_index("ix_chat_requests_expires", ["expires_at"], unique=False)
         batch_op.create_index("ix_chat_requests_user_status", ["user_id", "status"], unique=False)
+        batch_op.create_index("ix_chat_requests_user_created", ["user_id", "created_at"], unique=False)
+        batch_op.create_index("ix_chat_requests_status_heartbeat", ["status", "heartbeat_at"], unique=False)
 
     op.create_table(
         "ingest_jobs",
@@ -242,6 +244,8 @@ def downgrade() -> None:
     op.drop_table("ingest_jobs")
     with op.batch_alter_table("chat_requests", schema=None) as batch_op:
         batch_op.drop_index("ix_chat_requests_user_status")
+        batch_op.drop_index("ix_chat_requests_user_created")
+        batch_op.drop_index("ix_chat_requests_status_heartbeat")
         batch_op.drop_index("ix_chat_requests_expires")
 
     op.drop_table("chat_requests")

@@ -1,0 +1,540 @@
+"""Durable chat requests: run a turn as a background task, fan its events out to any number of
+readers, and persist them (token deltas coalesced) so a reader on any process can replay from
+``Last-Event-ID`` and follow until the end.
+
+Live following: readers on the owning process wait on in-memory events (no polling); readers on
+another process poll the event log every ``poll_interval`` (see README, "Architecture").
+A reader never buffers: it keeps a cursor into the request's event list, so a slow client costs
+one integer, not a queue, and never slows the writer or other readers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+
+from ytresearch.config import Settings
+from ytresearch.db.models import ChatEvent, ChatRequest, utcnow
+from ytresearch.errors import DependencyUnavailableError, GoneError, NotFoundError, RateLimitedError
+from ytresearch.events import TERMINAL_TYPES, StreamEvent
+from ytresearch.ports import ChatModel
+from ytresearch.repository import Store
+from ytresearch.services.chat import Generation, PreparedTurn, prepare_turn, record_reply, run_turn
+from ytresearch.services.users import AuthUser
+
+log = logging.getLogger(__name__)
+
+FINAL_STATUSES = ("complete", "cancelled", "failed")
+STATUS_BY_TERMINAL = {"complete": "complete", "cancelled": "cancelled", "error": "failed"}
+
+
+def process_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class LiveRequest:
+    """A request running on this process."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    events: list[StreamEvent] = field(default_factory=list)
+    task: asyncio.Task[Any] | None = None
+    unsaved: list[StreamEvent] = field(default_factory=list)
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    wrote: asyncio.Event = field(default_factory=asyncio.Event)
+    text_parts: list[str] = field(default_factory=list)
+    finished: bool = False
+
+    @property
+    def text(self) -> str:
+        return "".join(self.text_parts)
+
+    def emit(self, event: StreamEvent) -> None:
+        event = replace(event, id=len(self.events) + 1)
+        self.events.append(event)
+        self.unsaved.append(event)
+        if event.type == "token":
+            self.text_parts.append(event.data["text"])
+        if event.terminal:
+            self.finished = True
+        self.wrote.set()
+        waiters, self.waiters = self.waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait_after(self, seq: int, timeout: float) -> None:
+        """Return when an event past ``seq`` exists, or after ``timeout`` seconds."""
+        if len(self.events) > seq or self.finished:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waiter, timeout)
+
+
+@dataclass(frozen=True)
+class RequestStatus:
+    id: uuid.UUID
+    session_id: uuid.UUID
+    status: str
+    text: str
+    last_event_id: int
+    message_id: uuid.UUID | None
+    error: dict[str, Any] | None
+    created_at: Any
+    finished_at: Any
+    expires_at: Any
+
+
+class ChatRequestManager:
+    """Starts, follows, cancels and cleans up chat requests for one process."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        model: ChatModel,
+        *,
+        owner: str | None = None,
+        poll_interval: float = 0.1,
+        persist_interval: float = 0.05,
+        heartbeat_interval: float = 1.0,
+        stale_after: float = 10.0,
+        ping_interval: float = 15.0,
+    ) -> None:
+        self.store, self.settings, self.model = store, settings, model
+        self.owner = owner or process_id()
+        self.poll_interval = poll_interval
+        self.persist_interval = persist_interval
+        self.heartbeat_interval = heartbeat_interval
+        self.stale_after = stale_after
+        self.ping_interval = ping_interval
+        self.live: dict[uuid.UUID, LiveRequest] = {}
+        self.draining = False
+        self._background: list[asyncio.Task[None]] = []
+        self._writers: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self._background = [
+            asyncio.create_task(self._heartbeat_loop(), name="chat-heartbeat"),
+            asyncio.create_task(self._cleanup_loop(), name="chat-cleanup"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        running = [r.task for r in self.live.values() if r.task and not r.task.done()]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        if self._writers:
+            await asyncio.gather(*self._writers, return_exceptions=True)
+
+    @property
+    def active_count(self) -> int:
+        return sum(1 for r in self.live.values() if not r.finished)
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no request runs here (drain); False if some still run after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while self.active_count and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return self.active_count == 0
+
+    # ------------------------------------------------------------------ start
+    async def start_request(
+        self, user: AuthUser, session_id: uuid.UUID, message: str, video_ids: Sequence[str] | None
+    ) -> ChatRequest:
+        """Check limits, save the user's message, record the request and start generating."""
+        if self.draining:
+            raise DependencyUnavailableError(
+                "this server is shutting down; retry and you will reach another", code="SERVICE_DRAINING"
+            )
+        await asyncio.to_thread(self._check_limits, user)
+        turn = await asyncio.to_thread(
+            prepare_turn,
+            self.store,
+            self.settings,
+            self.model,
+            user,
+            session_id,
+            message,
+            video_ids,
+            max_tokens=self.settings.chat_max_tokens,
+        )
+        row = await asyncio.to_thread(self._insert_request, user, turn)
+        live = LiveRequest(id=row.id, user_id=user.id)
+        self.live[row.id] = live
+        live.task = asyncio.create_task(self._run(live, turn), name=f"chat-{row.id}")
+        writer = asyncio.create_task(self._writer(live), name=f"chat-writer-{row.id}")
+        self._writers.add(writer)
+        writer.add_done_callback(self._writers.discard)
+        return row
+
+    def _check_limits(self, user: AuthUser) -> None:
+        limit = self.settings.max_active_requests_per_user
+        window_start = utcnow() - timedelta(minutes=1)
+        with self.store.transaction() as repo:
+            if repo.count_active_requests(user.id) >= limit:
+                raise RateLimitedError(
+                    f"at most {limit} chat requests may run at once; wait for one to finish",
+                    retry_after=5,
+                    code="TOO_MANY_ACTIVE_REQUESTS",
+                )
+            recent = (
+                repo.session.scalar(
+                    select(func.count())
+                    .select_from(ChatRequest)
+                    .where(ChatRequest.user_id == user.id, ChatRequest.created_at > window_start)
+                )
+                or 0
+            )
+            if recent >= self.settings.chat_posts_per_minute:
+                raise RateLimitedError(
+                    f"at most {self.settings.chat_posts_per_minute} chat requests per minute",
+                    retry_after=60,
+                    code="RATE_LIMITED",
+                )
+
+    def _insert_request(self, user: AuthUser, turn: PreparedTurn) -> ChatRequest:
+        now = utcnow()
+        with self.store.transaction() as repo:
+            return repo.add_chat_request(
+                user_id=user.id,
+                session_id=turn.session_id,
+                user_message_id=turn.user_message_id,
+                video_ids=turn.video_ids,
+                status="streaming",
+                owner=self.owner,
+                heartbeat_at=now,
+                created_at=now,
+                expires_at=now + timedelta(seconds=self.settings.request_ttl_seconds),
+            )
+
+    async def _run(self, live: LiveRequest, turn: PreparedTurn) -> None:
+        try:
+            await run_turn(self.store, self.model, turn, live.emit)
+        except Exception as exc:  # the engine handles model errors; this is the last resort
+            log.exception("chat request %s crashed", live.id)
+            if not live.finished:
+                live.emit(
+                    StreamEvent(
+                        "error",
+                        {
+                            "code": "INTERNAL_ERROR",
+                            "retryable": True,
+                            "message": f"the reply failed ({type(exc).__name__})",
+                        },
+                    )
+                )
+
+    async def _writer(self, live: LiveRequest) -> None:
+        """Write-behind of events to the log, batched every ``persist_interval``."""
+        while True:
+            await live.wrote.wait()
+            live.wrote.clear()
+            if not live.finished:
+                await asyncio.sleep(self.persist_interval)
+            batch, live.unsaved = live.unsaved, []
+            if batch:
+                try:
+                    await asyncio.to_thread(self._persist, live.id, batch)
+                except Exception:
+                    log.exception("could not persist events of %s; will retry", live.id)
+                    live.unsaved = batch + live.unsaved
+                    live.wrote.set()
+                    await asyncio.sleep(0.5)
+                    continue
+            if live.finished and not live.unsaved:
+                break
+        # Readers on this process may still be replaying from memory; keep it a little while.
+        asyncio.get_running_loop().call_later(30, self.live.pop, live.id, None)
+
+    def _persist(self, request_id: uuid.UUID, batch: list[StreamEvent]) -> None:
+        with self.store.transaction() as repo:
+            repo.add_chat_events(request_id, [(e.id or 0, e.type, e.data) for e in batch])
+            values: dict[str, Any] = {"last_seq": batch[-1].id, "heartbeat_at": utcnow()}
+            terminal = next((e for e in batch if e.terminal), None)
+            if terminal is not None:
+                now = utcnow()
+                values.update(
+                    status=STATUS_BY_TERMINAL[terminal.type],
+                    finished_at=now,
+                    expires_at=now + timedelta(seconds=self.settings.request_ttl_seconds),
+                    assistant_message_id=_uuid_or_none(terminal.data.get("message_id")),
+                )
+            repo.session.execute(update(ChatRequest).where(ChatRequest.id == request_id).values(**values))
+
+    # ------------------------------------------------------------------ read
+    def _owned_request(self, user: AuthUser, request_id: uuid.UUID) -> ChatRequest:
+        with self.store.transaction() as repo:
+            row = repo.get_chat_request(request_id)
+            if row is None or row.user_id != user.id:
+                raise NotFoundError(f"chat request {request_id} not found", code="REQUEST_NOT_FOUND")
+            if row.status == "expired" or (row.status in FINAL_STATUSES and row.expires_at < utcnow()):
+                raise GoneError(f"chat request {request_id} has expired", code="REQUEST_EXPIRED")
+            return row
+
+    async def get_request(self, user: AuthUser, request_id: uuid.UUID) -> ChatRequest:
+        return await asyncio.to_thread(self._owned_request, user, request_id)
+
+    async def follow(self, request_id: uuid.UUID, after: int = 0) -> AsyncIterator[StreamEvent | None]:
+        """Events after ``after`` until the terminal one. Yields None when nothing happened for
+        ``ping_interval`` seconds so transports can send a keep-alive."""
+        seq = after
+        last_sent = time.monotonic()
+        while True:
+            live = self.live.get(request_id)
+            if live is not None:
+                if len(live.events) <= seq and not live.finished:
+                    await live.wait_after(seq, self.ping_interval)
+                batch = live.events[seq:]
+            else:
+                batch = await self._poll(request_id, seq)
+            for event in batch:
+                seq = event.id or seq
+                last_sent = time.monotonic()
+                yield event
+                if event.terminal:
+                    return
+            if not batch and time.monotonic() - last_sent >= self.ping_interval:
+                last_sent = time.monotonic()
+                yield None
+
+    async def _poll(self, request_id: uuid.UUID, after: int) -> list[StreamEvent]:
+        events, row_status, stale = await asyncio.to_thread(self._read_log, request_id, after)
+        if events:
+            return events
+        if stale:
+            orphan = await asyncio.to_thread(self._close_orphan, request_id)
+            if orphan:
+                return await self._poll(request_id, after)
+        if row_status not in ("queued", "streaming"):
+            # Final status without a terminal event in the log (e.g. it was cleaned up).
+            return [
+                StreamEvent(
+                    "error",
+                    {
+                        "code": "REQUEST_EXPIRED",
+                        "retryable": False,
+                        "message": "this request's events are no longer available",
+                    },
+                    id=after + 1,
+                )
+            ]
+        await asyncio.sleep(self.poll_interval)
+        return []
+
+    def _read_log(self, request_id: uuid.UUID, after: int) -> tuple[list[StreamEvent], str, bool]:
+        with self.store.transaction() as repo:
+            rows = repo.chat_events_after(request_id, after)
+            events = [StreamEvent(r.type, r.data, id=r.seq) for r in rows]
+            if events:
+                return events, "", False
+            row = repo.get_chat_request(request_id)
+            if row is None:
+                return [], "expired", False
+            stale = row.status in ("queued", "streaming") and (
+                row.heartbeat_at is None or row.heartbeat_at < utcnow() - timedelta(seconds=self.stale_after)
+            )
+            return [], row.status, stale
+
+    async def status(self, user: AuthUser, request_id: uuid.UUID) -> RequestStatus:
+        row = await self.get_request(user, request_id)
+        live = self.live.get(request_id)
+        if live is not None:
+            events = list(live.events)
+        else:
+            events = await asyncio.to_thread(
+                lambda: [StreamEvent(e.type, e.data, id=e.seq) for e in self._events(request_id)]
+            )
+        text = "".join(e.data.get("text", "") for e in events if e.type == "token")
+        terminal = next((e for e in events if e.terminal), None)
+        status = STATUS_BY_TERMINAL[terminal.type] if terminal else row.status
+        error = (
+            {k: terminal.data.get(k) for k in ("code", "message", "retryable")}
+            if terminal and terminal.type == "error"
+            else None
+        )
+        message_id = _uuid_or_none(terminal.data.get("message_id")) if terminal else None
+        return RequestStatus(
+            id=row.id,
+            session_id=row.session_id,
+            status=status,
+            text=text,
+            last_event_id=events[-1].id or 0 if events else 0,
+            message_id=message_id,
+            error=error,
+            created_at=row.created_at,
+            finished_at=row.finished_at,
+            expires_at=row.expires_at,
+        )
+
+    def _events(self, request_id: uuid.UUID) -> list[ChatEvent]:
+        with self.store.transaction() as repo:
+            return repo.chat_events_after(request_id, 0)
+
+    # ------------------------------------------------------------------ cancel
+    async def cancel(self, user: AuthUser, request_id: uuid.UUID) -> str:
+        """Stop generation: at once on this process; through the database flag on another."""
+        row = await self.get_request(user, request_id)
+        if row.status in FINAL_STATUSES:
+            return row.status
+        live = self.live.get(request_id)
+        if live is not None and live.task is not None:
+            live.task.cancel()
+            await asyncio.gather(live.task, return_exceptions=True)
+            return "cancelled"
+        await asyncio.to_thread(self._flag_cancel, request_id)
+        return "cancelling"
+
+    def _flag_cancel(self, request_id: uuid.UUID) -> None:
+        with self.store.transaction() as repo:
+            repo.session.execute(
+                update(ChatRequest).where(ChatRequest.id == request_id).values(cancel_requested=True)
+            )
+
+    # ------------------------------------------------------------------ background work
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            running = [rid for rid, r in self.live.items() if not r.finished]
+            if not running:
+                continue
+            try:
+                to_cancel = await asyncio.to_thread(self._heartbeat, running)
+            except Exception:
+                log.warning("heartbeat failed (database unavailable?)", exc_info=True)
+                continue
+            for rid in to_cancel:
+                live = self.live.get(rid)
+                if live and live.task and not live.task.done():
+                    live.task.cancel()
+
+    def _heartbeat(self, running: list[uuid.UUID]) -> list[uuid.UUID]:
+        with self.store.transaction() as repo:
+            repo.session.execute(
+                update(ChatRequest)
+                .where(ChatRequest.id.in_(running), ChatRequest.owner == self.owner)
+                .values(heartbeat_at=utcnow())
+            )
+            return list(
+                repo.session.scalars(
+                    select(ChatRequest.id).where(ChatRequest.id.in_(running), ChatRequest.cancel_requested)
+                )
+            )
+
+    async def _cleanup_loop(self, interval: float = 30.0) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.cleanup()
+            except Exception:
+                log.warning("cleanup failed (database unavailable?)", exc_info=True)
+
+    async def cleanup(self) -> dict[str, int]:
+        """Close abandoned requests (owner gone) and expire finished ones: their event rows are
+        deleted and a tombstone keeps answering 410."""
+        orphans = await asyncio.to_thread(self._stale_requests)
+        closed = 0
+        for rid in orphans:
+            closed += int(await asyncio.to_thread(self._close_orphan, rid))
+        expired = await asyncio.to_thread(self._expire)
+        return {"orphans_closed": closed, "expired": expired}
+
+    def _stale_requests(self) -> list[uuid.UUID]:
+        cutoff = utcnow() - timedelta(seconds=self.stale_after)
+        with self.store.transaction() as repo:
+            return list(
+                repo.session.scalars(
+                    select(ChatRequest.id).where(
+                        ChatRequest.status.in_(("queued", "streaming")), ChatRequest.heartbeat_at < cutoff
+                    )
+                )
+            )
+
+    def _close_orphan(self, request_id: uuid.UUID) -> bool:
+        """A request whose process died: save what it had streamed as a failed reply, so no reply
+        is left without a status, and end its log with an error event."""
+        with self.store.transaction() as repo:
+            row = repo.get_chat_request(request_id, for_update=True)
+            cutoff = utcnow() - timedelta(seconds=self.stale_after)
+            if (
+                row is None
+                or row.status not in ("queued", "streaming")
+                or (row.heartbeat_at is not None and row.heartbeat_at >= cutoff)
+            ):
+                return False
+            events = repo.chat_events_after(request_id, 0)
+            text = "".join(e.data.get("text", "") for e in events if e.type == "token")
+            saved = record_reply(
+                repo,
+                row.session_id,
+                Generation(parts=[text]),
+                "failed",
+                model_name=self.model.name,
+                error_code="REQUEST_INTERRUPTED",
+                video_ids=list(row.video_ids or []),
+            )
+            message = saved.id
+            seq = (events[-1].seq if events else 0) + 1
+            data = {
+                "code": "REQUEST_INTERRUPTED",
+                "retryable": True,
+                "message_id": str(message),
+                "message": "the server handling this reply stopped; the partial reply was saved",
+                "text": text,
+            }
+            repo.add_chat_events(request_id, [(seq, "error", data)])
+            now = utcnow()
+            row.status, row.finished_at, row.last_seq = "failed", now, seq
+            row.assistant_message_id = message
+            row.expires_at = now + timedelta(seconds=self.settings.request_ttl_seconds)
+            log.warning("closed orphaned chat request %s", request_id)
+            return True
+
+    def _expire(self) -> int:
+        now = utcnow()
+        with self.store.transaction() as repo:
+            ids = list(
+                repo.session.scalars(
+                    select(ChatRequest.id).where(
+                        ChatRequest.status.in_(FINAL_STATUSES), ChatRequest.expires_at < now
+                    )
+                )
+            )
+            if not ids:
+                return 0
+            repo.session.execute(delete(ChatEvent).where(ChatEvent.request_id.in_(ids)))
+            repo.session.execute(update(ChatRequest).where(ChatRequest.id.in_(ids)).values(status="expired"))
+        for rid in ids:
+            self.live.pop(rid, None)
+        return len(ids)
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+__all__ = ["TERMINAL_TYPES", "ChatRequestManager", "LiveRequest", "RequestStatus"]

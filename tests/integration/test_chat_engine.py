@@ -1,0 +1,166 @@
+"""The chat engine through the real anthropic SDK against the protocol-faithful fake server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.conftest import make_user
+from tests.fakes.anthropic_server import DropConnection, ErrorReply, FakeAnthropic, MidStreamError, Reply
+from ytresearch.bootstrap import Container
+from ytresearch.db.models import Message, utcnow
+from ytresearch.events import StreamEvent
+from ytresearch.services.chat import prepare_turn, run_turn
+from ytresearch.services.users import AuthUser
+
+
+def add_video(container: Container, session_id: uuid.UUID, video_id: str, status: str = "ready",
+              title: str = "A video", seconds: int = 0) -> None:
+    with container.store.transaction() as repo:
+        video = repo.get_or_add_video(video_id)
+        video.status, video.title, video.channel = status, title, "Channel " + video_id[:3]
+        if status == "ready":
+            video.summary = f"Summary of {title}."
+            video.transcript_segments = [
+                {"text": f"{title} line one", "start": 5.0, "duration": 2.0},
+                {"text": f"{title} line two", "start": 65.5, "duration": 2.0},
+            ]
+        repo.link_video(session_id, video_id, None)
+        link = repo.session.get(__import__("ytresearch.db.models", fromlist=["SessionVideo"]).SessionVideo,
+                                (session_id, video_id))
+        link.added_at = utcnow() + timedelta(seconds=seconds)
+
+
+def new_session(container: Container, user: AuthUser) -> uuid.UUID:
+    with container.store.transaction() as repo:
+        return repo.add_session(user.id, "research").id
+
+
+def turn(container: Container, model: Any, user: AuthUser, sid: uuid.UUID, text: str,
+         video_ids: list[str] | None = None) -> tuple[list[StreamEvent], Any]:
+    events: list[StreamEvent] = []
+
+    async def go() -> Any:
+        prepared = await asyncio.to_thread(prepare_turn, container.store, container.settings, model, user, sid,
+                                           text, video_ids, max_tokens=512)
+        return await run_turn(container.store, model, prepared, events.append)
+
+    return events, asyncio.run(go())
+
+
+def messages(container: Container, sid: uuid.UUID) -> list[Message]:
+    with container.store.transaction() as repo:
+        return repo.recent_messages(sid, 100)
+
+
+def test_context_has_system_videos_in_order_history_then_message(
+    container: Container, claude: Any, fake_claude: FakeAnthropic
+) -> None:
+    user, _ = make_user(container)
+    sid = new_session(container, user)
+    add_video(container, sid, "BBBBBBBBBBB", title="Second", seconds=2)
+    add_video(container, sid, "AAAAAAAAAAA", title="First", seconds=1)
+    add_video(container, sid, "CCCCCCCCCCC", status="processing", title="Pending one", seconds=3)
+    fake_claude.enqueue(Reply(text="First answer."), Reply(text="Second answer."))
+    turn(container, claude, user, sid, "What is this about?")
+    events, result = turn(container, claude, user, sid, "Tell me more")
+    assert result.status == "complete" and result.text == "Second answer."
+
+    body = fake_claude.message_requests[-1].body
+    system = body["system"]
+    assert "research assistant" in system[0]["text"]
+    assert "Pending one (still processing)" in system[0]["text"]  # named, not silently skipped
+    assert '<video id="AAAAAAAAAAA"' in system[1]["text"] and '<video id="BBBBBBBBBBB"' in system[2]["text"]
+    assert "[01:05] Second line two" in system[2]["text"]  # timed transcript lines
+    assert "cache_control" not in system[1] and system[2]["cache_control"] == {"type": "ephemeral"}
+    roles = [(m["role"], m["content"][0]["text"]) for m in body["messages"]]
+    assert roles == [("user", "What is this about?"), ("assistant", "First answer."), ("user", "Tell me more")]
+    assert body["messages"][1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
+    # The stable prefix is read back from the prompt cache on the follow-up turn.
+    assert result.message.usage.cache_read_tokens > 0
+    assert [e.type for e in events][0] == "stage" and events[-1].type == "complete"
+    assert events[-2].type == "usage"
+
+
+def test_selected_videos_limit_the_context(container: Container, claude: Any, fake_claude: FakeAnthropic) -> None:
+    user, _ = make_user(container)
+    sid = new_session(container, user)
+    add_video(container, sid, "AAAAAAAAAAA", title="First")
+    add_video(container, sid, "BBBBBBBBBBB", title="Second", seconds=1)
+    turn(container, claude, user, sid, "Only the second", ["BBBBBBBBBBB"])
+    system_text = " ".join(b["text"] for b in fake_claude.message_requests[-1].body["system"])
+    assert "BBBBBBBBBBB" in system_text and "AAAAAAAAAAA" not in system_text
+
+
+def test_history_is_trimmed_oldest_first(container: Container, claude: Any, fake_claude: FakeAnthropic) -> None:
+    container.settings = container.settings.model_copy(update={"context_budget_tokens": 2_000})
+    user, _ = make_user(container)
+    sid = new_session(container, user)
+    base = utcnow() - timedelta(hours=1)
+    with container.store.transaction() as repo:
+        for i in range(40):
+            repo.add_message(session_id=sid, role="user" if i % 2 == 0 else "assistant",
+                             content=f"old message {i} " + "padding " * 20, created_at=base + timedelta(seconds=i))
+    turn(container, claude, user, sid, "newest question")
+    sent = [m["content"][0]["text"] for m in fake_claude.message_requests[-1].body["messages"]]
+    assert sent[-1] == "newest question"
+    assert any("old message 39" in t for t in sent)  # the newest history is kept
+    assert not any("old message 0 " in t for t in sent)  # the oldest was dropped
+    assert 1 < len(sent) < 41
+
+
+def test_errors_before_the_first_token_are_retried(
+    container: Container, claude: Any, fake_claude: FakeAnthropic
+) -> None:
+    user, _ = make_user(container)
+    sid = new_session(container, user)
+    fake_claude.enqueue(ErrorReply(status=429, retry_after=0), ErrorReply(status=529),
+                        MidStreamError(after_chunks=0), Reply(text="Finally."))
+    events, result = turn(container, claude, user, sid, "hello")
+    assert result.status == "complete" and result.text == "Finally."
+    assert len(fake_claude.message_requests) == 4
+    assert [e.type for e in events if e.type in ("error", "complete")] == ["complete"]
+
+
+def test_mid_stream_failure_keeps_the_partial_text(
+    container: Container, claude: Any, fake_claude: FakeAnthropic
+) -> None:
+    user, _ = make_user(container)
+    sid = new_session(container, user)
+    fake_claude.enqueue(DropConnection(after_chunks=3, text="abcdefgh" * 10, chunk_size=8))
+    events, result = turn(container, claude, user, sid, "hello")
+    assert result.status == "failed"
+    error = events[-1]
+    assert error.type == "error" and error.data["code"] == "MODEL_STREAM_INTERRUPTED" and error.data["retryable"]
+    streamed = "".join(e.data["text"] for e in events if e.type == "token")
+    assert streamed == "abcdefgh" * 3 == result.text
+    saved = messages(container, sid)
+    assert [(m.role, m.status) for m in saved] == [("user", "complete"), ("assistant", "failed")]
+    assert saved[-1].content == streamed and saved[-1].error_code == "MODEL_STREAM_INTERRUPTED"
+    assert len(fake_claude.message_requests) == 1  # never retried once text was sent
+
+
+def test_token_deltas_are_coalesced(container: Container, claude: Any, fake_claude: FakeAnthropic) -> None:
+    user, _ = make_user(container)
+    sid = new_session(container, user)
+    text = "word " * 200
+    fake_claude.enqueue(Reply(text=text, chunk_size=1))
+    events, result = turn(container, claude, user, sid, "hello")
+    tokens = [e for e in events if e.type == "token"]
+    assert "".join(e.data["text"] for e in tokens) == text == result.text
+    assert len(tokens) < len(text) / 10  # a thousand deltas became a few dozen events
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "x" * 9000])
+def test_bad_messages_change_nothing(container: Container, claude: Any, bad: str) -> None:
+    from ytresearch.errors import InvalidInputError, PayloadTooLargeError
+
+    user, _ = make_user(container)
+    sid = new_session(container, user)
+    with pytest.raises((InvalidInputError, PayloadTooLargeError)):
+        turn(container, claude, user, sid, bad)
+    assert messages(container, sid) == []
