@@ -111,6 +111,7 @@ async def start_chat(session_id: uuid.UUID, body: ChatIn, user: CurrentUser, man
     "/v1/streams/{request_id}",
     tags=["chat"],
     response_class=Response,
+    response_model=None,
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
 )
 async def stream_chat(
@@ -147,6 +148,7 @@ async def cancel_request(request_id: uuid.UUID, user: CurrentUser, manager: Mana
     "/v1/sessions/{session_id}/messages/stream",
     tags=["chat"],
     response_class=Response,
+    response_model=None,
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
 )
 async def stream_message(
@@ -170,6 +172,7 @@ async def stream_message(
     "/v1/jobs/{job_id}/events",
     tags=["jobs"],
     response_class=Response,
+    response_model=None,
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
 )
 async def ingest_events(

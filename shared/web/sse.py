@@ -8,6 +8,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -20,8 +21,11 @@ SSE_HEADERS = [
 ]
 
 
-class EventStreamResponse:
+class EventStreamResponse(Response):
+    media_type = "text/event-stream"
+
     def __init__(self, frames: AsyncIterator[str], *, send_timeout: float = 30.0, status: int = 200) -> None:
+        super().__init__(status_code=status)
         self.frames = frames
         self.send_timeout = send_timeout
         self.status = status
