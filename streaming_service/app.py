@@ -32,11 +32,13 @@ def create_app(container: Container | None = None, *, include_rest: bool = False
     app = FastAPI(title="YouTube Research Tool streaming API", version=__version__, lifespan=lifespan)
     app.state.container = container
     install_error_handlers(app)
+    from streaming_service.page import router as page_router
     from streaming_service.routes import router
     from streaming_service.ws import router as ws_router
 
     app.include_router(router)
     app.include_router(ws_router)
+    app.include_router(page_router)
     if include_rest:
         from functions.api.routes import router as rest_router
 
