@@ -65,7 +65,8 @@ def main() -> None:
             [
                 sys.executable,
                 "-c",
-                "from ytresearch.db.migrations import upgrade_to_head; from ytresearch.bootstrap import Container;"
+                "from ytresearch.db.migrations import upgrade_to_head;"
+                "from ytresearch.bootstrap import Container;"
                 "from ytresearch.services.users import create_user; upgrade_to_head();"
                 "print(create_user(Container().store, 'bench@example.com')[1])",
             ],

@@ -6,7 +6,7 @@ SqsJobQueue ...); services import only this module, never boto3, anthropic or Fa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -155,7 +155,7 @@ class ModelError(AppError):
 class ChatModel(Protocol):
     name: str  # the model id used by default
 
-    def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+    def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         """Yield TextDelta events then exactly one StreamFinished. Errors before the first delta
         are retried inside the adapter; later ones raise ModelError. Closing the iterator
         (``aclose``) closes the upstream connection at once."""

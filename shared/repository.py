@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, tuple_, update
+from sqlalchemy import delete, func, literal, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -72,7 +72,8 @@ class Repository:
         query = select(ResearchSession).where(ResearchSession.user_id == user_id)
         if cursor is not None:
             query = query.where(
-                tuple_(ResearchSession.created_at, ResearchSession.id) < tuple_(cursor.created_at, cursor.id)
+                tuple_(ResearchSession.created_at, ResearchSession.id)
+                < tuple_(literal(cursor.created_at), literal(cursor.id))
             )
         query = query.order_by(ResearchSession.created_at.desc(), ResearchSession.id.desc())
         return list(self.session.scalars(query.limit(limit)))
@@ -222,7 +223,10 @@ class Repository:
     def list_messages(self, session_id: uuid.UUID, limit: int, cursor: Cursor | None) -> list[Message]:
         query = select(Message).where(Message.session_id == session_id)
         if cursor is not None:
-            query = query.where(tuple_(Message.created_at, Message.id) < tuple_(cursor.created_at, cursor.id))
+            query = query.where(
+                tuple_(Message.created_at, Message.id)
+                < tuple_(literal(cursor.created_at), literal(cursor.id))
+            )
         query = query.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)
         return list(self.session.scalars(query))
 

@@ -346,7 +346,7 @@ class ChatRequestManager:
     def _read_log(self, request_id: uuid.UUID, after: int) -> tuple[list[StreamEvent], str, bool]:
         with self.store.transaction() as repo:
             rows = repo.chat_events_after(request_id, after)
-            events = [StreamEvent(r.type, r.data, id=r.seq) for r in rows]
+            events = [stored_event(r) for r in rows]
             if events:
                 return events, "", False
             row = repo.get_chat_request(request_id)
@@ -363,9 +363,7 @@ class ChatRequestManager:
         if live is not None:
             events = list(live.events)
         else:
-            events = await asyncio.to_thread(
-                lambda: [StreamEvent(e.type, e.data, id=e.seq) for e in self._events(request_id)]
-            )
+            events = await asyncio.to_thread(self._stored_events, request_id)
         text = "".join(e.data.get("text", "") for e in events if e.type == "token")
         terminal = next((e for e in events if e.terminal), None)
         status = STATUS_BY_TERMINAL[terminal.type] if terminal else row.status
@@ -388,9 +386,9 @@ class ChatRequestManager:
             expires_at=row.expires_at,
         )
 
-    def _events(self, request_id: uuid.UUID) -> list[ChatEvent]:
+    def _stored_events(self, request_id: uuid.UUID) -> list[StreamEvent]:
         with self.store.transaction() as repo:
-            return repo.chat_events_after(request_id, 0)
+            return [stored_event(row) for row in repo.chat_events_after(request_id, 0)]
 
     # ------------------------------------------------------------------ cancel
     async def cancel(self, user: AuthUser, request_id: uuid.UUID) -> str:
@@ -528,6 +526,10 @@ class ChatRequestManager:
         for rid in ids:
             self.live.pop(rid, None)
         return len(ids)
+
+
+def stored_event(row: ChatEvent) -> StreamEvent:
+    return StreamEvent(row.type, row.data, id=row.seq)  # type: ignore[arg-type]  # written from StreamEvents
 
 
 def _uuid_or_none(value: Any) -> uuid.UUID | None:

@@ -35,7 +35,7 @@ class VideoBrief(BaseModel):
         return cls(
             id=video.id,
             url=f"https://www.youtube.com/watch?v={video.id}",
-            status=video.status,
+            status=video.status,  # type: ignore[arg-type]  # the column holds only these values
             title=video.title,
             channel=video.channel,
             thumbnail_url=video.thumbnail_url,
@@ -126,7 +126,7 @@ class JobOut(BaseModel):
             id=job.id,
             video_id=job.video_id,
             session_id=job.session_id,
-            status=job.status,
+            status=job.status,  # type: ignore[arg-type]  # the column holds only these values
             stage=job.stage,
             stages_done=[s["stage"] for s in job.stages_done or []],
             error_code=job.error_code,
@@ -171,9 +171,9 @@ class MessageOut(BaseModel):
         return cls(
             id=m.id,
             session_id=m.session_id,
-            role=m.role,
+            role=m.role,  # type: ignore[arg-type]
             content=m.content,
-            status=m.status,
+            status=m.status,  # type: ignore[arg-type]
             model=m.model,
             usage=usage,
             stop_reason=m.stop_reason,

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ytresearch.config import Settings
 from ytresearch.db.models import Message, Video
@@ -204,7 +204,7 @@ def _fit_history(model: ChatModel, history: Sequence[Message], budget: int) -> l
         if cost > budget:
             break
         budget -= cost
-        role = "assistant" if message.role == "assistant" else "user"
+        role: Literal["user", "assistant"] = "assistant" if message.role == "assistant" else "user"
         kept.append(ModelMessage(role, [ContentBlock(message.content)]))
     kept.reverse()
     if kept:  # cache the conversation so far: the next turn re-reads it as a prefix
