@@ -82,6 +82,15 @@ class Settings(BaseSettings):
     chat_posts_per_minute: int = Field(default=30, ge=1)
     page_size_default: int = Field(default=20, ge=1, le=100)
 
+    # Streaming service
+    stream_ping_seconds: float = Field(default=15.0, gt=0)  # keeps idle connections alive behind the ALB
+    stream_poll_seconds: float = Field(default=0.1, gt=0)  # cross-process followers poll the event log
+    stream_send_timeout_seconds: float = Field(
+        default=30.0, gt=0
+    )  # then a client that stopped reading is dropped
+    stream_stale_after_seconds: float = Field(default=10.0, gt=0)  # owner heartbeat older than this: orphaned
+    drain_grace_seconds: float = Field(default=60.0, ge=0)  # on SIGTERM, running replies get this long
+
     @field_validator("transcript_languages", mode="before")
     @classmethod
     def _split_languages(cls, value: object) -> object:

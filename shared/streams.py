@@ -30,12 +30,20 @@ from ytresearch.errors import DependencyUnavailableError, GoneError, NotFoundErr
 from ytresearch.events import TERMINAL_TYPES, StreamEvent
 from ytresearch.ports import ChatModel
 from ytresearch.repository import Store
-from ytresearch.services.chat import Generation, PreparedTurn, prepare_turn, record_reply, run_turn
+from ytresearch.services.chat import (
+    SHUTDOWN,
+    Generation,
+    PreparedTurn,
+    prepare_turn,
+    record_reply,
+    run_turn,
+)
 from ytresearch.services.users import AuthUser
 
 log = logging.getLogger(__name__)
 
 FINAL_STATUSES = ("complete", "cancelled", "failed")
+RECONNECT_MS = 1000
 STATUS_BY_TERMINAL = {"complete": "complete", "cancelled": "cancelled", "error": "failed"}
 
 
@@ -70,6 +78,9 @@ class LiveRequest:
         if event.terminal:
             self.finished = True
         self.wrote.set()
+        self.wake()
+
+    def wake(self) -> None:
         waiters, self.waiters = self.waiters, []
         for waiter in waiters:
             if not waiter.done():
@@ -109,21 +120,19 @@ class ChatRequestManager:
         model: ChatModel,
         *,
         owner: str | None = None,
-        poll_interval: float = 0.1,
         persist_interval: float = 0.05,
         heartbeat_interval: float = 1.0,
-        stale_after: float = 10.0,
-        ping_interval: float = 15.0,
     ) -> None:
         self.store, self.settings, self.model = store, settings, model
         self.owner = owner or process_id()
-        self.poll_interval = poll_interval
+        self.poll_interval = settings.stream_poll_seconds
         self.persist_interval = persist_interval
         self.heartbeat_interval = heartbeat_interval
-        self.stale_after = stale_after
-        self.ping_interval = ping_interval
+        self.stale_after = settings.stream_stale_after_seconds
+        self.ping_interval = settings.stream_ping_seconds
         self.live: dict[uuid.UUID, LiveRequest] = {}
-        self.draining = False
+        self.draining = False  # no new requests (SIGTERM received)
+        self.closing = asyncio.Event()  # readers are told to reconnect elsewhere
         self._background: list[asyncio.Task[None]] = []
         self._writers: set[asyncio.Task[None]] = set()
 
@@ -151,6 +160,25 @@ class ChatRequestManager:
     @property
     def active_count(self) -> int:
         return sum(1 for r in self.live.values() if not r.finished)
+
+    async def drain(self, grace: float) -> None:
+        """SIGTERM: refuse new requests, let running replies finish for ``grace`` seconds, then
+        tell every reader to reconnect (another task will serve the log) and stop what still runs;
+        those replies are saved as failed (REQUEST_INTERRUPTED), so none is left without a status."""
+        self.draining = True
+        log.info("draining: %d replies running, grace %.0f s", self.active_count, grace)
+        await self.wait_idle(grace)
+        self.closing.set()
+        for live in self.live.values():
+            live.wake()
+        await asyncio.sleep(0.05)  # let readers send their reconnect instruction first
+        running = [r.task for r in self.live.values() if r.task and not r.task.done()]
+        for task in running:
+            task.cancel(SHUTDOWN)
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        if self._writers:
+            await asyncio.wait(list(self._writers), timeout=10)
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no request runs here (drain); False if some still run after ``timeout``."""
@@ -302,6 +330,12 @@ class ChatRequestManager:
         seq = after
         last_sent = time.monotonic()
         while True:
+            if self.closing.is_set():
+                yield StreamEvent(
+                    "reconnect",
+                    {"reason": "server shutting down", "last_event_id": seq, "retry_ms": RECONNECT_MS},
+                )
+                return
             live = self.live.get(request_id)
             if live is not None:
                 if len(live.events) <= seq and not live.finished:

@@ -13,14 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from streaming_service.jobs import job_events
 from ytresearch.events import StreamEvent, sse_comment, sse_retry
-from ytresearch.streams import ChatRequestManager
+from ytresearch.streams import RECONNECT_MS, ChatRequestManager
 from ytresearch.web.auth import ContainerDep, CurrentUser
 from ytresearch.web.errors import ERROR_RESPONSES, error_response
 from ytresearch.web.sse import EventStreamResponse
 
 router = APIRouter(responses=ERROR_RESPONSES)
-
-RECONNECT_MS = 1000
 
 
 def get_manager(request: Request) -> ChatRequestManager:
@@ -73,7 +71,15 @@ def parse_last_event_id(value: str | None) -> int:
 async def sse_frames(manager: ChatRequestManager, request_id: uuid.UUID, after: int) -> AsyncIterator[str]:
     yield sse_retry(RECONNECT_MS)
     async for event in manager.follow(request_id, after):
-        yield sse_comment() if event is None else event.sse()
+        yield render_sse(event)
+
+
+def render_sse(event: StreamEvent | None) -> str:
+    if event is None:
+        return sse_comment()
+    if event.type == "reconnect":  # the server is going away: come back (elsewhere) soon
+        return sse_retry(RECONNECT_MS) + event.sse()
+    return event.sse()
 
 
 @router.get("/health", tags=["health"])
@@ -122,7 +128,9 @@ async def stream_chat(
 ) -> EventStreamResponse:
     after = parse_last_event_id(last_event_id)
     await manager.get_request(user, request_id)
-    return EventStreamResponse(sse_frames(manager, request_id, after))
+    return EventStreamResponse(
+        sse_frames(manager, request_id, after), send_timeout=manager.settings.stream_send_timeout_seconds
+    )
 
 
 @router.get("/v1/requests/{request_id}", response_model=RequestStatusOut, tags=["chat"])
@@ -163,9 +171,9 @@ async def stream_message(
             "stage", {"stage": "accepted", "request_id": str(row.id), "stream_url": f"/v1/streams/{row.id}"}
         ).sse()
         async for event in manager.follow(row.id, 0):
-            yield sse_comment() if event is None else event.sse()
+            yield render_sse(event)
 
-    return EventStreamResponse(frames())
+    return EventStreamResponse(frames(), send_timeout=manager.settings.stream_send_timeout_seconds)
 
 
 @router.get(

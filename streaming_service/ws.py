@@ -84,6 +84,7 @@ class ChatSocket:
         self.ws, self.manager, self.user, self.session_id = ws, manager, user, session_id
         self.inbox: asyncio.Queue[ChatIn] = asyncio.Queue(maxsize=20)
         self.current: uuid.UUID | None = None
+        self.busy = False  # a message is being answered (from dequeue to its terminal event)
         self.connected = True
 
     async def send(self, frame: dict[str, Any]) -> None:
@@ -127,7 +128,7 @@ class ChatSocket:
                 if self.inbox.full():
                     await self.error("TOO_MANY_QUEUED", "too many messages waiting; wait for a reply")
                     continue
-                position = self.inbox.qsize() + (1 if self.current else 0)
+                position = self.inbox.qsize() + (1 if self.busy else 0)
                 await self.inbox.put(message)
                 if position:
                     await self.send({"type": "queued", "position": position})
@@ -145,20 +146,27 @@ class ChatSocket:
 
     async def answer_in_order(self) -> None:
         while (message := await self.inbox.get()) is not None:
+            self.busy = True
             try:
-                row = await self.manager.start_request(
-                    self.user, self.session_id, message.message, message.video_ids
-                )
-            except AppError as exc:
-                await self.error(exc.code, exc.message, exc.retryable)
-                continue
-            self.current = row.id
-            await self.send({"type": "accepted", "request_id": str(row.id)})
-            try:
-                async for event in self.manager.follow(row.id, 0):
-                    if event is None:
-                        await self.send({"type": "ping"})
-                    else:
-                        await self.send({**event.ws(), "request_id": str(row.id)})
+                await self.answer(message)
             finally:
-                self.current = None
+                self.busy = False
+
+    async def answer(self, message: ChatIn) -> None:
+        try:
+            row = await self.manager.start_request(
+                self.user, self.session_id, message.message, message.video_ids
+            )
+        except AppError as exc:
+            await self.error(exc.code, exc.message, exc.retryable)
+            return
+        self.current = row.id
+        await self.send({"type": "accepted", "request_id": str(row.id)})
+        try:
+            async for event in self.manager.follow(row.id, 0):
+                if event is None:
+                    await self.send({"type": "ping"})
+                else:
+                    await self.send({**event.ws(), "request_id": str(row.id)})
+        finally:
+            self.current = None
