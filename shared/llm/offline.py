@@ -1,0 +1,262 @@
+"""``OfflineChatModel``: the model used with no API key and no network.
+
+It does not pretend to be Claude. Summaries are extractive (the highest-scoring transcript
+sentences, in their original order) and chat answers quote the transcript passages that share
+the most words with the question, with their ``[mm:ss]`` timestamps. Output is deterministic and
+streamed word by word like a real model, so every streaming path can run offline.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import AsyncGenerator, Iterable
+from dataclasses import dataclass
+
+import anyio
+
+from ytresearch.ports import (
+    Completion,
+    ModelEvent,
+    ModelRequest,
+    StreamFinished,
+    TextDelta,
+    Usage,
+)
+
+OFFLINE_MODEL_NAME = "offline"
+SUMMARY_NOTE = "Offline summary (extracted sentences; no AI model configured):"
+CHAT_NOTE = "Offline model: here is what the videos say about that:"
+NO_MATCH_ANSWER = (
+    "Offline model: I could not find anything about that in the videos' transcripts. "
+    "No AI model is configured, so I can only quote transcript passages that share words "
+    "with your question; try asking with words the speakers use."
+)
+NO_QUESTION_ANSWER = "Offline model: I did not find a question to answer."
+EMPTY_TRANSCRIPT_SUMMARY = "Offline summary: the transcript has no text, so there is nothing to summarise."
+
+SUMMARY_SENTENCES = 5
+CHAT_QUOTES = 3
+_LONG_SENTENCE_WORDS = 40  # captions often have no punctuation: cut run-ons into windows
+_WINDOW_WORDS = 25
+
+_STOPWORDS_TEXT = """
+    a about above after again against all also am an and any are aren't as at be because been
+    before being below between both but by can can't could couldn't did didn't do does doesn't
+    doing don't down during each even every few for from further get gets getting go goes going
+    gonna got had hadn't has hasn't have haven't having he he'd he'll he's her here here's hers
+    herself him himself his how how's i i'd i'll i'm i've if in into is isn't it it's its itself
+    just know let's like me more most mustn't my myself no nor not now of off on once one only
+    or other ought our ours ourselves out over own really right same say said says she she'd
+    she'll she's should shouldn't so some something such than that that's the their theirs them
+    themselves then there there's these they they'd they'll they're they've thing things think
+    this those through to too uh um under until up us very video videos want was wasn't we we'd
+    we'll we're we've well were weren't what what's when when's where where's which while who
+    who's whom why why's will with won't would wouldn't yeah yes you you'd you'll you're you've
+    your yours yourself yourselves tell me please does did
+"""
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
+_TIMESTAMP_LINE = re.compile(r"^\s*\[(?P<ts>(?:\d{1,2}:)?\d{1,2}:\d{2})\]\s*(?P<text>.*\S)\s*$")
+_TAG = re.compile(r"</?[a-zA-Z_][\w-]*(?:\s[^<>]*)?>")
+_TOKEN = re.compile(r"\S+\s*")
+_BULLET = re.compile(r"^\s*[-*]\s+")
+
+
+def estimate_tokens(text: str) -> int:
+    return math.ceil(len(text) / 4)
+
+
+def _normalize(word: str) -> str:
+    word = word.replace("'s", "")
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased, lightly normalised words without stopwords or one-letter noise."""
+    return [
+        _normalize(w)
+        for w in _WORD.findall(text.lower())
+        if w not in STOPWORDS and len(w) > 1 and not w.isdigit()
+    ]
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences on ``.!?`` boundaries; run-ons (unpunctuated captions) cut into word windows."""
+    sentences: list[str] = []
+    for raw in _SENTENCE_END.split(" ".join(text.split())):
+        words = raw.split()
+        if len(words) <= _LONG_SENTENCE_WORDS:
+            if words:
+                sentences.append(raw)
+            continue
+        for i in range(0, len(words), _WINDOW_WORDS):
+            sentences.append(" ".join(words[i : i + _WINDOW_WORDS]))
+    return sentences
+
+
+def extractive_summary(text: str, *, limit: int = SUMMARY_SENTENCES) -> list[str]:
+    """The ``limit`` sentences with the highest mean normalised word frequency, in original
+    order (ties go to the earlier sentence)."""
+    sentences = split_sentences(text)
+    if len(sentences) <= limit:
+        return sentences
+    frequencies = Counter(w for s in sentences for w in content_words(s))
+    if not frequencies:
+        return sentences[:limit]
+    top = max(frequencies.values())
+    scored: list[tuple[float, int]] = []
+    for index, sentence in enumerate(sentences):
+        words = content_words(sentence)
+        if len(sentence.split()) < 4 or not words:
+            score = 0.0
+        else:
+            score = sum(frequencies[w] / top for w in words) / len(words)
+        scored.append((score, index))
+    chosen = sorted(sorted(scored, key=lambda item: (-item[0], item[1]))[:limit], key=lambda i: i[1])
+    return [sentences[index] for _, index in chosen]
+
+
+@dataclass(frozen=True)
+class Passage:
+    text: str
+    timestamp: str | None  # "01:23" when the context carried a [mm:ss] marker
+    order: int
+
+
+def context_passages(texts: Iterable[str]) -> list[Passage]:
+    """Transcript lines ``[mm:ss] text`` become timed passages; other text becomes sentences."""
+    passages: list[Passage] = []
+    loose: list[str] = []
+
+    def flush() -> None:
+        for sentence in split_sentences(" ".join(loose)):
+            passages.append(Passage(sentence, None, len(passages)))
+        loose.clear()
+
+    for text in texts:
+        for line in _TAG.sub(" ", text).splitlines():
+            match = _TIMESTAMP_LINE.match(line)
+            if match:
+                flush()
+                passages.append(Passage(match["text"], match["ts"], len(passages)))
+            elif line.strip():
+                loose.append(line.strip())
+        flush()
+    return passages
+
+
+def answer_from_context(question: str, context: Iterable[str], *, limit: int = CHAT_QUOTES) -> str:
+    wanted = set(content_words(question))
+    if not wanted:
+        return NO_QUESTION_ANSWER
+    passages = context_passages(context)
+    if any(p.timestamp for p in passages):
+        # Timed transcript lines are the videos; the rest is instructions and headings.
+        passages = [p for p in passages if p.timestamp]
+    scored: list[tuple[int, int, Passage]] = []
+    for passage in passages:
+        overlap = len(wanted & set(content_words(passage.text)))
+        if overlap:
+            scored.append((overlap, passage.order, passage))
+    if not scored:
+        return NO_MATCH_ANSWER
+    best = sorted(scored, key=lambda item: (-item[0], item[1]))[:limit]
+    lines = [CHAT_NOTE, ""]
+    for _, _, passage in sorted(best, key=lambda item: item[1]):
+        prefix = f"[{passage.timestamp}] " if passage.timestamp else ""
+        lines.append(f'- {prefix}"{passage.text}"')
+    return "\n".join(lines)
+
+
+def summarize_source(request: ModelRequest) -> str:
+    """The document to summarise: the longest user content block (the transcript, or the part
+    summaries when combining), without markup tags and without earlier offline notes. When the
+    last user turn has several blocks, its final one is the instruction, never the document."""
+    users = [m for m in request.messages if m.role == "user" and m.content]
+    blocks = [b.text for m in users for b in m.content]
+    if users and len(users[-1].content) > 1:
+        blocks.pop()
+    if not blocks:
+        return ""
+    text = _TAG.sub(" ", max(blocks, key=len))
+    kept = [
+        _BULLET.sub("", line)
+        for line in text.splitlines()
+        if not line.strip().startswith(("Offline summary", "Offline model"))
+    ]
+    return "\n".join(kept)
+
+
+def offline_answer(request: ModelRequest) -> str:
+    if request.purpose == "summary":
+        sentences = extractive_summary(summarize_source(request))
+        if not sentences:
+            return EMPTY_TRANSCRIPT_SUMMARY
+        return "\n".join([SUMMARY_NOTE, "", *(f"- {s}" for s in sentences)])
+
+    users = [m for m in request.messages if m.role == "user" and m.content]
+    if not users:
+        return NO_QUESTION_ANSWER
+    question = users[-1].content[-1]
+    context = [b.text for b in request.system]
+    for message in users:
+        for i, block in enumerate(message.content):
+            is_last = i == len(message.content) - 1
+            # The last block of each user turn is that turn's question, unless it is clearly
+            # context (timed transcript lines, or long text): earlier questions are not answers.
+            if block is question or (is_last and not _looks_like_context(block.text)):
+                continue
+            context.append(block.text)
+    return answer_from_context(question.text, context)
+
+
+def _looks_like_context(text: str) -> bool:
+    return len(text) > 2000 or any(_TIMESTAMP_LINE.match(line) for line in text.splitlines())
+
+
+class OfflineChatModel:
+    """Deterministic, honest stand-in for Claude. ``token_delay`` paces the word stream."""
+
+    def __init__(self, *, token_delay: float = 0.0) -> None:
+        self.name = OFFLINE_MODEL_NAME
+        self.token_delay = token_delay
+
+    def count_tokens(self, text: str) -> int:
+        return estimate_tokens(text)
+
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+        answer = offline_answer(request)
+        input_tokens = sum(estimate_tokens(b.text) for b in request.system)
+        input_tokens += sum(estimate_tokens(b.text) for m in request.messages for b in m.content)
+        sent_chars = 0
+        stop_reason = "end_turn"
+        for token in _TOKEN.findall(answer):
+            if math.ceil((sent_chars + len(token)) / 4) > request.max_tokens:
+                stop_reason = "max_tokens"
+                break
+            # A checkpoint per word, so aclose() and cancellation take effect promptly.
+            await anyio.sleep(self.token_delay)
+            sent_chars += len(token)
+            yield TextDelta(token)
+        yield StreamFinished(
+            stop_reason=stop_reason,
+            usage=Usage(input_tokens=input_tokens, output_tokens=math.ceil(sent_chars / 4)),
+            model=OFFLINE_MODEL_NAME,
+        )
+
+    async def complete(self, request: ModelRequest) -> Completion:
+        parts: list[str] = []
+        async for event in self.stream(request):
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+            else:
+                return Completion("".join(parts), event.stop_reason, event.usage, event.model)
+        raise AssertionError("the offline stream always finishes")  # pragma: no cover

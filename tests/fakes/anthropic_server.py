@@ -1,0 +1,895 @@
+"""A local server that speaks Anthropic's Messages API, for driving the real ``anthropic`` SDK.
+
+``FakeAnthropic`` runs uvicorn on 127.0.0.1 (a free port) in a background thread and serves
+``POST /v1/messages`` the way api.anthropic.com does:
+
+* non-streaming: one JSON ``Message`` object;
+* streaming (``"stream": true``): ``text/event-stream`` with ``message_start``,
+  ``content_block_start``, ``ping``, one ``content_block_delta`` (``text_delta``) per chunk,
+  ``content_block_stop``, ``message_delta``, ``message_stop``, each framed as
+  ``event: NAME\\ndata: JSON\\n\\n``;
+* errors as ``{"type": "error", "error": {"type": ..., "message": ...}, "request_id": ...}``
+  with the API's statuses (429 with ``retry-after``, 529 overloaded, 500 ...), and mid-stream
+  ``event: error`` frames;
+* the API key (``x-api-key``, or ``Authorization: Bearer`` as anthropic 2.x sends it) and the
+  ``anthropic-version`` header are checked (401 / 400 like the real API),
+  and so are a few request rules that the real API enforces and an adapter can get wrong
+  (at most 4 ``cache_control`` blocks, no empty text blocks, required fields);
+* prompt caching is accounted for: the first request with a ``cache_control``-marked prefix
+  reports ``cache_creation_input_tokens``, a later request with the same prefix reports
+  ``cache_read_input_tokens`` (tokens are estimated as ``ceil(len(text) / 4)``).
+
+Tests script what happens next with a FIFO of behaviours, consumed one per accepted request::
+
+    fake.enqueue(ErrorReply(status=429, retry_after=0), Reply(text="Hello", chunk_size=2))
+
+and read what the client did from ``fake.requests`` (headers and parsed JSON body of every
+request), ``fake.disconnects`` (streams the *client* closed before the end, with the monotonic
+time the server noticed) and ``fake.completed_streams``.
+
+Everything runs on one asyncio loop (no thread per request), so hundreds of concurrent streams
+are fine; ``chunks_per_second`` paces the stream for benchmarks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import socket
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+__all__ = [
+    "DEFAULT_API_KEY",
+    "Behaviour",
+    "DropConnection",
+    "ErrorReply",
+    "FakeAnthropic",
+    "MidStreamError",
+    "RecordedRequest",
+    "Reply",
+    "estimate_tokens",
+]
+
+DEFAULT_API_KEY = "sk-ant-test-key"
+DEFAULT_MODEL = "claude-sonnet-4-5"
+MAX_CACHE_BREAKPOINTS = 4  # the real API rejects a request with more
+
+# The error ``type`` the real API uses for each status.
+ERROR_TYPES: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+ERROR_MESSAGES: dict[str, str] = {
+    "invalid_request_error": "Invalid request.",
+    "authentication_error": "invalid x-api-key",
+    "billing_error": "Your credit balance is too low to access the Anthropic API.",
+    "permission_error": "Your API key does not have permission to use the specified resource.",
+    "not_found_error": "Not found.",
+    "request_too_large": "Request exceeds the maximum allowed number of bytes.",
+    "rate_limit_error": "Number of request tokens has exceeded your per-minute rate limit.",
+    "api_error": "Internal server error",
+    "timeout_error": "Request timed out.",
+    "overloaded_error": "Overloaded",
+}
+
+
+def estimate_tokens(text: str) -> int:
+    """The fake's token count for a piece of text: ``ceil(len / 4)``."""
+    return math.ceil(len(text) / 4)
+
+
+def _request_id() -> str:
+    return "req_fake_" + uuid.uuid4().hex[:24]
+
+
+# ---------------------------------------------------------------- scripted behaviours
+
+
+def _split(text: str, chunk_size: int) -> list[str]:
+    size = max(1, chunk_size)
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A successful answer. ``text`` is streamed in ``chunk_size``-character deltas (or exactly
+    ``chunks`` when given). ``delay_headers`` waits before the response headers,
+    ``delay_first`` before the first text delta (after ``message_start``), ``delay_per_chunk``
+    before each later delta (``None``: the server's ``chunks_per_second`` pace, else none).
+    ``usage`` overrides any of the computed usage fields (``input_tokens``, ``output_tokens``,
+    ``cache_read_input_tokens``, ``cache_creation_input_tokens``)."""
+
+    text: str = "Hello from the fake Claude."
+    chunk_size: int = 8
+    chunks: tuple[str, ...] | None = None
+    delay_headers: float = 0.0
+    delay_first: float = 0.0
+    delay_per_chunk: float | None = None
+    usage: Mapping[str, int] | None = None
+    stop_reason: str = "end_turn"
+    stop_sequence: str | None = None
+    model: str | None = None  # None: echo the requested model
+
+    def text_chunks(self) -> list[str]:
+        return list(self.chunks) if self.chunks is not None else _split(self.text, self.chunk_size)
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    """An HTTP error response in the API's shape. ``error_type`` defaults from the status."""
+
+    status: int = 500
+    error_type: str | None = None
+    message: str | None = None
+    retry_after: float | None = None  # sent as the ``retry-after`` header (seconds)
+    should_retry: bool | None = None  # ``x-should-retry``; None: true for 408/409/429/5xx
+    delay_headers: float = 0.0
+
+    @property
+    def resolved_type(self) -> str:
+        if self.error_type:
+            return self.error_type
+        if self.status >= 500 and self.status not in ERROR_TYPES:
+            return "api_error"
+        return ERROR_TYPES.get(self.status, "invalid_request_error")
+
+
+@dataclass(frozen=True)
+class DropConnection:
+    """Start a normal stream, send ``after_chunks`` text deltas, then abruptly close the TCP
+    connection (no terminating chunk, no ``message_stop``). On a non-streaming request the
+    connection is dropped after the headers and part of the body."""
+
+    after_chunks: int = 0
+    text: str = "This answer is going to be cut off somewhere in the middle, sorry."
+    chunk_size: int = 8
+    delay_per_chunk: float | None = None
+
+
+@dataclass(frozen=True)
+class MidStreamError:
+    """Start a normal stream (HTTP 200), send ``after_chunks`` text deltas, then an
+    ``event: error`` frame (``overloaded_error`` by default) and end the response, as the real
+    API does when it fails after the headers went out."""
+
+    after_chunks: int = 0
+    error_type: str = "overloaded_error"
+    message: str = "Overloaded"
+    text: str = "This answer is going to fail somewhere in the middle, sorry."
+    chunk_size: int = 8
+    delay_per_chunk: float | None = None
+
+
+Behaviour = Reply | ErrorReply | DropConnection | MidStreamError
+Responder = Callable[[dict[str, Any]], Behaviour]
+
+
+@dataclass
+class RecordedRequest:
+    """One request the server received. ``headers`` has lower-cased names; ``body`` is the
+    parsed JSON (``None`` when the body was not JSON)."""
+
+    index: int
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    received_at: float  # time.monotonic()
+    behaviour: Behaviour | None = None  # what the server answered with (None: rejected early)
+
+    @property
+    def stream(self) -> bool:
+        return isinstance(self.body, dict) and self.body.get("stream") is True
+
+
+class _AbortConnection(Exception):
+    """Raised inside the ASGI app to make uvicorn close the transport mid-response."""
+
+
+class _QuietAbortFilter(logging.Filter):
+    """uvicorn logs every exception that escapes the app; our deliberate aborts are not news."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, _AbortConnection)
+
+
+_quiet_filter = _QuietAbortFilter()
+logging.getLogger("uvicorn.error").addFilter(_quiet_filter)
+
+
+class _RequestRejected(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class _Block:
+    text: str
+    cached: bool
+    identity: str  # canonical JSON of the block without its cache_control mark
+
+
+# ---------------------------------------------------------------- the server
+
+
+class FakeAnthropic:
+    """A real HTTP server on loopback that speaks the Messages API. Use as a context manager
+    (or ``start()``/``stop()``); point the SDK at ``base_url`` with ``api_key``."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str = DEFAULT_API_KEY,
+        responder: Responder | None = None,
+        chunks_per_second: float | None = None,
+        min_cacheable_tokens: int = 0,
+        port: int = 0,
+    ) -> None:
+        self.api_key = api_key
+        self.responder = responder
+        # Pace of text deltas when a behaviour does not say (None: as fast as possible).
+        self.chunks_per_second = chunks_per_second
+        # The real API only caches prefixes of at least 1024 tokens (model-dependent); 0 keeps
+        # small test prompts cacheable.
+        self.min_cacheable_tokens = min_cacheable_tokens
+        self._port = port
+
+        self.requests: list[RecordedRequest] = []
+        self.disconnects: list[tuple[int, float]] = []  # (request index, monotonic time)
+        self.completed_streams: list[int] = []
+        self.disconnected = threading.Event()  # set when any stream is closed by the client
+        self.max_active_streams = 0  # the most streams open at once since the last reset
+
+        self._lock = threading.Lock()
+        self._queue: deque[Behaviour] = deque()
+        self._cache: set[str] = set()
+        self._thread: threading.Thread | None = None
+        self._server: uvicorn.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+        self._generation = 0
+        self._active: Counter[int] = Counter()  # open streams per reset generation
+        self.port: int | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def base_url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("FakeAnthropic is not started")
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeAnthropic:
+        if self._thread is not None:
+            return self
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self._port))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._app,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            interface="asgi3",
+            proxy_headers=False,
+            loop="asyncio",
+            backlog=4096,
+            timeout_graceful_shutdown=2,
+        )
+        self._server = uvicorn.Server(config)
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._run, args=(sock,), name=f"fake-anthropic-{self.port}", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("FakeAnthropic did not start")
+            time.sleep(0.005)
+        return self
+
+    def _run(self, sock: socket.socket) -> None:
+        async def serve() -> None:
+            self._loop = asyncio.get_running_loop()
+            assert self._server is not None
+            await self._server.serve(sockets=[sock])
+
+        try:
+            asyncio.run(serve())
+        finally:
+            sock.close()
+
+    def stop(self) -> None:
+        if self._thread is None or self._server is None:
+            return
+        self._stopping = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop may be closing already
+                loop.call_soon_threadsafe(self._cancel_tasks)
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+        self._thread = None
+        self._server = None
+        self._loop = None
+
+    def _cancel_tasks(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    def __enter__(self) -> FakeAnthropic:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ scripting and inspection
+
+    def enqueue(self, *behaviours: Behaviour) -> None:
+        """Append behaviours to the FIFO; each accepted request consumes one."""
+        with self._lock:
+            self._queue.extend(behaviours)
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
+    def reset(self) -> None:
+        """Forget scripted behaviours, recorded requests, disconnects and the prompt cache."""
+        with self._lock:
+            self._queue.clear()
+            self._cache.clear()
+            self.requests.clear()
+            self.disconnects.clear()
+            self.completed_streams.clear()
+            self.disconnected.clear()
+            self.max_active_streams = 0
+            # Streams still winding down from before the reset must not record into the new
+            # lists (their request indexes would be confused with new ones).
+            self._generation += 1
+
+    @property
+    def active_streams(self) -> int:
+        """Streams open right now (counting only those started since the last reset)."""
+        with self._lock:
+            return self._active[self._generation]
+
+    @property
+    def message_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == "/v1/messages"]
+
+    def wait_for_disconnect(self, timeout: float = 10.0) -> bool:
+        """Block until the server saw a client close a stream early (True) or time out."""
+        return self.disconnected.wait(timeout)
+
+    async def wait_for_disconnect_async(self, within: float = 10.0) -> bool:
+        """``wait_for_disconnect`` without blocking the caller's event loop."""
+        deadline = time.monotonic() + within
+        while not self.disconnected.is_set():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.005)
+        return True
+
+    # ------------------------------------------------------------ the ASGI app
+
+    async def _app(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[dict[str, Any]]],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._handle(scope, receive, send)
+        except asyncio.CancelledError:
+            if self._stopping:
+                raise _AbortConnection("server stopping") from None
+            raise
+        finally:
+            self._tasks.discard(task)
+
+    async def _handle(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[dict[str, Any]]],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> None:
+        raw = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            raw.extend(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        method, path = scope["method"], scope["path"]
+        with self._lock:
+            generation = self._generation
+            record = RecordedRequest(
+                index=len(self.requests),
+                method=method,
+                path=path,
+                headers=headers,
+                body=body,
+                received_at=time.monotonic(),
+            )
+            self.requests.append(record)
+
+        if path not in ("/v1/messages", "/v1/messages/count_tokens"):
+            await self._send_error(send, ErrorReply(404, message=f"Not found: {path}"))
+            return
+        if method != "POST":
+            await self._send_error(send, ErrorReply(405, "invalid_request_error", "Use POST."))
+            return
+        if self._presented_key(headers) != self.api_key:
+            await self._send_error(send, ErrorReply(401, should_retry=False))
+            return
+        if not headers.get("anthropic-version"):
+            await self._send_error(send, ErrorReply(400, message="anthropic-version: header is required"))
+            return
+        if not isinstance(body, dict):
+            await self._send_error(send, ErrorReply(400, message="The request body is not valid JSON."))
+            return
+        try:
+            blocks = self._validate(body, count_only=path.endswith("count_tokens"))
+        except _RequestRejected as exc:
+            await self._send_error(send, ErrorReply(exc.status, message=exc.message))
+            return
+
+        if path.endswith("count_tokens"):
+            total = sum(estimate_tokens(b.text) for b in blocks)
+            await self._send_json(send, 200, {"input_tokens": total})
+            return
+
+        with self._lock:
+            behaviour = self._queue.popleft() if self._queue else None
+        if behaviour is None:
+            behaviour = self.responder(body) if self.responder else self._default_reply(body)
+        record.behaviour = behaviour
+
+        if isinstance(behaviour, ErrorReply):
+            await asyncio.sleep(behaviour.delay_headers)
+            await self._send_error(send, behaviour)
+        elif body.get("stream") is True:
+            await self._stream(record.index, generation, body, blocks, behaviour, receive, send)
+        else:
+            await self._respond_json(body, blocks, behaviour, send)
+
+    @staticmethod
+    def _presented_key(headers: Mapping[str, str]) -> str | None:
+        """The API key the client sent. Older SDKs use ``x-api-key``; anthropic 2.x sends the
+        same key as ``Authorization: Bearer <key>``. The API accepts both."""
+        if "x-api-key" in headers:
+            return headers["x-api-key"]
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else None
+
+    # ------------------------------------------------------------ request rules
+
+    def _validate(self, body: dict[str, Any], *, count_only: bool) -> list[_Block]:
+        if not count_only and not isinstance(body.get("max_tokens"), int):
+            raise _RequestRejected(400, "max_tokens: Field required")
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            raise _RequestRejected(400, "model: Field required")
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise _RequestRejected(400, "messages: at least one message is required")
+
+        blocks: list[_Block] = []
+        system = body.get("system")
+        if isinstance(system, str):
+            blocks.append(_Block(system, False, json.dumps(["system", system])))
+        elif isinstance(system, list):
+            for i, block in enumerate(system):
+                blocks.append(self._block(block, f"system.{i}", "system"))
+        for m, message in enumerate(messages):
+            role = message.get("role") if isinstance(message, dict) else None
+            if role not in ("user", "assistant"):
+                raise _RequestRejected(400, f"messages.{m}.role: Input should be 'user' or 'assistant'")
+            content = message.get("content")
+            final_assistant = role == "assistant" and m == len(messages) - 1
+            if isinstance(content, str):
+                if not content.strip() and not final_assistant:
+                    raise _RequestRejected(
+                        400,
+                        f"messages.{m}: all messages must have non-empty content except for "
+                        "the optional final assistant message",
+                    )
+                blocks.append(_Block(content, False, json.dumps([role, content])))
+            elif isinstance(content, list):
+                if not content and not final_assistant:
+                    raise _RequestRejected(
+                        400,
+                        f"messages.{m}: all messages must have non-empty content except for "
+                        "the optional final assistant message",
+                    )
+                for i, block in enumerate(content):
+                    blocks.append(self._block(block, f"messages.{m}.content.{i}", role))
+            else:
+                raise _RequestRejected(400, f"messages.{m}.content: Field required")
+
+        marked = sum(1 for b in blocks if b.cached)
+        if marked > MAX_CACHE_BREAKPOINTS:
+            raise _RequestRejected(
+                400,
+                f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be "
+                f"provided. Found {marked}.",
+            )
+        return blocks
+
+    @staticmethod
+    def _block(block: Any, where: str, role: str) -> _Block:
+        if not isinstance(block, dict) or block.get("type") != "text":
+            raise _RequestRejected(400, f"{where}: only text blocks are supported by the fake")
+        text = block.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise _RequestRejected(400, f"{where}: text content blocks must contain non-whitespace text")
+        cache_control = block.get("cache_control")
+        if cache_control is not None and (
+            not isinstance(cache_control, dict) or cache_control.get("type") != "ephemeral"
+        ):
+            raise _RequestRejected(400, f"{where}.cache_control: Input tag must be 'ephemeral'")
+        identity = {k: v for k, v in block.items() if k != "cache_control"}
+        return _Block(text, cache_control is not None, json.dumps([role, identity], sort_keys=True))
+
+    # ------------------------------------------------------------ usage and prompt caching
+
+    def _input_usage(self, model: str, blocks: list[_Block]) -> dict[str, int]:
+        total = 0
+        prefix_tokens: list[int] = []
+        digest = hashlib.sha256(model.encode())
+        prefix_keys: list[str] = []
+        for block in blocks:
+            total += estimate_tokens(block.text)
+            prefix_tokens.append(total)
+            digest.update(block.identity.encode())
+            prefix_keys.append(digest.copy().hexdigest())
+
+        breakpoints = [
+            i
+            for i, b in enumerate(blocks)
+            if b.cached and prefix_tokens[i] >= max(1, self.min_cacheable_tokens)
+        ]
+        read = creation = 0
+        with self._lock:
+            hit = next((bp for bp in reversed(breakpoints) if prefix_keys[bp] in self._cache), -1)
+            if hit >= 0:
+                read = prefix_tokens[hit]
+            if breakpoints and breakpoints[-1] > hit:
+                creation = prefix_tokens[breakpoints[-1]] - read
+            for bp in breakpoints:
+                self._cache.add(prefix_keys[bp])
+        return {
+            "input_tokens": total - read - creation,
+            "cache_creation_input_tokens": creation,
+            "cache_read_input_tokens": read,
+        }
+
+    def _usage(self, body: dict[str, Any], blocks: list[_Block], reply: Reply, text: str) -> dict[str, Any]:
+        usage: dict[str, Any] = self._input_usage(body["model"], blocks)
+        usage["output_tokens"] = max(1, estimate_tokens(text))
+        if reply.usage:
+            usage.update(reply.usage)
+        usage["cache_creation"] = {
+            "ephemeral_5m_input_tokens": usage["cache_creation_input_tokens"],
+            "ephemeral_1h_input_tokens": 0,
+        }
+        usage["service_tier"] = "standard"
+        return usage
+
+    # ------------------------------------------------------------ answers
+
+    @staticmethod
+    def _default_reply(body: dict[str, Any]) -> Reply:
+        question = ""
+        for message in reversed(body.get("messages") or []):
+            if message.get("role") == "user":
+                content = message.get("content")
+                if isinstance(content, str):
+                    question = content
+                elif isinstance(content, list) and content:
+                    question = str(content[-1].get("text", ""))
+                break
+        snippet = " ".join(question.split())[:120]
+        return Reply(text=f"This is the fake Claude answering: {snippet}")
+
+    @staticmethod
+    def _truncate(body: dict[str, Any], chunks: list[str], stop_reason: str) -> tuple[list[str], str]:
+        """Honour max_tokens like the real API: stop early with stop_reason "max_tokens"."""
+        limit = int(body["max_tokens"]) * 4
+        if sum(len(c) for c in chunks) <= limit:
+            return chunks, stop_reason
+        kept: list[str] = []
+        used = 0
+        for chunk in chunks:
+            if used + len(chunk) > limit:
+                if limit - used > 0:
+                    kept.append(chunk[: limit - used])
+                break
+            kept.append(chunk)
+            used += len(chunk)
+        return kept, "max_tokens"
+
+    def _message_id(self) -> str:
+        return "msg_fake_" + uuid.uuid4().hex[:24]
+
+    async def _respond_json(
+        self, body: dict[str, Any], blocks: list[_Block], behaviour: Behaviour, send: Any
+    ) -> None:
+        if isinstance(behaviour, DropConnection):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b'{"id": "msg_', "more_body": True})
+            raise _AbortConnection("scripted drop")
+        if isinstance(behaviour, MidStreamError):
+            # Without a stream the API reports the failure as a plain error response.
+            status = 529 if behaviour.error_type == "overloaded_error" else 500
+            await self._send_error(send, ErrorReply(status, behaviour.error_type, behaviour.message))
+            return
+        assert isinstance(behaviour, Reply)
+        await asyncio.sleep(behaviour.delay_headers + behaviour.delay_first)
+        chunks, stop_reason = self._truncate(body, behaviour.text_chunks(), behaviour.stop_reason)
+        text = "".join(chunks)
+        message = {
+            "id": self._message_id(),
+            "type": "message",
+            "role": "assistant",
+            "model": behaviour.model or body["model"],
+            "content": [{"type": "text", "text": text}] if text else [],
+            "stop_reason": stop_reason,
+            "stop_sequence": behaviour.stop_sequence,
+            "usage": self._usage(body, blocks, behaviour, text),
+        }
+        await self._send_json(send, 200, message)
+
+    async def _stream(
+        self,
+        index: int,
+        generation: int,
+        body: dict[str, Any],
+        blocks: list[_Block],
+        behaviour: Reply | DropConnection | MidStreamError,
+        receive: Callable[[], Awaitable[dict[str, Any]]],
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+    ) -> None:
+        async def client_gone() -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+
+        completed = False
+
+        def mark_complete() -> None:
+            # Called just before message_stop goes out, so a client that has seen the end of
+            # the stream always finds it recorded.
+            nonlocal completed
+            completed = True
+            with self._lock:
+                if generation == self._generation:
+                    self.completed_streams.append(index)
+
+        producer = asyncio.ensure_future(self._produce(body, blocks, behaviour, send, mark_complete))
+        watcher = asyncio.ensure_future(client_gone())
+        with self._lock:
+            self._active[generation] += 1
+            if generation == self._generation:
+                self.max_active_streams = max(self.max_active_streams, self._active[generation])
+        try:
+            await asyncio.wait({producer, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if not producer.done():
+                # The client closed the connection before the stream finished.
+                noticed = time.monotonic()
+                with self._lock:
+                    if generation == self._generation and not completed:
+                        self.disconnects.append((index, noticed))
+                        self.disconnected.set()
+                producer.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await producer
+                return
+            producer.result()  # re-raises a scripted _AbortConnection
+        finally:
+            with self._lock:
+                self._active[generation] -= 1
+                if not self._active[generation]:
+                    del self._active[generation]
+            for task in (producer, watcher):
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+
+    def _pace(self, explicit: float | None) -> float:
+        if explicit is not None:
+            return explicit
+        if self.chunks_per_second:
+            return 1.0 / self.chunks_per_second
+        return 0.0
+
+    async def _produce(
+        self,
+        body: dict[str, Any],
+        blocks: list[_Block],
+        behaviour: Reply | DropConnection | MidStreamError,
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+        mark_complete: Callable[[], None],
+    ) -> None:
+        if isinstance(behaviour, Reply):
+            reply = behaviour
+            chunks, stop_reason = self._truncate(body, reply.text_chunks(), reply.stop_reason)
+            limit = len(chunks)
+        else:
+            reply = Reply(
+                text=behaviour.text,
+                chunk_size=behaviour.chunk_size,
+                delay_per_chunk=behaviour.delay_per_chunk,
+            )
+            chunks, stop_reason = reply.text_chunks(), reply.stop_reason
+            limit = min(behaviour.after_chunks, len(chunks))
+        text = "".join(chunks)
+        usage = self._usage(body, blocks, reply, text)
+
+        await asyncio.sleep(reply.delay_headers)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"cache-control", b"no-cache"),
+                    (b"request-id", _request_id().encode()),
+                ],
+            }
+        )
+
+        async def event(name: str, data: dict[str, Any]) -> None:
+            frame = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+
+        start_usage = {**usage, "output_tokens": 1}
+        await event(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": self._message_id(),
+                    "type": "message",
+                    "role": "assistant",
+                    "model": reply.model or body["model"],
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": start_usage,
+                },
+            },
+        )
+        await event(
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        )
+        await event("ping", {"type": "ping"})
+
+        pace = self._pace(reply.delay_per_chunk)
+        for n, chunk in enumerate(chunks[:limit]):
+            delay = reply.delay_first if n == 0 else pace
+            await asyncio.sleep(delay)  # sleep(0) still yields, keeping many streams fair
+            await event(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": chunk},
+                },
+            )
+
+        if isinstance(behaviour, DropConnection):
+            await asyncio.sleep(0)
+            raise _AbortConnection("scripted drop")
+        if isinstance(behaviour, MidStreamError):
+            await event(
+                "error",
+                {
+                    "type": "error",
+                    "error": {"type": behaviour.error_type, "message": behaviour.message},
+                    "request_id": _request_id(),
+                },
+            )
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+
+        await event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        await event(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": reply.stop_sequence},
+                "usage": {"output_tokens": usage["output_tokens"]},
+            },
+        )
+        mark_complete()
+        await event("message_stop", {"type": "message_stop"})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    # ------------------------------------------------------------ plumbing
+
+    @staticmethod
+    async def _send_json(
+        send: Callable[[dict[str, Any]], Awaitable[None]],
+        status: int,
+        payload: Any,
+        extra_headers: Iterable[tuple[bytes, bytes]] = (),
+    ) -> None:
+        data = json.dumps(payload).encode()
+        request_id = payload.get("request_id") if isinstance(payload, dict) else None
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(data)).encode()),
+            (b"request-id", (request_id or _request_id()).encode()),
+            *extra_headers,
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": data, "more_body": False})
+
+    async def _send_error(self, send: Callable[[dict[str, Any]], Awaitable[None]], error: ErrorReply) -> None:
+        error_type = error.resolved_type
+        payload = {
+            "type": "error",
+            "error": {
+                "type": error_type,
+                "message": error.message or ERROR_MESSAGES.get(error_type, "Error"),
+            },
+            "request_id": _request_id(),
+        }
+        should_retry = error.should_retry
+        if should_retry is None:
+            should_retry = error.status in (408, 409, 429) or error.status >= 500
+        headers = [(b"x-should-retry", b"true" if should_retry else b"false")]
+        if error.retry_after is not None:
+            value = error.retry_after
+            text = str(int(value)) if float(value).is_integer() else str(value)
+            headers.append((b"retry-after", text.encode()))
+        await self._send_json(send, error.status, payload, headers)

@@ -1,0 +1,70 @@
+"""build_chat_model picks the adapter from settings without touching the network."""
+
+from __future__ import annotations
+
+import pytest
+
+from ytresearch.config import Settings
+from ytresearch.errors import ConfigurationError
+from ytresearch.llm import AnthropicChatModel, OfflineChatModel, build_chat_model
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "ANTHROPIC_API_KEY",
+        "YTR_ANTHROPIC_API_KEY",
+        "YTR_ANTHROPIC_SECRET_ARN",
+        "YTR_LLM_PROVIDER",
+        "YTR_ANTHROPIC_BASE_URL",
+        "YTR_MODEL",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_no_key_builds_the_offline_model():
+    model = build_chat_model(Settings())
+
+    assert isinstance(model, OfflineChatModel)
+    assert model.name == "offline"
+
+
+def test_offline_provider_wins_over_a_key():
+    model = build_chat_model(Settings(ANTHROPIC_API_KEY="sk-ant-x", llm_provider="offline"))
+
+    assert isinstance(model, OfflineChatModel)
+
+
+def test_a_key_builds_the_claude_adapter_with_the_configured_options():
+    settings = Settings(
+        ANTHROPIC_API_KEY="sk-ant-x",
+        model="claude-configured",
+        anthropic_base_url="http://127.0.0.1:9",
+        llm_max_retries=5,
+        llm_timeout_seconds=12.5,
+    )
+
+    model = build_chat_model(settings)
+
+    assert isinstance(model, AnthropicChatModel)
+    assert model.name == "claude-configured"
+    assert model.max_retries == 5
+
+
+def test_a_secret_arn_is_not_read_when_the_model_is_built():
+    # No AWS credentials or endpoint here: building must not call Secrets Manager.
+    settings = Settings(anthropic_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:anthropic")
+
+    model = build_chat_model(settings)
+
+    assert isinstance(model, AnthropicChatModel)
+
+
+def test_anthropic_provider_without_any_key_is_a_configuration_error():
+    with pytest.raises(ConfigurationError):
+        build_chat_model(Settings(llm_provider="anthropic"))
+
+
+def test_an_empty_key_is_a_configuration_error():
+    with pytest.raises(ConfigurationError):
+        AnthropicChatModel(api_key="  ", model="m")
