@@ -1,0 +1,624 @@
+"""The browser page at `/`, driven in headless Chromium (Debian's /usr/bin/chromium) over the
+Chrome DevTools Protocol with the `websockets` client: no Selenium, no Playwright download.
+
+The whole local system runs on loopback (SQLite, the embedded queue feeding the real ingest
+handler, sample transcripts, the offline model slowed to one word per 50 ms so a reply can be
+stopped mid-stream). The test clicks and types like a person (Input.dispatchMouseEvent /
+Input.insertText) and reads the DOM; it records JavaScript dialogs, uncaught exceptions and CSP
+violations and requires none.
+
+Set YTR_SCREENSHOT_DIR to keep screenshots (1280x800 and a narrow 390px window) for a look.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from streaming_service.local import build_local_app
+from tests.conftest import client_for, make_user, test_settings
+from tests.support.server import serve
+from ytresearch.bootstrap import Container
+from ytresearch.db.migrations import upgrade_to_head
+from ytresearch.llm import OfflineChatModel
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+XSS_TITLE = '<script>alert(1)</script> Untrusted <b>markup</b> test & "quotes"'
+XSS_SEGMENT = "Here is a script tag: <script>alert(1)</script>"
+SOLAR_QUESTION = "How do solar panels turn sunlight into electricity?"
+NO_MATCH_QUESTION = "What about quantum zebras?"
+WAIT = 20.0
+REPORTED_LOG_SOURCES = ("security", "javascript", "violation")
+
+
+# ------------------------------------------------------------------ the browser
+
+
+def ensure_chromium() -> str:
+    """Chromium is a test dependency: install it (scripts/ensure-test-deps.sh) rather than skip."""
+    if not os.access(CHROMIUM, os.X_OK):
+        subprocess.run([str(ROOT / "scripts" / "ensure-test-deps.sh")], check=True, timeout=900)
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing and scripts/ensure-test-deps.sh could not install it")
+    return CHROMIUM
+
+
+@contextlib.contextmanager
+def launch_chromium() -> Iterator[str]:
+    """Start headless Chromium on a fresh profile; yield the DevTools URL of its first page."""
+    binary = ensure_chromium()
+    profile = Path(tempfile.mkdtemp(prefix="ytr-chromium-"))
+    args = [
+        binary,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--disable-default-apps",
+        "--mute-audio",
+        "--window-size=1280,800",
+        "--remote-debugging-address=127.0.0.1",
+        "--remote-debugging-port=0",
+        f"--user-data-dir={profile}",
+        "about:blank",
+    ]
+    log = (profile.parent / f"{profile.name}.log").open("wb")
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"chromium did not start (see {log.name})")
+            time.sleep(0.05)
+        port = int(port_file.read_text().split()[0])
+        targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
+        page = next(t for t in targets if t["type"] == "page")
+        yield str(page["webSocketDebuggerUrl"])
+    finally:
+        # Our own process group (start_new_session): the browser and its helper processes.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        log.close()
+        shutil.rmtree(profile, ignore_errors=True)
+        Path(log.name).unlink(missing_ok=True)
+
+
+class Page:
+    """A tiny DevTools client for one page: commands, recorded events, user-like input."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.next_id = 0
+        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.dialogs: list[dict[str, Any]] = []
+        self.exceptions: list[str] = []
+        self.console_errors: list[str] = []
+        self.loads = 0
+        self.reader: asyncio.Task[None] | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> Page:
+        self.reader = asyncio.create_task(self._read())
+        for domain in ("Page", "Runtime", "Log"):
+            await self.send(f"{domain}.enable")
+        return self
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self.ws:
+                self._dispatch(json.loads(raw))
+        except ConnectionClosed:
+            pass
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(RuntimeError("the browser closed the DevTools connection"))
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        if "id" not in message:
+            self._event(message["method"], message.get("params", {}))
+            return
+        future = self.pending.pop(message["id"], None)
+        if future is None or future.done():
+            return
+        if "error" in message:
+            future.set_exception(RuntimeError(f"CDP error: {message['error']}"))
+        else:
+            future.set_result(message.get("result", {}))
+
+    def _event(self, method: str, params: dict[str, Any]) -> None:
+        if method == "Page.javascriptDialogOpening":
+            self.dialogs.append(params)
+            task = asyncio.create_task(self.send("Page.handleJavaScriptDialog", accept=False))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        elif method == "Page.loadEventFired":
+            self.loads += 1
+        elif method == "Runtime.exceptionThrown":
+            details = params.get("exceptionDetails", {})
+            exception = details.get("exception", {})
+            self.exceptions.append(str(exception.get("description") or details.get("text")))
+        elif method == "Log.entryAdded":
+            entry = params.get("entry", {})
+            # "security" carries Content-Security-Policy violations (inline script/style refused).
+            if entry.get("level") == "error" and entry.get("source") in REPORTED_LOG_SOURCES:
+                self.console_errors.append(str(entry.get("text")))
+
+    async def send(self, method: str, **params: Any) -> dict[str, Any]:
+        self.next_id += 1
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[self.next_id] = future
+        await self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        return await asyncio.wait_for(future, 30)
+
+    async def js(self, expression: str) -> Any:
+        result = await self.send(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
+        if "exceptionDetails" in result:
+            raise AssertionError(f"page script failed: {result['exceptionDetails']}\n{expression}")
+        return result["result"].get("value")
+
+    async def wait_for(self, expression: str, what: str, timeout: float = WAIT) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = await self.js(expression)
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                state = await self.js("document.body ? document.body.innerText.slice(0, 3000) : ''")
+                raise AssertionError(f"timed out waiting for {what}; page text:\n{state}")
+            await asyncio.sleep(0.05)
+
+    async def goto(self, url: str) -> None:
+        loads = self.loads
+        await self.send("Page.navigate", url=url)
+        await self._loaded(loads)
+
+    async def reload(self) -> None:
+        loads = self.loads
+        await self.send("Page.reload", ignoreCache=True)
+        await self._loaded(loads)
+
+    async def _loaded(self, loads_before: int) -> None:
+        deadline = time.monotonic() + WAIT
+        while self.loads <= loads_before:
+            if time.monotonic() > deadline:
+                raise AssertionError("the page did not load")
+            await asyncio.sleep(0.02)
+        await self.wait_for("document.body && document.body.dataset.ready === 'yes'", "app start")
+
+    async def click(self, selector: str) -> None:
+        point = await self.wait_for(
+            f"""(() => {{
+                const e = document.querySelector({json.dumps(selector)});
+                if (!e || e.disabled || !e.getClientRects().length) return null;
+                e.scrollIntoView({{block: 'center', inline: 'center'}});
+                const r = e.getBoundingClientRect();
+                return [r.x + r.width / 2, r.y + r.height / 2];
+            }})()""",
+            f"{selector} to be clickable",
+        )
+        x, y = point
+        await self.send("Input.dispatchMouseEvent", type="mouseMoved", x=x, y=y)
+        for kind in ("mousePressed", "mouseReleased"):
+            await self.send("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
+    async def type(self, selector: str, text: str) -> None:
+        await self.click(selector)
+        await self.send("Input.insertText", text=text)
+
+    async def text(self, selector: str) -> str:
+        return str(await self.js(f"document.querySelector({json.dumps(selector)})?.textContent ?? ''"))
+
+    async def screenshot(self, name: str, width: int = 1280, height: int = 800) -> None:
+        target = os.environ.get("YTR_SCREENSHOT_DIR")
+        if not target:
+            return
+        size = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
+        await self.send("Emulation.setDeviceMetricsOverride", **size)
+        shot = await self.send("Page.captureScreenshot", format="png")
+        await self.send("Emulation.clearDeviceMetricsOverride")
+        await asyncio.to_thread(save_png, Path(target) / f"{name}.png", shot["data"])
+
+    async def close(self) -> None:
+        if self.reader is not None:
+            self.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.reader
+
+
+def save_png(path: Path, data: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(base64.b64decode(data))
+
+
+class CuttableProxy:
+    """A TCP relay between the browser and the server, so the test can drop the browser's
+    connections mid-stream (as a flaky network or a load balancer would) and see what the page
+    asks for when it reconnects."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
+        self.requests: list[str] = []  # the first bytes of every HTTP request the browser sent
+        self.server: asyncio.Server | None = None
+        self.base_url = ""
+
+    async def start(self) -> CuttableProxy:
+        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.base_url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        link = (writer, up_writer)
+        self.links.add(link)
+        try:
+            await asyncio.gather(self._pipe(reader, up_writer, record=True), self._pipe(up_reader, writer))
+        finally:
+            self.links.discard(link)
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: bool = False
+    ) -> None:
+        try:
+            while data := await reader.read(65536):
+                if record and data[:4] in (b"GET ", b"POST"):
+                    self.requests.append(data[:4096].decode("latin-1"))
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    def cut(self) -> int:
+        """Reset every open connection; returns how many there were."""
+        links = list(self.links)
+        for client, upstream in links:
+            client.transport.abort()
+            upstream.transport.abort()
+        return len(links)
+
+    def stream_requests(self, request_id: str) -> list[str]:
+        """The Last-Event-ID header (or "") of each GET of this chat stream, in order."""
+        found = []
+        for head in self.requests:
+            if head.startswith(f"GET /v1/streams/{request_id} "):
+                headers = [line.split(":", 1) for line in head.split("\r\n")[1:] if ":" in line]
+                found.append(next((v.strip() for k, v in headers if k.lower() == "last-event-id"), ""))
+        return found
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        self.cut()
+
+
+# ------------------------------------------------------------------ the local system
+
+
+@pytest.fixture
+def browser_system(tmp_path: Path) -> Iterator[tuple[str, Container]]:
+    """`make run` in miniature: build_local_app + the embedded queue, served on loopback."""
+    url = f"sqlite:///{tmp_path}/ytr.db"
+    settings = test_settings(url)
+    upgrade_to_head(settings)
+    container = Container(settings, chat_model=OfflineChatModel(token_delay=0.05))
+    app, queue = build_local_app(container)
+    queue.start()
+    try:
+        with serve(app) as server:
+            yield server.base_url, container
+    finally:
+        queue.stop()
+        container.engine.dispose()
+
+
+def seed_long_history(container: Container, user_id: uuid.UUID, count: int) -> uuid.UUID:
+    """A session with more messages than one history page, oldest first."""
+    start = datetime.now(UTC) - timedelta(days=1)
+    with container.store.transaction() as repo:
+        session = repo.add_session(user_id, "Long history")
+        for i in range(1, count + 1):
+            repo.add_message(
+                session_id=session.id,
+                role="user" if i % 2 else "assistant",
+                content=f"history message {i:02d}",
+                status="complete",
+                created_at=start + timedelta(seconds=i),
+            )
+        return session.id
+
+
+# ------------------------------------------------------------------ page helpers (JavaScript)
+
+RECORD_PROGRESS = """(() => {
+    window.__progress = [];
+    new MutationObserver(() => {
+        const card = document.querySelector('.video-card[data-video-id="SoLarP4nels"]');
+        const bar = card && card.querySelector('progress');
+        if (!bar) return;
+        const last = window.__progress[window.__progress.length - 1];
+        const now = [bar.value, bar.max, card.querySelector('.video-status').textContent];
+        if (!last || last.join('|') !== now.join('|')) window.__progress.push(now);
+    }).observe(document.getElementById('video-list'),
+               {subtree: true, childList: true, attributes: true, characterData: true});
+})()"""
+
+RECORD_STREAM = """(() => {
+    window.__partials = [];
+    new MutationObserver(() => {
+        const items = document.querySelectorAll('#messages li.message.assistant');
+        const last = items[items.length - 1];
+        if (last && last.dataset.status === 'streaming')
+            window.__partials.push(last.querySelector('.message-text').textContent);
+    }).observe(document.getElementById('messages'),
+               {subtree: true, childList: true, characterData: true, attributes: true});
+})()"""
+
+LAST_ASSISTANT = "[...document.querySelectorAll('#messages li.message.assistant')].pop()"
+
+MESSAGES = """[...document.querySelectorAll('#messages li.message')].map(m => ({
+    role: m.dataset.role, status: m.dataset.status,
+    text: m.querySelector('.message-text').textContent,
+    badge: m.querySelector('.message-badge').textContent}))"""
+
+
+async def ask(page: Page, question: str) -> None:
+    count = await page.js("document.querySelectorAll('#messages li.message.assistant').length")
+    await page.type("#chat-input", question)
+    await page.click("#chat-send")
+    await page.wait_for(
+        f"document.querySelectorAll('#messages li.message.assistant').length === {count + 1}",
+        "the reply bubble",
+    )
+
+
+async def wait_reply(page: Page, status: str) -> dict[str, Any]:
+    await page.wait_for(f"{LAST_ASSISTANT}.dataset.status === {json.dumps(status)}", f"a {status} reply")
+    await page.wait_for("!document.getElementById('chat-send').disabled", "Send to be enabled again")
+    return dict(await page.js(f"({MESSAGES}).pop()"))
+
+
+async def stop_while_streaming(page: Page, question: str) -> dict[str, Any]:
+    await ask(page, question)
+    # Tokens are on screen and the reply is still going: that is when a person clicks Stop.
+    await page.wait_for(
+        f"{LAST_ASSISTANT}.dataset.tokens === 'yes' && {LAST_ASSISTANT}.dataset.status === 'streaming'",
+        "the reply to start streaming",
+    )
+    await page.click("#chat-stop")
+    return await wait_reply(page, "cancelled")
+
+
+# ------------------------------------------------------------------ the test
+
+
+def test_browser_page_full_flow(browser_system: tuple[str, Container]) -> None:
+    base_url, container = browser_system
+    user, key = make_user(container)
+    api = client_for(base_url, key)
+    assert api.post("/v1/sessions", json={"title": "Older session"}).status_code == 201
+    long_session = seed_long_history(container, user.id, 25)
+    # The page and its assets carry the strict CSP (no inline script or style may run).
+    index = httpx.get(base_url + "/")
+    assert "script-src 'self'" in index.headers["content-security-policy"]
+    assert "<script>" not in index.text and "style=" not in index.text and " on" + "click" not in index.text
+
+    with launch_chromium() as devtools_url:
+        asyncio.run(drive(devtools_url, base_url, key, str(long_session)))
+
+
+async def drive(devtools_url: str, base_url: str, key: str, long_session: str) -> None:
+    proxy = await CuttableProxy(int(base_url.rsplit(":", 1)[1])).start()
+    async with connect(devtools_url, max_size=64 * 1024 * 1024, open_timeout=15) as ws:
+        page = await Page(ws).start()
+        try:
+            await flow(page, proxy, key, long_session)
+        finally:
+            await page.close()
+            await proxy.close()
+
+
+async def flow(page: Page, proxy: CuttableProxy, key: str, long_session: str) -> None:
+    await page.goto(proxy.base_url + "/")
+    await page.wait_for("!document.getElementById('key-form').hidden", "the API key form")
+    await page.screenshot("01-key")
+
+    # ---- enter the key: kept in sessionStorage, never in the URL or localStorage
+    await page.type("#api-key", key)
+    await page.click("#key-save")
+    await page.wait_for("!document.getElementById('app').hidden", "the app after entering the key")
+    assert await page.js("sessionStorage.getItem('ytr.apiKey')") == key
+    assert await page.js("JSON.stringify(localStorage)") == "{}"
+    assert await page.js("document.getElementById('api-key').value") == ""
+
+    # ---- create a session: it is selected and listed first (newest first)
+    await page.type("#session-title", "Solar research")
+    await page.click("#session-create")
+    await page.wait_for(
+        "document.getElementById('session-heading').textContent === 'Solar research'", "the new session"
+    )
+    titles = await page.js("[...document.querySelectorAll('.session-title')].map(e => e.textContent)")
+    assert titles == ["Solar research", "Long history", "Older session"]
+    assert key not in str(await page.js("location.href"))
+    solar_session = str(await page.js("location.hash.slice('#session='.length)"))
+    assert uuid.UUID(solar_session)
+
+    # ---- add a video: the progress bar moves through the stages to done, then the summary shows
+    await page.js(RECORD_PROGRESS)
+    await page.type("#video-url", "https://youtu.be/SoLarP4nels")
+    await page.click("#video-add")
+    card = '.video-card[data-video-id="SoLarP4nels"]'
+    await page.wait_for(f"document.querySelector('{card}')?.dataset.status === 'ready'", "the video")
+    await page.wait_for(f"document.querySelector('{card} .summary-text')?.textContent.length > 40", "summary")
+    progress = await page.js("window.__progress")
+    values = [p[0] for p in progress]
+    assert values == sorted(values), progress  # never goes backwards
+    assert values[0] < progress[0][1] and values[-1] == progress[-1][1] == 5, progress
+    assert progress[-1][2] == "Ready"
+    assert await page.text(f"{card} .video-title") not in ("", "SoLarP4nels")
+    assert await page.js("document.getElementById('video-url').value") == ""
+    await page.screenshot("02-video-ready")
+
+    # ---- ask a question over SSE (fetch streaming): the answer appears token by token
+    await page.js(RECORD_STREAM)
+    await ask(page, SOLAR_QUESTION)
+    answer = await wait_reply(page, "complete")
+    partials = await page.js("window.__partials")
+    assert len({p for p in partials if p}) > 3, partials  # many partial renders before the end
+    assert all(answer["text"].startswith(p) for p in partials), partials
+    assert len(answer["text"].split()) > 30 and answer["badge"] == ""
+    await page.screenshot("03-answer")
+
+    # ---- the connection drops mid-reply: the page waits the server's retry time, reconnects with
+    # Last-Event-ID and gets exactly the missing events (no gap, no repeated text)
+    await page.js(RECORD_STREAM)
+    await ask(page, SOLAR_QUESTION)
+    await page.wait_for(
+        f"{LAST_ASSISTANT}.dataset.tokens === 'yes' && {LAST_ASSISTANT}.dataset.status === 'streaming'",
+        "the reply to start streaming",
+    )
+    request_id = str(await page.js(f"{LAST_ASSISTANT}.dataset.requestId"))
+    assert proxy.cut() >= 1
+    resumed = await wait_reply(page, "complete")
+    assert resumed["text"] == answer["text"]
+    partials = await page.js("window.__partials")
+    assert all(answer["text"].startswith(p) for p in partials), partials
+    gets = proxy.stream_requests(request_id)
+    assert len(gets) >= 2 and gets[0] == "" and all(g.isdigit() and int(g) >= 1 for g in gets[1:]), gets
+
+    # ---- stop a reply over SSE: the REST cancel endpoint; the partial reply is kept as cancelled
+    stopped = await stop_while_streaming(page, SOLAR_QUESTION)
+    assert stopped["badge"] == "cancelled" and stopped["text"] != answer["text"]
+    assert answer["text"].startswith(stopped["text"])
+    await page.screenshot("04-stopped")
+
+    # ---- the WebSocket transport: a full reply, then Stop (the ws cancel frame)
+    await page.click("#transport-ws")
+    await ask(page, NO_MATCH_QUESTION)
+    ws_answer = await wait_reply(page, "complete")
+    assert "could not find" in ws_answer["text"]
+    ws_stopped = await stop_while_streaming(page, SOLAR_QUESTION)
+    assert ws_stopped["badge"] == "cancelled" and answer["text"].startswith(ws_stopped["text"])
+    assert await page.js("sessionStorage.getItem('ytr.transport')") == "ws"
+
+    # ---- reload while a reply streams: the key and the session survive in this tab, the reply is
+    # finished (a closed connection is not a stop) and shown once, the history comes back in order
+    await ask(page, SOLAR_QUESTION)
+    await page.wait_for(f"{LAST_ASSISTANT}.dataset.tokens === 'yes'", "the reply to start streaming")
+    await page.reload()
+    await page.wait_for("document.querySelectorAll('#messages li.message').length === 12", "the history")
+    await page.wait_for(f"{LAST_ASSISTANT}.dataset.status === 'complete'", "the reply after the reload")
+    history = await page.js(MESSAGES)
+    assert [m["role"] for m in history] == ["user", "assistant"] * 6
+    assert all(m["status"] == "complete" for m in history[::2])
+    questions = [SOLAR_QUESTION] * 3 + [NO_MATCH_QUESTION, SOLAR_QUESTION, SOLAR_QUESTION]
+    assert [m["text"] for m in history[::2]] == questions
+    replies = [
+        (r["badge"] or "complete", r["text"]) for r in (answer, resumed, stopped, ws_answer, ws_stopped)
+    ]
+    assert [(m["status"], m["text"]) for m in history[1::2]] == [*replies, ("complete", answer["text"])]
+    assert [m["badge"] for m in history[1::2]] == ["", "", "cancelled", "", "cancelled", ""]
+    assert await page.js("document.getElementById('transport-ws').checked") is True
+    assert await page.text(f"{card} .summary-text") != ""
+    await page.screenshot("05-reloaded")
+    await page.screenshot("06-narrow", width=390, height=844)
+
+    # ---- a long history: newest page first, "load older" fills in the rest, oldest to newest
+    await page.click(f'.session-button[data-session-id="{long_session}"]')
+    await page.wait_for("document.querySelectorAll('#messages li.message').length === 20", "the newest page")
+    texts = await page.js("[...document.querySelectorAll('#messages .message-text')].map(e => e.textContent)")
+    assert texts == [f"history message {i:02d}" for i in range(6, 26)]
+    await page.click("#history-older")
+    await page.wait_for("document.querySelectorAll('#messages li.message').length === 25", "the older page")
+    texts = await page.js("[...document.querySelectorAll('#messages .message-text')].map(e => e.textContent)")
+    assert texts == [f"history message {i:02d}" for i in range(1, 26)]
+    assert await page.js("document.getElementById('history-older').hidden") is True
+
+    # ---- untrusted text from YouTube and the model renders as text, never as markup
+    await page.click(f'.session-button[data-session-id="{solar_session}"]')
+    await page.wait_for(
+        "document.querySelectorAll('#messages li.message').length === 12", "the solar session"
+    )
+    await page.type("#video-url", "xssT3stVid0")
+    await page.click("#video-add")
+    xss = '.video-card[data-video-id="xssT3stVid0"]'
+    await page.wait_for(f"document.querySelector('{xss}')?.dataset.status === 'ready'", "the markup sample")
+    await page.wait_for(f"document.querySelector('{xss} .summary-text')?.textContent.length > 0", "summary")
+    await page.click(f"{xss} .transcript summary")
+    await page.wait_for(f"document.querySelectorAll('{xss} .segment').length === 6", "its transcript")
+    assert await page.text(f"{xss} .video-title") == XSS_TITLE
+    assert "<img src=x onerror=alert(3)>" in await page.text(f"{xss} .video-channel")
+    segments = await page.js(f"[...document.querySelectorAll('{xss} .segment-text')].map(e => e.textContent)")
+    assert XSS_SEGMENT in segments
+    # Only text nodes inside the rendered fields; no element was created from the data.
+    parts = (".video-title", ".video-channel", ".summary-text", ".segment-text")
+    fields = ", ".join(f"{xss} {part}" for part in parts)
+    only_text = await page.js(
+        f"[...document.querySelectorAll({json.dumps(fields)})]"
+        ".every(e => [...e.childNodes].every(n => n.nodeType === Node.TEXT_NODE))"
+    )
+    assert only_text is True
+    injected = await page.js(
+        """[document.scripts.length,
+            document.querySelectorAll('img, b, iframe, object, embed').length,
+            document.querySelectorAll('[onerror], [onclick], a[href^="javascript:"]').length]"""
+    )
+    assert injected == [1, 0, 0]  # the one script is /static/app.js
+    # A question with markup in it, and the model's answer quoting this transcript: text as well.
+    question = "What does the <script>alert(5)</script> tag and the <img src=x onerror=alert(6)> handler say?"
+    await ask(page, question)
+    quoted = await wait_reply(page, "complete")
+    assert "Here is a script tag" in quoted["text"]
+    shown = await page.js(f"({MESSAGES}).slice(-2)")
+    assert shown[0]["text"] == question
+    assert await page.js("document.querySelectorAll('#messages .message-text *').length") == 0
+    assert await page.js("document.querySelectorAll('img, script:not([src])').length") == 0
+    await page.screenshot("07-untrusted-chat")
+    await page.js(f"document.querySelector('{xss}').scrollIntoView()")
+    await page.screenshot("08-untrusted-video")
+
+    assert page.dialogs == [], page.dialogs
+    assert page.exceptions == [], page.exceptions
+    assert page.console_errors == [], page.console_errors
