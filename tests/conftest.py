@@ -143,5 +143,11 @@ def claude(fake_claude: FakeAnthropic) -> Any:
     """The real Claude adapter (real SDK) pointed at the fake server, with fast retries."""
     from ytresearch.llm import AnthropicChatModel
 
-    return AnthropicChatModel(api_key=DEFAULT_API_KEY, model="claude-sonnet-4-5", base_url=fake_claude.base_url,
-                              max_retries=3, backoff_base=0.01, backoff_max=0.05)
+    return AnthropicChatModel(
+        api_key=DEFAULT_API_KEY,
+        model="claude-sonnet-4-5",
+        base_url=fake_claude.base_url,
+        max_retries=3,
+        backoff_base=0.01,
+        backoff_max=0.05,
+    )

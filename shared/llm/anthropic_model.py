@@ -87,7 +87,7 @@ def build_messages_params(request: ModelRequest, *, default_model: str) -> dict[
     hit. Keeping the first four would instead leave the growing end of the prompt uncached.
     """
     system = [_text_block(b.text, b.cache) for b in request.system if b.text.strip()]
-    messages = [
+    messages: list[dict[str, Any]] = [
         {
             "role": m.role,
             "content": [_text_block(b.text, b.cache) for b in m.content if b.text.strip()],

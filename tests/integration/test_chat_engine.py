@@ -18,8 +18,14 @@ from ytresearch.services.chat import prepare_turn, run_turn
 from ytresearch.services.users import AuthUser
 
 
-def add_video(container: Container, session_id: uuid.UUID, video_id: str, status: str = "ready",
-              title: str = "A video", seconds: int = 0) -> None:
+def add_video(
+    container: Container,
+    session_id: uuid.UUID,
+    video_id: str,
+    status: str = "ready",
+    title: str = "A video",
+    seconds: int = 0,
+) -> None:
     with container.store.transaction() as repo:
         video = repo.get_or_add_video(video_id)
         video.status, video.title, video.channel = status, title, "Channel " + video_id[:3]
@@ -30,8 +36,9 @@ def add_video(container: Container, session_id: uuid.UUID, video_id: str, status
                 {"text": f"{title} line two", "start": 65.5, "duration": 2.0},
             ]
         repo.link_video(session_id, video_id, None)
-        link = repo.session.get(__import__("ytresearch.db.models", fromlist=["SessionVideo"]).SessionVideo,
-                                (session_id, video_id))
+        link = repo.session.get(
+            __import__("ytresearch.db.models", fromlist=["SessionVideo"]).SessionVideo, (session_id, video_id)
+        )
         link.added_at = utcnow() + timedelta(seconds=seconds)
 
 
@@ -40,13 +47,28 @@ def new_session(container: Container, user: AuthUser) -> uuid.UUID:
         return repo.add_session(user.id, "research").id
 
 
-def turn(container: Container, model: Any, user: AuthUser, sid: uuid.UUID, text: str,
-         video_ids: list[str] | None = None) -> tuple[list[StreamEvent], Any]:
+def turn(
+    container: Container,
+    model: Any,
+    user: AuthUser,
+    sid: uuid.UUID,
+    text: str,
+    video_ids: list[str] | None = None,
+) -> tuple[list[StreamEvent], Any]:
     events: list[StreamEvent] = []
 
     async def go() -> Any:
-        prepared = await asyncio.to_thread(prepare_turn, container.store, container.settings, model, user, sid,
-                                           text, video_ids, max_tokens=512)
+        prepared = await asyncio.to_thread(
+            prepare_turn,
+            container.store,
+            container.settings,
+            model,
+            user,
+            sid,
+            text,
+            video_ids,
+            max_tokens=512,
+        )
         return await run_turn(container.store, model, prepared, events.append)
 
     return events, asyncio.run(go())
@@ -78,15 +100,21 @@ def test_context_has_system_videos_in_order_history_then_message(
     assert "[01:05] Second line two" in system[2]["text"]  # timed transcript lines
     assert "cache_control" not in system[1] and system[2]["cache_control"] == {"type": "ephemeral"}
     roles = [(m["role"], m["content"][0]["text"]) for m in body["messages"]]
-    assert roles == [("user", "What is this about?"), ("assistant", "First answer."), ("user", "Tell me more")]
+    assert roles == [
+        ("user", "What is this about?"),
+        ("assistant", "First answer."),
+        ("user", "Tell me more"),
+    ]
     assert body["messages"][1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
     # The stable prefix is read back from the prompt cache on the follow-up turn.
     assert result.message.usage.cache_read_tokens > 0
-    assert [e.type for e in events][0] == "stage" and events[-1].type == "complete"
+    assert events[0].type == "stage" and events[-1].type == "complete"
     assert events[-2].type == "usage"
 
 
-def test_selected_videos_limit_the_context(container: Container, claude: Any, fake_claude: FakeAnthropic) -> None:
+def test_selected_videos_limit_the_context(
+    container: Container, claude: Any, fake_claude: FakeAnthropic
+) -> None:
     user, _ = make_user(container)
     sid = new_session(container, user)
     add_video(container, sid, "AAAAAAAAAAA", title="First")
@@ -96,15 +124,21 @@ def test_selected_videos_limit_the_context(container: Container, claude: Any, fa
     assert "BBBBBBBBBBB" in system_text and "AAAAAAAAAAA" not in system_text
 
 
-def test_history_is_trimmed_oldest_first(container: Container, claude: Any, fake_claude: FakeAnthropic) -> None:
+def test_history_is_trimmed_oldest_first(
+    container: Container, claude: Any, fake_claude: FakeAnthropic
+) -> None:
     container.settings = container.settings.model_copy(update={"context_budget_tokens": 2_000})
     user, _ = make_user(container)
     sid = new_session(container, user)
     base = utcnow() - timedelta(hours=1)
     with container.store.transaction() as repo:
         for i in range(40):
-            repo.add_message(session_id=sid, role="user" if i % 2 == 0 else "assistant",
-                             content=f"old message {i} " + "padding " * 20, created_at=base + timedelta(seconds=i))
+            repo.add_message(
+                session_id=sid,
+                role="user" if i % 2 == 0 else "assistant",
+                content=f"old message {i} " + "padding " * 20,
+                created_at=base + timedelta(seconds=i),
+            )
     turn(container, claude, user, sid, "newest question")
     sent = [m["content"][0]["text"] for m in fake_claude.message_requests[-1].body["messages"]]
     assert sent[-1] == "newest question"
@@ -118,8 +152,12 @@ def test_errors_before_the_first_token_are_retried(
 ) -> None:
     user, _ = make_user(container)
     sid = new_session(container, user)
-    fake_claude.enqueue(ErrorReply(status=429, retry_after=0), ErrorReply(status=529),
-                        MidStreamError(after_chunks=0), Reply(text="Finally."))
+    fake_claude.enqueue(
+        ErrorReply(status=429, retry_after=0),
+        ErrorReply(status=529),
+        MidStreamError(after_chunks=0),
+        Reply(text="Finally."),
+    )
     events, result = turn(container, claude, user, sid, "hello")
     assert result.status == "complete" and result.text == "Finally."
     assert len(fake_claude.message_requests) == 4
@@ -135,7 +173,9 @@ def test_mid_stream_failure_keeps_the_partial_text(
     events, result = turn(container, claude, user, sid, "hello")
     assert result.status == "failed"
     error = events[-1]
-    assert error.type == "error" and error.data["code"] == "MODEL_STREAM_INTERRUPTED" and error.data["retryable"]
+    assert (
+        error.type == "error" and error.data["code"] == "MODEL_STREAM_INTERRUPTED" and error.data["retryable"]
+    )
     streamed = "".join(e.data["text"] for e in events if e.type == "token")
     assert streamed == "abcdefgh" * 3 == result.text
     saved = messages(container, sid)

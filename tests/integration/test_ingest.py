@@ -55,27 +55,43 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def make_queues(sqs: Any, max_receives: int = 3) -> tuple[str, str]:
     dlq = sqs.create_queue(QueueName="ingest-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue = sqs.create_queue(QueueName="ingest", Attributes={
-        "VisibilityTimeout": "0",
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}),
-    })["QueueUrl"]
+    queue = sqs.create_queue(
+        QueueName="ingest",
+        Attributes={
+            "VisibilityTimeout": "0",
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}
+            ),
+        },
+    )["QueueUrl"]
     return queue, dlq
 
 
 def lambda_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
     """What the SQS event source mapping hands the Lambda for received messages."""
-    return {"Records": [{
-        "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-        "attributes": {k: str(v) for k, v in m.get("Attributes", {}).items()},
-        "messageAttributes": {}, "md5OfBody": m["MD5OfBody"], "eventSource": "aws:sqs",
-        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:ingest", "awsRegion": "eu-west-1",
-    } for m in messages]}
+    return {
+        "Records": [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": {k: str(v) for k, v in m.get("Attributes", {}).items()},
+                "messageAttributes": {},
+                "md5OfBody": m["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:ingest",
+                "awsRegion": "eu-west-1",
+            }
+            for m in messages
+        ]
+    }
 
 
 def poll_once(sqs: Any, queue_url: str, handler: Any) -> dict[str, Any]:
     """One event-source-mapping cycle: receive, invoke, delete what succeeded."""
-    received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
-                                   AttributeNames=["All"]).get("Messages", [])
+    received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
+        "Messages", []
+    )
     if not received:
         return {"batchItemFailures": [], "received": 0}
     result: dict[str, Any] = handler(lambda_event(received), None)
@@ -104,18 +120,24 @@ def test_poison_message_fails_alone(aws: Any, container: Container) -> None:
     good = queue_job(container, sqs_queue, "SoLarP4nels")
     aws.send_message(QueueUrl=queue_url, MessageBody="{not json")
     queue_job(container, sqs_queue, "s0urd0ughBr")
-    received = aws.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+    received = aws.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])[
+        "Messages"
+    ]
     assert len(received) == 3
     poison_id = next(m["MessageId"] for m in received if m["Body"] == "{not json")
     result = make_handler(container)(lambda_event(received), None)
     assert result["batchItemFailures"] == [{"itemIdentifier": poison_id}]
     with container.store.transaction() as repo:
         assert repo.get_job(uuid.UUID(good)).status == "done"  # type: ignore[union-attr]
-        assert {v.id: v.status for v in repo.session.query(Video)} == {"SoLarP4nels": "ready", "s0urd0ughBr": "ready"}
+        assert {v.id: v.status for v in repo.session.query(Video)} == {
+            "SoLarP4nels": "ready",
+            "s0urd0ughBr": "ready",
+        }
 
 
-def test_duplicate_delivery_does_no_duplicate_work(aws: Any, container: Container, claude: Any,
-                                                  fake_claude: FakeAnthropic) -> None:
+def test_duplicate_delivery_does_no_duplicate_work(
+    aws: Any, container: Container, claude: Any, fake_claude: FakeAnthropic
+) -> None:
     container.__dict__["chat_model"] = claude
     transcripts = CountingTranscripts()
     container.__dict__["transcripts"] = transcripts
@@ -132,7 +154,12 @@ def test_duplicate_delivery_does_no_duplicate_work(aws: Any, container: Containe
         job = repo.get_job(uuid.UUID(job_id))
         assert job is not None and job.status == "done"
         assert [s["stage"] for s in job.stages_done] == [
-            "validating", "fetching_transcript", "fetching_metadata", "summarising", "storing"]
+            "validating",
+            "fetching_transcript",
+            "fetching_metadata",
+            "summarising",
+            "storing",
+        ]
         video = repo.get_video("SoLarP4nels")
         assert video is not None and video.summary and video.summary_model == "claude-sonnet-4-5"
         assert video.summary_input_tokens and video.transcript_segments
@@ -143,7 +170,8 @@ def test_duplicate_delivery_does_no_duplicate_work(aws: Any, container: Containe
 
 def test_permanent_error_fails_the_job_without_retry(aws: Any, container: Container) -> None:
     container.__dict__["transcripts"] = CountingTranscripts(
-        {"SoLarP4nels": TranscriptError("captions are off", code="TRANSCRIPTS_DISABLED", retryable=False)})
+        {"SoLarP4nels": TranscriptError("captions are off", code="TRANSCRIPTS_DISABLED", retryable=False)}
+    )
     queue_url, dlq_url = make_queues(aws)
     job_id = queue_job(container, SqsJobQueue(queue_url, client=aws), "SoLarP4nels")
     result = poll_once(aws, queue_url, make_handler(container))
@@ -157,7 +185,8 @@ def test_permanent_error_fails_the_job_without_retry(aws: Any, container: Contai
 
 def test_transient_errors_retry_then_land_in_the_dlq(aws: Any, container: Container) -> None:
     transcripts = CountingTranscripts(
-        {"SoLarP4nels": TranscriptError("blocked", code="YOUTUBE_BLOCKED", retryable=True)})
+        {"SoLarP4nels": TranscriptError("blocked", code="YOUTUBE_BLOCKED", retryable=True)}
+    )
     container.__dict__["transcripts"] = transcripts
     container.settings = container.settings.model_copy(update={"ingest_max_receives": 3})
     queue_url, dlq_url = make_queues(aws, max_receives=3)
@@ -199,7 +228,7 @@ def wait_for_job(api: httpx.Client, job_id: str, timeout: float = 30) -> dict[st
 
 
 def test_end_to_end_ingest_and_second_session_reuses_it(
-    local_system: tuple[str, Container, CountingTranscripts]
+    local_system: tuple[str, Container, CountingTranscripts],
 ) -> None:
     base_url, container, transcripts = local_system
     key = make_user(container)[1]
@@ -220,7 +249,9 @@ def test_end_to_end_ingest_and_second_session_reuses_it(
         assert repo.session.query(IngestJob).count() == 1
 
 
-def test_end_to_end_unknown_video_fails_clearly(local_system: tuple[str, Container, CountingTranscripts]) -> None:
+def test_end_to_end_unknown_video_fails_clearly(
+    local_system: tuple[str, Container, CountingTranscripts],
+) -> None:
     base_url, container, _ = local_system
     api = client_for(base_url, make_user(container)[1])
     sid = api.post("/v1/sessions").json()["id"]

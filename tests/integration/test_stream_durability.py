@@ -41,8 +41,9 @@ def key(db: Container) -> str:
 
 
 @pytest.fixture(scope="module")
-def two_processes(pg_database: str, fake_anthropic_server: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory
-                  ) -> Iterator[list[ServiceProcess]]:
+def two_processes(
+    pg_database: str, fake_anthropic_server: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[ServiceProcess]]:
     """Two service processes for the module (starting them is the slow part)."""
     env = service_env(pg_database, fake_anthropic_server.base_url, DEFAULT_API_KEY, YTR_DRAIN_GRACE_SECONDS=3)
     procs = [ServiceProcess(env, log_dir=tmp_path_factory.mktemp("logs")) for _ in range(2)]
@@ -54,7 +55,9 @@ def two_processes(pg_database: str, fake_anthropic_server: FakeAnthropic, tmp_pa
 
 
 @pytest.fixture
-def services(two_processes: list[ServiceProcess], pg_url: str, fake_claude: FakeAnthropic) -> list[ServiceProcess]:
+def services(
+    two_processes: list[ServiceProcess], pg_url: str, fake_claude: FakeAnthropic
+) -> list[ServiceProcess]:
     """Both processes up (a test before may have killed one); the database emptied."""
     for p in two_processes:
         if p.proc is None or p.proc.poll() is not None:
@@ -88,8 +91,9 @@ def test_post_on_one_process_stream_and_resume_on_the_other(
     _, first, _ = read_stream(client_for(b.base_url, key), "GET", started["stream_url"], stop_after=5)
     assert first[-1].id is not None
     # Reconnect to A with Last-Event-ID: exactly the missing events, then live ones until complete.
-    _, rest, _ = read_stream(client_for(a.base_url, key), "GET", started["stream_url"],
-                             headers={"Last-Event-ID": first[-1].id})
+    _, rest, _ = read_stream(
+        client_for(a.base_url, key), "GET", started["stream_url"], headers={"Last-Event-ID": first[-1].id}
+    )
     assert rest[-1].event == "complete"
     ids = [int(e.id) for e in first + rest if e.id]
     assert ids == list(range(1, len(ids) + 1))  # no gap, no duplicate
@@ -114,8 +118,12 @@ def test_client_resumes_across_a_process_restart(
     while not events or events[-1].event != "complete":
         assert time.monotonic() < deadline, "client never completed"
         try:  # the client keeps retrying B with Last-Event-ID until it answers
-            _, more, _ = read_stream(client_for(b.base_url, key), "GET", started["stream_url"],
-                                     headers={"Last-Event-ID": events[-1].id or "0"})
+            _, more, _ = read_stream(
+                client_for(b.base_url, key),
+                "GET",
+                started["stream_url"],
+                headers={"Last-Event-ID": events[-1].id or "0"},
+            )
             events += more
         except httpx.HTTPError:
             time.sleep(0.1)
@@ -142,8 +150,9 @@ def test_sixth_concurrent_request_is_429_then_expiry_and_cleanup(
     assert oversized.status_code == 413 and oversized.json()["error"]["code"] == "MESSAGE_TOO_LARGE"
 
 
-def test_expired_requests_answer_410_and_cleanup_frees_them(pg_url: str, key: str, db: Container,
-                                                              fake_claude: FakeAnthropic, tmp_path: Path) -> None:
+def test_expired_requests_answer_410_and_cleanup_frees_them(
+    pg_url: str, key: str, db: Container, fake_claude: FakeAnthropic, tmp_path: Path
+) -> None:
     env = service_env(pg_url, fake_claude.base_url, DEFAULT_API_KEY, YTR_REQUEST_TTL_SECONDS=1)
     proc = ServiceProcess(env, log_dir=tmp_path).start()
     try:
@@ -169,7 +178,10 @@ def test_expired_requests_answer_410_and_cleanup_frees_them(pg_url: str, key: st
     manager = ChatRequestManager(db.store, db.settings, OfflineChatModel())
     asyncio.run(manager.cleanup())
     with db.store.transaction() as repo:
-        assert repo.session.scalar(select(ChatRequest.status).where(ChatRequest.id == uuid.UUID(rid))) == "expired"
+        assert (
+            repo.session.scalar(select(ChatRequest.status).where(ChatRequest.id == uuid.UUID(rid)))
+            == "expired"
+        )
         assert repo.chat_events_after(uuid.UUID(rid), 0) == []
 
 
@@ -225,8 +237,10 @@ def test_sigterm_drains_streams_and_every_reply_gets_a_final_status(
     proc = ServiceProcess(env, log_dir=tmp_path).start()
     api = client_for(proc.base_url, key)
     sid = new_session(db, key)
-    fake_claude.enqueue(Reply(text="short answer " * 10, chunk_size=4, delay_per_chunk=0.02),
-                        Reply(text="very long answer " * 400, chunk_size=4, delay_per_chunk=0.02))
+    fake_claude.enqueue(
+        Reply(text="short answer " * 10, chunk_size=4, delay_per_chunk=0.02),
+        Reply(text="very long answer " * 400, chunk_size=4, delay_per_chunk=0.02),
+    )
     short = api.post(f"/v1/sessions/{sid}/chat", json={"message": "short"}).json()
     long = api.post(f"/v1/sessions/{sid}/chat", json={"message": "long"}).json()
     outcomes: dict[str, list[SSEEvent]] = {}
@@ -234,8 +248,10 @@ def test_sigterm_drains_streams_and_every_reply_gets_a_final_status(
     def follow(name: str, url: str) -> None:
         outcomes[name] = read_stream(client_for(proc.base_url, key), "GET", url)[1]
 
-    threads = [threading.Thread(target=follow, args=(n, r["stream_url"])) for n, r in (("short", short),
-                                                                                     ("long", long))]
+    threads = [
+        threading.Thread(target=follow, args=(n, r["stream_url"]))
+        for n, r in (("short", short), ("long", long))
+    ]
     for t in threads:
         t.start()
     time.sleep(0.3)

@@ -71,8 +71,9 @@ def wait_until(predicate: Any, timeout: float = 15.0) -> None:
 # ------------------------------------------------------------------ POST-then-SSE
 
 
-def test_post_then_sse_reassembles_the_reply(api: httpx.Client, fake_claude: FakeAnthropic,
-                                             app_container: Container) -> None:
+def test_post_then_sse_reassembles_the_reply(
+    api: httpx.Client, fake_claude: FakeAnthropic, app_container: Container
+) -> None:
     fake_claude.enqueue(Reply(text=ANSWER, chunk_size=3))
     sid = new_session(api)
     started = api.post(f"/v1/sessions/{sid}/chat", json={"message": "How do panels work?"})
@@ -92,7 +93,9 @@ def test_post_then_sse_reassembles_the_reply(api: httpx.Client, fake_claude: Fak
     assert history[0]["content"] == ANSWER and history[0]["id"] == complete["message_id"]
 
 
-def test_last_event_id_resumes_without_gap_or_duplicate(api: httpx.Client, fake_claude: FakeAnthropic) -> None:
+def test_last_event_id_resumes_without_gap_or_duplicate(
+    api: httpx.Client, fake_claude: FakeAnthropic
+) -> None:
     fake_claude.enqueue(Reply(text=ANSWER, chunk_size=2, delay_per_chunk=0.002))
     sid = new_session(api)
     url = api.post(f"/v1/sessions/{sid}/chat", json={"message": "q"}).json()["stream_url"]
@@ -104,16 +107,21 @@ def test_last_event_id_resumes_without_gap_or_duplicate(api: httpx.Client, fake_
     assert text_of(first) + text_of(rest) == ANSWER
 
 
-def test_stream_errors_400_404_and_foreign(api: httpx.Client, server: LoopbackServer,
-                                           app_container: Container, fake_claude: FakeAnthropic) -> None:
+def test_stream_errors_400_404_and_foreign(
+    api: httpx.Client, server: LoopbackServer, app_container: Container, fake_claude: FakeAnthropic
+) -> None:
     assert api.get("/v1/streams/not-a-uuid").status_code == 400
     unknown = api.get(f"/v1/streams/{uuid.uuid4()}")
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "REQUEST_NOT_FOUND"
     sid = new_session(api)
     rid = api.post(f"/v1/sessions/{sid}/chat", json={"message": "q"}).json()["request_id"]
     other = client_for(server.base_url, make_user(app_container)[1])
-    for method, path in (("GET", f"/v1/streams/{rid}"), ("GET", f"/v1/requests/{rid}"),
-                         ("POST", f"/v1/requests/{rid}/cancel"), ("POST", f"/v1/sessions/{sid}/chat")):
+    for method, path in (
+        ("GET", f"/v1/streams/{rid}"),
+        ("GET", f"/v1/requests/{rid}"),
+        ("POST", f"/v1/requests/{rid}/cancel"),
+        ("POST", f"/v1/sessions/{sid}/chat"),
+    ):
         r = other.request(method, path, json={"message": "x"} if method == "POST" else None)
         assert r.status_code == 404, path
     assert httpx.get(f"{server.base_url}/v1/streams/{rid}").status_code == 401
@@ -142,8 +150,9 @@ def test_polling_returns_status_and_text_so_far(api: httpx.Client, fake_claude: 
     assert state["message_id"] is not None
 
 
-def test_cancel_closes_upstream_and_saves_partial(api: httpx.Client, fake_claude: FakeAnthropic,
-                                                  app_container: Container) -> None:
+def test_cancel_closes_upstream_and_saves_partial(
+    api: httpx.Client, fake_claude: FakeAnthropic, app_container: Container
+) -> None:
     fake_claude.enqueue(Reply(text="slow " * 400, chunk_size=5, delay_per_chunk=0.02))
     sid = new_session(api)
     rid = api.post(f"/v1/sessions/{sid}/chat", json={"message": "q"}).json()["request_id"]
@@ -161,8 +170,9 @@ def test_cancel_closes_upstream_and_saves_partial(api: httpx.Client, fake_claude
     assert api.post(f"/v1/requests/{rid}/cancel").json()["status"] == "cancelled"  # idempotent
 
 
-def test_client_disconnect_does_not_cancel(api: httpx.Client, fake_claude: FakeAnthropic,
-                                           app_container: Container) -> None:
+def test_client_disconnect_does_not_cancel(
+    api: httpx.Client, fake_claude: FakeAnthropic, app_container: Container
+) -> None:
     fake_claude.enqueue(Reply(text=ANSWER, chunk_size=4, delay_per_chunk=0.005))
     sid = new_session(api)
     url = api.post(f"/v1/sessions/{sid}/chat", json={"message": "q"}).json()["stream_url"]
@@ -183,7 +193,9 @@ def test_one_step_sse(api: httpx.Client, fake_claude: FakeAnthropic) -> None:
     assert status == 200
     assert events[0].json["stage"] == "accepted" and events[0].json["request_id"]
     assert text_of(events) == ANSWER and events[-1].event == "complete"
-    bad_status, _, meta = read_stream(api, "POST", f"/v1/sessions/{sid}/messages/stream", json={"message": ""})
+    bad_status, _, meta = read_stream(
+        api, "POST", f"/v1/sessions/{sid}/messages/stream", json={"message": ""}
+    )
     assert bad_status == 400 and meta["body"]["error"]["code"] == "VALIDATION_ERROR"
 
 
@@ -218,12 +230,19 @@ async def ws_collect(ws: Any, until: int) -> list[dict[str, Any]]:
     return frames
 
 
-def test_websocket_chat_follow_up_queue_and_cancel(server: LoopbackServer, api: httpx.Client, user_key: str,
-                                                   fake_claude: FakeAnthropic, app_container: Container) -> None:
+def test_websocket_chat_follow_up_queue_and_cancel(
+    server: LoopbackServer,
+    api: httpx.Client,
+    user_key: str,
+    fake_claude: FakeAnthropic,
+    app_container: Container,
+) -> None:
     sid = new_session(api)
-    fake_claude.enqueue(Reply(text="first " * 20, chunk_size=6, delay_per_chunk=0.01),
-                        Reply(text="second answer", chunk_size=3),
-                        Reply(text="slow " * 500, chunk_size=5, delay_per_chunk=0.02))
+    fake_claude.enqueue(
+        Reply(text="first " * 20, chunk_size=6, delay_per_chunk=0.01),
+        Reply(text="second answer", chunk_size=3),
+        Reply(text="slow " * 500, chunk_size=5, delay_per_chunk=0.02),
+    )
 
     async def go() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         async with websockets.connect(ws_url(server, sid), additional_headers={"X-API-Key": user_key}) as ws:
@@ -249,12 +268,19 @@ def test_websocket_chat_follow_up_queue_and_cancel(server: LoopbackServer, api: 
     assert third[-1]["type"] == "cancelled"
     assert fake_claude.wait_for_disconnect(10)
     statuses = [(m.role, m.content if m.role == "user" else m.status) for m in saved(app_container, sid)]
-    assert statuses == [("user", "one"), ("assistant", "complete"), ("user", "two"), ("assistant", "complete"),
-                        ("user", "three"), ("assistant", "cancelled")]
+    assert statuses == [
+        ("user", "one"),
+        ("assistant", "complete"),
+        ("user", "two"),
+        ("assistant", "complete"),
+        ("user", "three"),
+        ("assistant", "cancelled"),
+    ]
 
 
-def test_websocket_first_frame_auth_for_browsers(server: LoopbackServer, api: httpx.Client, user_key: str,
-                                                 fake_claude: FakeAnthropic) -> None:
+def test_websocket_first_frame_auth_for_browsers(
+    server: LoopbackServer, api: httpx.Client, user_key: str, fake_claude: FakeAnthropic
+) -> None:
     sid = new_session(api)
     fake_claude.enqueue(Reply(text="hi there"))
 
@@ -270,8 +296,9 @@ def test_websocket_first_frame_auth_for_browsers(server: LoopbackServer, api: ht
 
 
 @pytest.mark.parametrize("mode", ["bad-header", "bad-first-frame", "not-auth-frame"])
-def test_websocket_bad_key_closes_with_policy_violation(server: LoopbackServer, api: httpx.Client,
-                                                        mode: str) -> None:
+def test_websocket_bad_key_closes_with_policy_violation(
+    server: LoopbackServer, api: httpx.Client, mode: str
+) -> None:
     sid = new_session(api)
 
     async def go() -> int:
@@ -292,8 +319,9 @@ def test_websocket_bad_key_closes_with_policy_violation(server: LoopbackServer, 
     assert asyncio.run(go()) == 1008
 
 
-def test_websocket_other_users_session_is_refused(server: LoopbackServer, api: httpx.Client,
-                                                  app_container: Container) -> None:
+def test_websocket_other_users_session_is_refused(
+    server: LoopbackServer, api: httpx.Client, app_container: Container
+) -> None:
     sid = new_session(api)
     stranger = make_user(app_container)[1]
 

@@ -30,8 +30,18 @@ class ServiceProcess:
     def start(self, wait: bool = True) -> ServiceProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streaming_service.serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "streaming_service.serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         if wait:
             self.wait_healthy()
@@ -79,10 +89,16 @@ class ServiceProcess:
 
 def service_env(database_url: str, fake_base_url: str, api_key: str, **extra: Any) -> dict[str, str]:
     env = {
-        "YTR_ENVIRONMENT": "test", "YTR_DATABASE_URL": database_url, "YTR_LLM_PROVIDER": "anthropic",
-        "ANTHROPIC_API_KEY": api_key, "YTR_ANTHROPIC_BASE_URL": fake_base_url, "YTR_LLM_MAX_RETRIES": "2",
-        "YTR_STREAM_POLL_SECONDS": "0.05", "YTR_STREAM_STALE_AFTER_SECONDS": "3",
-        "YTR_TRANSCRIPT_SOURCE": "samples", "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "YTR_ENVIRONMENT": "test",
+        "YTR_DATABASE_URL": database_url,
+        "YTR_LLM_PROVIDER": "anthropic",
+        "ANTHROPIC_API_KEY": api_key,
+        "YTR_ANTHROPIC_BASE_URL": fake_base_url,
+        "YTR_LLM_MAX_RETRIES": "2",
+        "YTR_STREAM_POLL_SECONDS": "0.05",
+        "YTR_STREAM_STALE_AFTER_SECONDS": "3",
+        "YTR_TRANSCRIPT_SOURCE": "samples",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
     }
     env.update({k: str(v) for k, v in extra.items()})
     return env

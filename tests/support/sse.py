@@ -46,8 +46,15 @@ def parse_sse(lines: Iterator[str], meta: dict[str, Any] | None = None) -> Itera
             meta["retry"] = int(value)
 
 
-def read_stream(client: httpx.Client, method: str, url: str, *, stop_after: int | None = None,
-                headers: dict[str, str] | None = None, **kw: Any) -> tuple[int, list[SSEEvent], dict[str, Any]]:
+def read_stream(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    *,
+    stop_after: int | None = None,
+    headers: dict[str, str] | None = None,
+    **kw: Any,
+) -> tuple[int, list[SSEEvent], dict[str, Any]]:
     """Read a whole SSE response (or its first ``stop_after`` events, then drop the connection)."""
     meta: dict[str, Any] = {}
     events: list[SSEEvent] = []
