@@ -55,7 +55,9 @@ class Container:
 
         if self.settings.transcript_source == "samples":
             return youtube.SampleTranscriptSource(self.samples_dir)
-        return youtube.YouTubeTranscriptSource.from_settings(self.settings)
+        from ytresearch.secrets import with_proxy_secret
+
+        return youtube.YouTubeTranscriptSource.from_settings(with_proxy_secret(self.settings))
 
     @cached_property
     def metadata(self) -> MetadataSource:

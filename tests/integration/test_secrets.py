@@ -1,0 +1,58 @@
+"""Secrets are read from Secrets Manager (moto) at run time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from ytresearch.config import load_settings
+from ytresearch.secrets import with_proxy_secret
+
+
+@pytest.fixture
+def secretsmanager(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        yield boto3.client("secretsmanager", region_name="eu-west-1")
+
+
+def test_proxy_secret_fills_the_webshare_settings(secretsmanager: Any) -> None:
+    arn = secretsmanager.create_secret(
+        Name="proxy", SecretString=json.dumps({"webshare_username": "u", "webshare_password": "p"})
+    )["ARN"]
+    settings = with_proxy_secret(load_settings(proxy_secret_arn=arn))
+    assert settings.webshare_proxy_username == "u"
+    assert settings.webshare_proxy_password is not None
+    assert settings.webshare_proxy_password.get_secret_value() == "p"
+
+
+def test_empty_placeholder_secret_means_no_proxy(secretsmanager: Any) -> None:
+    arn = secretsmanager.create_secret(Name="proxy", SecretString="{}")["ARN"]
+    settings = with_proxy_secret(load_settings(proxy_secret_arn=arn))
+    assert settings.proxy_http_url is None and settings.webshare_proxy_username is None
+
+
+def test_database_url_is_built_from_the_rds_secret(secretsmanager: Any) -> None:
+    from ytresearch.db.engine import database_url
+
+    arn = secretsmanager.create_secret(
+        Name="db",
+        SecretString=json.dumps(
+            {"username": "app", "password": "s3cret", "host": "db.internal", "port": 5432, "dbname": "ytr"}
+        ),
+    )["ARN"]
+    url = database_url(load_settings(database_secret_arn=arn))
+    assert (url.drivername, url.host, url.database, url.username) == (
+        "postgresql+pg8000",
+        "db.internal",
+        "ytr",
+        "app",
+    )
+    assert "s3cret" not in str(url)  # rendered URLs hide the password
