@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     anthropic_secret_arn: str | None = None
     anthropic_base_url: str | None = None
     llm_provider: Literal["auto", "anthropic", "offline"] = "auto"
+    offline_token_delay_seconds: float = Field(default=0.02, ge=0, le=1)  # so the offline answer visibly streams
     model: str = "claude-sonnet-4-5"
     summary_max_tokens: int = Field(default=1024, ge=64, le=8192)
     chat_max_tokens: int = Field(default=2048, ge=64, le=16384)

@@ -61,7 +61,7 @@ def build_chat_model(settings: Settings) -> ChatModel:
     """The offline model when ``settings.use_offline_model``, else Claude through the SDK, with
     the key from settings or (read lazily on first use) from Secrets Manager."""
     if settings.use_offline_model:
-        return OfflineChatModel()
+        return OfflineChatModel(token_delay=settings.offline_token_delay_seconds)
     key_source: str | Callable[[], str]
     if settings.anthropic_api_key is not None:
         key_source = settings.anthropic_api_key.get_secret_value()
