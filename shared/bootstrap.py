@@ -56,8 +56,10 @@ class Container:
         if self.settings.transcript_source == "samples":
             return youtube.SampleTranscriptSource(self.samples_dir)
         from ytresearch.secrets import with_proxy_secret
+        from ytresearch.youtube.retry import RetryingTranscriptSource
 
-        return youtube.YouTubeTranscriptSource.from_settings(with_proxy_secret(self.settings))
+        source = youtube.YouTubeTranscriptSource.from_settings(with_proxy_secret(self.settings))
+        return RetryingTranscriptSource(source, attempts=self.settings.youtube_fetch_attempts)
 
     @cached_property
     def metadata(self) -> MetadataSource:

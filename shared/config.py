@@ -51,7 +51,9 @@ class Settings(BaseSettings):
     anthropic_secret_arn: str | None = None
     anthropic_base_url: str | None = None
     llm_provider: Literal["auto", "anthropic", "offline"] = "auto"
-    offline_token_delay_seconds: float = Field(default=0.02, ge=0, le=1)  # so the offline answer visibly streams
+    offline_token_delay_seconds: float = Field(
+        default=0.02, ge=0, le=1
+    )  # so the offline answer visibly streams
     model: str = "claude-sonnet-4-5"
     summary_max_tokens: int = Field(default=1024, ge=64, le=8192)
     chat_max_tokens: int = Field(default=2048, ge=64, le=16384)
@@ -59,6 +61,10 @@ class Settings(BaseSettings):
     context_budget_tokens: int = Field(default=150_000, ge=2_000)
     llm_max_retries: int = Field(default=3, ge=0, le=10)
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
+    breaker_failure_threshold: int = Field(
+        default=5, ge=1
+    )  # consecutive model failures that open the circuit
+    breaker_reset_seconds: float = Field(default=30.0, gt=0)  # then one probe is let through
 
     # YouTube
     transcript_source: Literal["youtube", "samples"] = "youtube"
@@ -72,6 +78,7 @@ class Settings(BaseSettings):
     youtube_data_api_key: SecretStr | None = None
     metadata_enabled: bool = True
     http_timeout_seconds: float = Field(default=10.0, gt=0)
+    youtube_fetch_attempts: int = Field(default=3, ge=1, le=10)  # within one ingest attempt, jittered backoff
 
     # Limits
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)

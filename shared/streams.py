@@ -196,6 +196,13 @@ class ChatRequestManager:
             raise DependencyUnavailableError(
                 "this server is shutting down; retry and you will reach another", code="SERVICE_DRAINING"
             )
+        available = getattr(self.model, "available", None)
+        if available is not None and not available():
+            raise DependencyUnavailableError(
+                "the AI model is failing; requests are paused briefly while it recovers",
+                code="MODEL_CIRCUIT_OPEN",
+                details={"retry_after": self.model.retry_after()},  # type: ignore[attr-defined]
+            )
         await asyncio.to_thread(self._check_limits, user)
         turn = await asyncio.to_thread(
             prepare_turn,

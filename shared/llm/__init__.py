@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ytresearch.errors import ConfigurationError
 from ytresearch.llm.anthropic_model import AnthropicChatModel, build_messages_params
+from ytresearch.llm.breaker import CircuitBreakerChatModel
 from ytresearch.llm.offline import OfflineChatModel
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AnthropicChatModel",
+    "CircuitBreakerChatModel",
     "OfflineChatModel",
     "build_chat_model",
     "build_messages_params",
@@ -71,10 +73,15 @@ def build_chat_model(settings: Settings) -> ChatModel:
         raise ConfigurationError(
             "YTR_LLM_PROVIDER=anthropic needs ANTHROPIC_API_KEY or YTR_ANTHROPIC_SECRET_ARN"
         )
-    return AnthropicChatModel(
+    claude = AnthropicChatModel(
         api_key=key_source,
         model=settings.model,
         base_url=settings.anthropic_base_url,
         max_retries=settings.llm_max_retries,
         timeout_seconds=settings.llm_timeout_seconds,
+    )
+    return CircuitBreakerChatModel(
+        claude,
+        failure_threshold=settings.breaker_failure_threshold,
+        reset_seconds=settings.breaker_reset_seconds,
     )
