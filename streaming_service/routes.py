@@ -15,10 +15,36 @@ from streaming_service.jobs import job_events
 from ytresearch.events import StreamEvent, sse_comment, sse_retry
 from ytresearch.streams import RECONNECT_MS, ChatRequestManager
 from ytresearch.web.auth import ContainerDep, CurrentUser
-from ytresearch.web.errors import ERROR_RESPONSES, error_response
+from ytresearch.web.errors import ERROR_RESPONSES, ErrorResponse, error_response
 from ytresearch.web.sse import EventStreamResponse
 
 router = APIRouter(responses=ERROR_RESPONSES)
+
+# One SSE event as clients parse it (the OpenAPI 3.2 `itemSchema`, as FastAPI writes it for its own
+# SSE routes): `data` is JSON, `id` the per-request sequence (absent on the first frame of the
+# one-step stream). Comments (pings) and `retry:` frames are not events.
+SSE_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {
+            "type": "string",
+            "enum": ["stage", "token", "usage", "complete", "error", "cancelled", "reconnect"],
+        },
+        "data": {"type": "string", "contentMediaType": "application/json"},
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
+SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-sent events (errors before the stream starts are JSON, as everywhere).",
+        "content": {"text/event-stream": {"itemSchema": SSE_EVENT_SCHEMA}},
+    }
+}
+EXPIRED_RESPONSE: dict[int | str, dict[str, Any]] = {
+    410: {"model": ErrorResponse, "description": "The chat request has expired."}
+}
 
 
 def get_manager(request: Request) -> ChatRequestManager:
@@ -82,6 +108,15 @@ def render_sse(event: StreamEvent | None) -> str:
     return event.sse()
 
 
+@router.get("/health/live", tags=["health"])
+def liveness(manager: Manager) -> Response:
+    """For the load balancer and the container: 503 only while draining, so a database outage
+    (reported by /health) does not make ECS replace healthy tasks."""
+    if manager.draining:
+        return error_response(503, "SERVICE_DRAINING", "this server is shutting down")
+    return Response(content='{"status":"ok"}', media_type="application/json")
+
+
 @router.get("/health", tags=["health"])
 def health(container: ContainerDep, manager: Manager) -> Response:
     if manager.draining:
@@ -118,7 +153,7 @@ async def start_chat(session_id: uuid.UUID, body: ChatIn, user: CurrentUser, man
     tags=["chat"],
     response_class=Response,
     response_model=None,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
+    responses={**SSE_RESPONSE, **EXPIRED_RESPONSE},
 )
 async def stream_chat(
     request_id: uuid.UUID,
@@ -133,7 +168,9 @@ async def stream_chat(
     )
 
 
-@router.get("/v1/requests/{request_id}", response_model=RequestStatusOut, tags=["chat"])
+@router.get(
+    "/v1/requests/{request_id}", response_model=RequestStatusOut, tags=["chat"], responses=EXPIRED_RESPONSE
+)
 async def request_status(request_id: uuid.UUID, user: CurrentUser, manager: Manager) -> RequestStatusOut:
     s = await manager.status(user, request_id)
     return RequestStatusOut(
@@ -147,7 +184,9 @@ async def request_status(request_id: uuid.UUID, user: CurrentUser, manager: Mana
     )
 
 
-@router.post("/v1/requests/{request_id}/cancel", response_model=CancelOut, tags=["chat"])
+@router.post(
+    "/v1/requests/{request_id}/cancel", response_model=CancelOut, tags=["chat"], responses=EXPIRED_RESPONSE
+)
 async def cancel_request(request_id: uuid.UUID, user: CurrentUser, manager: Manager) -> CancelOut:
     return CancelOut(request_id=request_id, status=await manager.cancel(user, request_id))
 
@@ -157,7 +196,7 @@ async def cancel_request(request_id: uuid.UUID, user: CurrentUser, manager: Mana
     tags=["chat"],
     response_class=Response,
     response_model=None,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
+    responses=SSE_RESPONSE,
 )
 async def stream_message(
     session_id: uuid.UUID, body: ChatIn, user: CurrentUser, manager: Manager
@@ -181,7 +220,7 @@ async def stream_message(
     tags=["jobs"],
     response_class=Response,
     response_model=None,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
+    responses=SSE_RESPONSE,
 )
 async def ingest_events(
     job_id: uuid.UUID, user: CurrentUser, container: ContainerDep, manager: Manager

@@ -1,0 +1,234 @@
+"""The streaming service: FastAPI/uvicorn on ECS Fargate behind an Application Load Balancer.
+
+Long-lived streams shape the settings: the ALB idle timeout outlasts the 15 s pings many times over,
+a draining task keeps serving its open streams for the deregistration delay, and a stopping task
+gets ``stop_timeout`` between SIGTERM and SIGKILL, more than uvicorn's graceful shutdown window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, Size
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.nag import acknowledge
+
+CONTAINER_PORT = 8000
+HEALTH_PATH = "/health/live"  # 503 only while draining: a database outage must not cycle tasks
+DOCKERFILE = "streaming_service/Dockerfile"
+# python:3.11-slim has no curl; the interpreter is always there. Loopback only.
+HEALTH_COMMAND = (
+    "import sys, urllib.request; "
+    f"sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:{CONTAINER_PORT}{HEALTH_PATH}', "
+    "timeout=4).status == 200 else 1)"
+)
+
+
+class StreamingService(Construct):
+    """Exposes ``cluster``, ``task_definition``, ``container``, ``service``, ``security_group``,
+    ``load_balancer``, ``target_group``, ``listener``, ``log_group`` and ``url``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc: ec2.IVpc,
+        compute_subnets: ec2.SubnetSelection,
+        public_subnets: ec2.SubnetSelection,
+        build_context: Path,
+        environment: Mapping[str, str],
+        cpu: int,
+        memory_mib: int,
+        architecture: str,
+        desired_count: int,
+        max_count: int,
+        cpu_target_percent: int,
+        idle_timeout: Duration,
+        deregistration_delay: Duration,
+        stop_timeout: Duration,
+        certificate_arn: str | None,
+        container_insights: bool,
+        access_log_bucket: s3.IBucket,
+        log_retention: logs.RetentionDays,
+        log_removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        arm = architecture == "ARM64"
+        self.cluster = ecs.Cluster(
+            self,
+            "Cluster",
+            vpc=vpc,
+            container_insights_v2=(
+                ecs.ContainerInsights.ENABLED if container_insights else ecs.ContainerInsights.DISABLED
+            ),
+        )
+        if not container_insights:
+            acknowledge(
+                self.cluster,
+                "AwsSolutions-ECS4",
+                "Container Insights is off by default because its per-task custom metrics cost "
+                "more than the one small task; the service, ALB and alarms keep the standard "
+                "ECS/ALB metrics. Enable with -c container_insights=true.",
+            )
+
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=log_retention, removal_policy=log_removal_policy
+        )
+        self.task_definition = ecs.FargateTaskDefinition(
+            self,
+            "Task",
+            cpu=cpu,
+            memory_limit_mib=memory_mib,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.ARM64 if arm else ecs.CpuArchitecture.X86_64,
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
+        )
+        self.image = ecs.ContainerImage.from_asset(
+            str(build_context),
+            file=DOCKERFILE,
+            platform=ecr_assets.Platform.LINUX_ARM64 if arm else ecr_assets.Platform.LINUX_AMD64,
+        )
+        self.container = self.task_definition.add_container(
+            "App",
+            image=self.image,
+            essential=True,
+            environment=dict(environment),
+            port_mappings=[ecs.PortMapping(container_port=CONTAINER_PORT, name="http")],
+            stop_timeout=stop_timeout,
+            health_check=ecs.HealthCheck(
+                command=["CMD", "python", "-c", HEALTH_COMMAND],
+                interval=Duration.seconds(30),
+                timeout=Duration.seconds(5),
+                retries=3,
+                start_period=Duration.seconds(30),
+            ),
+            logging=ecs.LogDrivers.aws_logs(
+                stream_prefix="streaming",
+                log_group=self.log_group,
+                mode=ecs.AwsLogDriverMode.NON_BLOCKING,
+                max_buffer_size=Size.mebibytes(25),
+            ),
+        )
+        execution_role = self.task_definition.obtain_execution_role()
+        acknowledge(
+            execution_role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "The execution role's only wildcard is ecr:GetAuthorizationToken, which has no "
+            "resource-level permissions; image pulls are scoped to the asset repository.",
+        )
+        acknowledge(
+            self.task_definition,
+            "AwsSolutions-ECS2",
+            "The container's environment holds only non-secret configuration (names, ARNs, the "
+            "queue URL, the model id); the application fetches secret values from Secrets "
+            "Manager by ARN at run time.",
+        )
+
+        self.security_group = ec2.SecurityGroup(
+            self,
+            "SecurityGroup",
+            vpc=vpc,
+            description="Streaming tasks: ingress only from the load balancer",
+            allow_all_outbound=True,
+        )
+        self.service = ecs.FargateService(
+            self,
+            "Service",
+            cluster=self.cluster,
+            task_definition=self.task_definition,
+            desired_count=desired_count,
+            vpc_subnets=compute_subnets,
+            security_groups=[self.security_group],
+            assign_public_ip=False,
+            min_healthy_percent=100,
+            max_healthy_percent=200,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            health_check_grace_period=Duration.seconds(60),
+            enable_execute_command=False,
+        )
+        scaling = self.service.auto_scale_task_count(min_capacity=desired_count, max_capacity=max_count)
+        scaling.scale_on_cpu_utilization(
+            "CpuScaling",
+            target_utilization_percent=cpu_target_percent,
+            scale_in_cooldown=Duration.minutes(5),
+            scale_out_cooldown=Duration.minutes(1),
+        )
+
+        alb_security_group = ec2.SecurityGroup(
+            self,
+            "LoadBalancerSecurityGroup",
+            vpc=vpc,
+            description="Streaming load balancer: public HTTP(S) in, tasks out",
+            allow_all_outbound=False,
+        )
+        acknowledge(
+            alb_security_group,
+            "AwsSolutions-EC23",
+            "This is the internet-facing load balancer of a public API; it must accept HTTP(S) "
+            "from any address. Only the listener ports are open and tasks accept only the ALB.",
+        )
+        self.load_balancer = elbv2.ApplicationLoadBalancer(
+            self,
+            "LoadBalancer",
+            vpc=vpc,
+            vpc_subnets=public_subnets,
+            internet_facing=True,
+            security_group=alb_security_group,
+            idle_timeout=idle_timeout,
+            drop_invalid_header_fields=True,
+            http2_enabled=True,
+        )
+        self.load_balancer.log_access_logs(access_log_bucket, prefix="alb")
+        self.target_group = elbv2.ApplicationTargetGroup(
+            self,
+            "Targets",
+            vpc=vpc,
+            port=CONTAINER_PORT,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            target_type=elbv2.TargetType.IP,
+            deregistration_delay=deregistration_delay,
+            health_check=elbv2.HealthCheck(
+                path=HEALTH_PATH,
+                healthy_http_codes="200",
+                interval=Duration.seconds(15),
+                timeout=Duration.seconds(5),
+                healthy_threshold_count=2,
+                unhealthy_threshold_count=3,
+            ),
+            targets=[
+                self.service.load_balancer_target(
+                    container_name=self.container.container_name, container_port=CONTAINER_PORT
+                )
+            ],
+        )
+        if certificate_arn:
+            self.listener = self.load_balancer.add_listener(
+                "Https",
+                port=443,
+                protocol=elbv2.ApplicationProtocol.HTTPS,
+                certificates=[elbv2.ListenerCertificate.from_arn(certificate_arn)],
+                ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
+                default_target_groups=[self.target_group],
+                open=True,
+            )
+            self.load_balancer.add_redirect(source_port=80, target_port=443)
+            self.url = f"https://{self.load_balancer.load_balancer_dns_name}"
+        else:
+            self.listener = self.load_balancer.add_listener(
+                "Http",
+                port=80,
+                protocol=elbv2.ApplicationProtocol.HTTP,
+                default_target_groups=[self.target_group],
+                open=True,
+            )
+            self.url = f"http://{self.load_balancer.load_balancer_dns_name}"

@@ -1,0 +1,332 @@
+"""Deployment settings, read from CDK context (``cdk.json`` or ``-c key=value``).
+
+Every key has a default that deploys a small, cheap system. ``-c`` values arrive as strings, so
+each reader accepts both the JSON type from cdk.json and its string form.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+ENVIRONMENTS = ("dev", "staging", "prod")
+DEFAULT_REGION = "us-east-1"
+ARCHITECTURES = ("ARM64", "X86_64")
+# Fargate accepts these memory sizes (MiB) for each CPU size (units).
+FARGATE_SIZES: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+}
+# ECS caps a container's stopTimeout at 120 s on Fargate.
+FARGATE_MAX_STOP_TIMEOUT = 120
+# After SIGTERM the service drains: running replies get this long to finish (YTR_DRAIN_GRACE_SECONDS),
+# then readers are told to reconnect and uvicorn closes within UVICORN_CLOSE_SECONDS more
+# (streaming_service/serve.py), all inside the container's stop timeout.
+DRAIN_GRACE_SECONDS = 90
+UVICORN_CLOSE_SECONDS = 10
+UVICORN_GRACEFUL_SECONDS = DRAIN_GRACE_SECONDS + UVICORN_CLOSE_SECONDS
+STREAM_PING_SECONDS = 15
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A context value is missing, malformed or out of range."""
+
+
+def _as_bool(key: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"context {key!r} must be true or false, got {value!r}")
+
+
+def _as_int(key: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"context {key!r} must be a whole number, got {value!r}")
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ConfigError(f"context {key!r} must be a whole number, got {value!r}") from None
+
+
+def _as_str(key: str, value: Any) -> str:
+    if not isinstance(value, str | int | float):
+        raise ConfigError(f"context {key!r} must be a string, got {value!r}")
+    return str(value).strip()
+
+
+def _as_list(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, list | tuple):
+        items = [_as_str(key, item) for item in value]
+    else:
+        items = _as_str(key, value).split(",")
+    return tuple(item.strip() for item in items if item.strip())
+
+
+def _optional(reader: Callable[[str, Any], T]) -> Callable[[str, Any], T | None]:
+    def read(key: str, value: Any) -> T | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return reader(key, value)
+
+    return read
+
+
+_READERS: dict[type | str, Callable[[str, Any], Any]] = {
+    "bool": _as_bool,
+    "int": _as_int,
+    "str": _as_str,
+    "str | None": _optional(_as_str),
+    "bool | None": _optional(_as_bool),
+    "tuple[str, ...]": _as_list,
+    "tuple[str, ...] | None": _optional(_as_list),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class InfraConfig:
+    """Everything the stack needs to know, validated. Field names are the context keys."""
+
+    environment: str = "dev"
+    account: str | None = None
+    region: str = DEFAULT_REGION
+
+    # Network
+    max_azs: int = 2
+    nat_gateways: int = 1
+    availability_zones: tuple[str, ...] | None = None
+
+    # Database
+    db_instance_type: str = "t4g.micro"
+    db_allocated_storage_gib: int = 20
+    db_max_allocated_storage_gib: int = 50
+    db_backup_retention_days: int = 7
+    db_multi_az: bool = False
+    db_deletion_protection: bool | None = None  # None: on for prod, off elsewhere
+    db_proxy: bool = False
+    db_rotation_days: int = 30
+
+    # Queues and functions
+    api_memory_mib: int = 1024
+    api_timeout_seconds: int = 29  # API Gateway HTTP APIs stop waiting after 30 s
+    ingest_memory_mib: int = 1024
+    ingest_timeout_seconds: int = 120
+    ingest_batch_size: int = 2
+    ingest_max_concurrency: int = 2
+    ingest_max_receive_count: int = 5
+    migrate_timeout_seconds: int = 300
+
+    # HTTP API
+    api_throttle_rate: int = 20
+    api_throttle_burst: int = 40
+    cors_origins: tuple[str, ...] = ()
+
+    # Streaming service
+    fargate_cpu: int = 256
+    fargate_memory_mib: int = 512
+    fargate_architecture: str = "ARM64"
+    fargate_desired_count: int = 1
+    fargate_max_count: int = 3
+    fargate_cpu_target_percent: int = 60
+    alb_idle_timeout_seconds: int = 300
+    deregistration_delay_seconds: int = 120
+    container_stop_timeout_seconds: int = FARGATE_MAX_STOP_TIMEOUT
+    container_insights: bool = False
+    certificate_arn: str | None = None
+
+    # Application
+    model: str = "claude-sonnet-4-5"
+    log_level: str = "INFO"
+    transcript_proxy: bool = False
+
+    # Operations
+    log_retention_days: int = 30
+    alarm_email: str | None = None
+
+    # Packaging: false skips `pip install` into the Lambda bundles (tests: no network, no Docker)
+    bundle_dependencies: bool = True
+    # cdk-nag AwsSolutions checks on every synth (unacknowledged findings fail the synth)
+    nag: bool = True
+
+    extra_tags: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        problems = list(self._problems())
+        if problems:
+            raise ConfigError("invalid deployment settings: " + "; ".join(problems))
+
+    def _problems(self) -> list[str]:
+        problems: list[str] = []
+        if self.environment not in ENVIRONMENTS:
+            problems.append(f"environment must be one of {', '.join(ENVIRONMENTS)}")
+        if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", self.region):
+            problems.append(f"region {self.region!r} is not an AWS region name")
+        if self.account is not None and not re.fullmatch(r"\d{12}", self.account):
+            problems.append("account must be a 12-digit AWS account id")
+        if not 1 <= self.max_azs <= 6:
+            problems.append("max_azs must be between 1 and 6")
+        if not 1 <= self.nat_gateways <= self.max_azs:
+            # Functions and tasks live in private subnets and must reach Anthropic and YouTube.
+            problems.append("nat_gateways must be at least 1 and at most max_azs")
+        if self.availability_zones is not None and len(self.availability_zones) < 2:
+            problems.append("availability_zones needs at least two zones (RDS subnet groups)")
+        if self.db_allocated_storage_gib < 20:
+            problems.append("db_allocated_storage_gib must be at least 20 (RDS gp3 minimum)")
+        if self.db_max_allocated_storage_gib < self.db_allocated_storage_gib:
+            problems.append("db_max_allocated_storage_gib must be >= db_allocated_storage_gib")
+        if not 1 <= self.db_backup_retention_days <= 35:
+            problems.append("db_backup_retention_days must be between 1 and 35")
+        if not 1 <= self.db_rotation_days <= 365:
+            problems.append("db_rotation_days must be between 1 and 365")
+        if not 1 <= self.api_timeout_seconds <= 30:
+            problems.append("api_timeout_seconds must be between 1 and 30 (HTTP API limit)")
+        if not 1 <= self.ingest_timeout_seconds <= 900:
+            problems.append("ingest_timeout_seconds must be between 1 and 900")
+        if 6 * self.ingest_timeout_seconds > 43_200:
+            problems.append("ingest_timeout_seconds * 6 exceeds the SQS visibility limit (12 h)")
+        if not 1 <= self.ingest_batch_size <= 10:
+            problems.append("ingest_batch_size must be between 1 and 10")
+        if not 2 <= self.ingest_max_concurrency <= 1000:
+            problems.append("ingest_max_concurrency must be between 2 and 1000 (SQS limit)")
+        if not 1 <= self.ingest_max_receive_count <= 1000:
+            problems.append("ingest_max_receive_count must be between 1 and 1000")
+        if not 1 <= self.migrate_timeout_seconds <= 900:
+            problems.append("migrate_timeout_seconds must be between 1 and 900")
+        for memory, name in ((self.api_memory_mib, "api"), (self.ingest_memory_mib, "ingest")):
+            if not 128 <= memory <= 10_240:
+                problems.append(f"{name}_memory_mib must be between 128 and 10240")
+        if self.api_throttle_rate < 1 or self.api_throttle_burst < 1:
+            problems.append("api_throttle_rate and api_throttle_burst must be positive")
+        for origin in self.cors_origins:
+            if not re.fullmatch(r"https?://[^/\s*]+", origin):
+                problems.append(
+                    f"cors_origins entry {origin!r} must be a scheme and host like "
+                    "https://app.your-domain (no path, no wildcard)"
+                )
+        if self.fargate_memory_mib not in FARGATE_SIZES.get(self.fargate_cpu, ()):
+            problems.append(
+                f"fargate_cpu={self.fargate_cpu} with fargate_memory_mib="
+                f"{self.fargate_memory_mib} is not a Fargate size"
+            )
+        if self.fargate_architecture not in ARCHITECTURES:
+            problems.append(f"fargate_architecture must be one of {', '.join(ARCHITECTURES)}")
+        if not 1 <= self.fargate_desired_count <= self.fargate_max_count:
+            problems.append("fargate_desired_count must be between 1 and fargate_max_count")
+        if not 10 <= self.fargate_cpu_target_percent <= 90:
+            problems.append("fargate_cpu_target_percent must be between 10 and 90")
+        if not 8 * STREAM_PING_SECONDS <= self.alb_idle_timeout_seconds <= 4000:
+            # Streams ping every 15 s; the idle timeout must outlast several missed pings.
+            problems.append("alb_idle_timeout_seconds must be between 120 and 4000")
+        if not 0 <= self.deregistration_delay_seconds <= 3600:
+            problems.append("deregistration_delay_seconds must be between 0 and 3600")
+        if not UVICORN_GRACEFUL_SECONDS < self.container_stop_timeout_seconds <= 120:
+            problems.append(
+                "container_stop_timeout_seconds must exceed the uvicorn graceful shutdown "
+                f"({UVICORN_GRACEFUL_SECONDS} s) and be at most {FARGATE_MAX_STOP_TIMEOUT}"
+            )
+        if self.certificate_arn is not None and not re.fullmatch(
+            r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+", self.certificate_arn
+        ):
+            problems.append("certificate_arn must be an ACM certificate ARN")
+        if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            problems.append("log_level must be DEBUG, INFO, WARNING or ERROR")
+        if self.log_retention_days not in VALID_RETENTION_DAYS:
+            problems.append(
+                "log_retention_days must be one of " + ", ".join(str(days) for days in VALID_RETENTION_DAYS)
+            )
+        if not self.model.strip():
+            problems.append("model must not be empty")
+        return problems
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "prod"
+
+    @property
+    def deletion_protection(self) -> bool:
+        if self.db_deletion_protection is None:
+            return self.is_production
+        return self.db_deletion_protection
+
+    @property
+    def https(self) -> bool:
+        return self.certificate_arn is not None
+
+    @property
+    def stack_name(self) -> str:
+        return f"YtResearch-{self.environment}"
+
+    @classmethod
+    def from_context(
+        cls, context: Callable[[str], Any], environ: Mapping[str, str] | None = None
+    ) -> InfraConfig:
+        """Build from a context getter (``node.try_get_context``) and the CDK environment.
+
+        The account and region come from ``CDK_DEFAULT_ACCOUNT``/``CDK_DEFAULT_REGION`` (set by
+        the CDK CLI from your credentials), then from context, then the region defaults to
+        us-east-1 and the account stays unresolved, so synth needs no credentials.
+        """
+        environ = environ or {}
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            if item.name == "extra_tags":
+                continue
+            raw = context(item.name)
+            if item.name == "account":
+                raw = environ.get("CDK_DEFAULT_ACCOUNT") or raw
+            elif item.name == "region":
+                raw = environ.get("CDK_DEFAULT_REGION") or raw
+            if raw is None:
+                continue
+            reader = _READERS[str(item.type)]
+            value = reader(item.name, raw)
+            if value is not None or "None" in str(item.type):
+                values[item.name] = value
+        if (tags := context("tags")) is not None:
+            if isinstance(tags, str):  # -c 'tags={"team":"research"}'
+                try:
+                    tags = json.loads(tags)
+                except ValueError:
+                    raise ConfigError("context 'tags' must be a JSON object") from None
+            if not isinstance(tags, Mapping):
+                raise ConfigError("context 'tags' must be an object of tag names to values")
+            values["extra_tags"] = {str(key): str(value) for key, value in tags.items()}
+        return cls(**values)
+
+
+# CloudWatch Logs accepts only these retention periods.
+VALID_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)

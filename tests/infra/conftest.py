@@ -1,0 +1,48 @@
+"""Infrastructure tests: synthesize the CDK app once per session per configuration, then inspect
+the templates, the validation report (cdk-nag, CloudFormation checks) and the staged assets."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aws_cdk.assertions import Template
+
+from tests.infra.synth import FULL_OPTIONS, Synth, synthesize
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "network: downloads packages from the package index (deselect with -m 'not network')",
+    )
+
+
+@pytest.fixture(scope="session")
+def synth_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="ytr-cdk-test-") as directory:
+        yield Path(directory)
+
+
+@pytest.fixture(scope="session")
+def default_synth(synth_dir: Path) -> Synth:
+    """The app exactly as `cdk synth` builds it from cdk.json (dev, all defaults)."""
+    return synthesize({}, synth_dir / "default")
+
+
+@pytest.fixture(scope="session")
+def full_synth(synth_dir: Path) -> Synth:
+    """Production with every optional feature on (proxy, HTTPS, CORS, transcript proxy...)."""
+    return synthesize(FULL_OPTIONS, synth_dir / "full")
+
+
+@pytest.fixture(scope="session")
+def template(default_synth: Synth) -> Template:
+    return Template.from_json(default_synth.template)
+
+
+@pytest.fixture(scope="session")
+def full_template(full_synth: Synth) -> Template:
+    return Template.from_json(full_synth.template)

@@ -1,0 +1,149 @@
+"""Operations: log retention everywhere, alarms that page, a dashboard, tags on everything."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.infra.synth import Synth
+
+EXPECTED_TAGS = {"project": "youtube-research-tool", "managed-by": "aws-cdk"}
+
+
+@pytest.fixture(params=["default", "full"])
+def synth(request: pytest.FixtureRequest) -> Synth:
+    return request.getfixturevalue(f"{request.param}_synth")
+
+
+def test_every_log_group_has_a_retention(synth: Synth) -> None:
+    groups = synth.of_type("AWS::Logs::LogGroup")
+
+    assert groups
+    for logical_id, group in groups.items():
+        assert group["Properties"].get("RetentionInDays"), f"{logical_id} keeps logs forever"
+
+
+def test_every_function_logs_to_a_log_group_of_this_stack(synth: Synth) -> None:
+    groups = set(synth.of_type("AWS::Logs::LogGroup"))
+
+    for logical_id, function in synth.of_type("AWS::Lambda::Function").items():
+        target = function["Properties"].get("LoggingConfig", {}).get("LogGroup")
+        assert target == {"Ref": target["Ref"]} and target["Ref"] in groups, logical_id
+
+
+def test_the_rotation_function_log_group_is_created_with_retention(synth: Synth) -> None:
+    (application,) = synth.of_type("AWS::Serverless::Application").values()
+    function_name = application["Properties"]["Parameters"]["functionName"]
+    names = {
+        group["Properties"].get("LogGroupName") for group in synth.of_type("AWS::Logs::LogGroup").values()
+    }
+
+    assert f"/aws/lambda/{function_name}" in names
+
+
+def test_container_and_api_logs_go_to_retained_groups(synth: Synth) -> None:
+    groups = set(synth.of_type("AWS::Logs::LogGroup"))
+    task = next(iter(synth.of_type("AWS::ECS::TaskDefinition").values()))
+    options = task["Properties"]["ContainerDefinitions"][0]["LogConfiguration"]["Options"]
+    (stage,) = synth.of_type("AWS::ApiGatewayV2::Stage").values()
+
+    assert options["awslogs-group"]["Ref"] in groups
+    assert stage["Properties"]["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"][0] in groups
+
+
+def _alarms(synth: Synth) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: alarm["Properties"]
+        for logical_id, alarm in synth.of_type("AWS::CloudWatch::Alarm").items()
+    }
+
+
+def _metric_names(alarm: dict[str, Any]) -> set[str]:
+    if "MetricName" in alarm:
+        return {alarm["MetricName"]}
+    return {
+        query["MetricStat"]["Metric"]["MetricName"]
+        for query in alarm.get("Metrics", [])
+        if "MetricStat" in query
+    }
+
+
+def test_alarms_cover_api_functions_queue_service_and_database(default_synth: Synth) -> None:
+    alarms = _alarms(default_synth)
+    by_metric: dict[str, list[dict[str, Any]]] = {}
+    for alarm in alarms.values():
+        for name in _metric_names(alarm):
+            by_metric.setdefault(name, []).append(alarm)
+
+    assert {"5xx", "Count"} <= {
+        name for alarm in alarms.values() if "Metrics" in alarm for name in _metric_names(alarm)
+    }
+    assert len(by_metric["Errors"]) == 2  # CRUD and ingest
+    assert len(by_metric["Throttles"]) == 2
+    (dlq,) = by_metric["ApproximateNumberOfMessagesVisible"]
+    assert dlq["Threshold"] == 0
+    assert dlq["ComparisonOperator"] == "GreaterThanThreshold"
+    dlq_name = default_synth.logical_id(default_synth.stack.queues.dead_letter_queue)
+    assert dlq["Dimensions"][0]["Value"] == {"Fn::GetAtt": [dlq_name, "QueueName"]}
+    assert by_metric["UnHealthyHostCount"]
+    assert by_metric["CPUUtilization"][0]["Namespace"] == "AWS/RDS"
+    (storage,) = by_metric["FreeStorageSpace"]
+    assert storage["ComparisonOperator"] == "LessThanThreshold"
+
+
+def test_every_alarm_notifies_the_alarm_topic(default_synth: Synth) -> None:
+    topic = default_synth.logical_id(default_synth.stack.monitoring.topic)
+
+    for logical_id, alarm in _alarms(default_synth).items():
+        assert alarm["AlarmActions"] == [{"Ref": topic}], logical_id
+        assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_alarm_email_subscribes_when_given(default_synth: Synth, full_synth: Synth) -> None:
+    assert not default_synth.of_type("AWS::SNS::Subscription")
+    (subscription,) = full_synth.of_type("AWS::SNS::Subscription").values()
+    assert subscription["Properties"]["Protocol"] == "email"
+
+
+def test_a_dashboard_shows_the_system(default_synth: Synth) -> None:
+    (dashboard,) = default_synth.of_type("AWS::CloudWatch::Dashboard").values()
+    body = str(dashboard["Properties"]["DashboardBody"])
+
+    for needle in ("AWS/ApiGateway", "AWS/Lambda", "AWS/SQS", "AWS/ApplicationELB", "AWS/RDS"):
+        assert needle in body
+
+
+def _tags(resource: dict[str, Any]) -> dict[str, str] | None:
+    tags = resource.get("Properties", {}).get("Tags")
+    if tags is None:
+        return None
+    if isinstance(tags, dict):  # API Gateway v2 uses a map
+        return tags
+    return {tag["Key"]: tag["Value"] for tag in tags}
+
+
+def test_tags_on_every_taggable_resource(synth: Synth) -> None:
+    environment = synth.stack.config.environment
+    tagged = 0
+    for logical_id, resource in synth.resources.items():
+        tags = _tags(resource)
+        if tags is None:
+            continue
+        tagged += 1
+        assert {**EXPECTED_TAGS, "environment": environment}.items() <= tags.items(), logical_id
+    for resource_type in (
+        "AWS::EC2::VPC",
+        "AWS::RDS::DBInstance",
+        "AWS::SQS::Queue",
+        "AWS::Lambda::Function",
+        "AWS::ECS::Cluster",
+        "AWS::ElasticLoadBalancingV2::LoadBalancer",
+        "AWS::SecretsManager::Secret",
+        "AWS::S3::Bucket",
+        "AWS::ApiGatewayV2::Api",
+        "AWS::SNS::Topic",
+    ):
+        for logical_id, resource in synth.of_type(resource_type).items():
+            assert _tags(resource) is not None, f"{logical_id} ({resource_type}) is untagged"
+    assert tagged > 40
