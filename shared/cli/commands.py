@@ -1,0 +1,499 @@
+"""The client commands of `ytr` (argparse), thin: resolve settings, call `ApiClient`, render.
+
+httpx and websockets are imported only when a command runs, so `ytr --help` and `ytr admin`
+start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ytresearch.cli.errors import (
+    EXIT_CANCELLED,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+)
+from ytresearch.cli.render import Output
+
+if TYPE_CHECKING:
+    from ytresearch.cli.client import ApiClient
+
+Handler = Callable[[argparse.Namespace, "ApiClient", Output], int]
+
+
+# ---------------------------------------------------------------------- options
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool = False) -> None:
+    """--api-url, --stream-url, --api-key and --json: accepted before or after the command."""
+    default: Any = argparse.SUPPRESS if in_subcommand else None
+    group = parser.add_argument_group("connection and output")
+    group.add_argument(
+        "--api-url",
+        default=default,
+        metavar="URL",
+        help=f"REST API base URL (env YTR_API_URL; default {_d()})",
+    )
+    group.add_argument(
+        "--stream-url",
+        default=default,
+        metavar="URL",
+        help=f"streaming service base URL (env YTR_STREAM_URL; default {_d()})",
+    )
+    group.add_argument("--api-key", default=default, metavar="KEY", help="API key (env YTR_API_KEY)")
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if in_subcommand else False,
+        help="print one JSON document (for scripts)",
+    )
+
+
+def _d() -> str:
+    from ytresearch.cli.config import DEFAULT_URL
+
+    return DEFAULT_URL
+
+
+def _leaf(
+    sub: argparse._SubParsersAction, name: str, handler: Handler, help_text: str, **kwargs: Any
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text, **kwargs)
+    add_global_options(parser, in_subcommand=True)
+    parser.set_defaults(run=client_command(handler))
+    return parser
+
+
+def _group(sub: argparse._SubParsersAction, name: str, help_text: str) -> argparse._SubParsersAction:
+    parser = sub.add_parser(name, help=help_text, description=help_text)
+    return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
+
+
+def _limit(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 1 <= number <= 100:
+        raise argparse.ArgumentTypeError("must be between 1 and 100")
+    return number
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    configure = sub.add_parser(
+        "configure",
+        help="save the API URL, stream URL and API key in the config file",
+        description="Save settings in ~/.config/ytr/config.toml (or $YTR_CONFIG), readable only by you. "
+        "With no options, show the settings in effect and where they come from.",
+    )
+    add_global_options(configure, in_subcommand=True)
+    configure.set_defaults(run=run_configure)
+
+    sessions = _group(sub, "sessions", "research sessions")
+    p = _leaf(sessions, "create", cmd_sessions_create, "create a session")
+    p.add_argument("--title", help="the session's title")
+    p = _leaf(sessions, "list", cmd_sessions_list, "list your sessions, newest first")
+    p.add_argument("--limit", type=_limit, help="page size (1-100)")
+    p.add_argument("--cursor", help="the next cursor of the previous page")
+    p = _leaf(sessions, "show", cmd_sessions_show, "show a session and its videos")
+    p.add_argument("session_id", metavar="SESSION_ID")
+    p = _leaf(sessions, "delete", cmd_sessions_delete, "delete a session and its history")
+    p.add_argument("session_id", metavar="SESSION_ID")
+
+    videos = _group(sub, "videos", "videos in sessions")
+    p = _leaf(videos, "add", cmd_videos_add, "add a YouTube video to a session and follow its ingest")
+    p.add_argument("session_id", metavar="SESSION_ID")
+    p.add_argument("url", metavar="URL", help="any YouTube URL form, or a bare video id")
+    p.add_argument("--language", help="preferred transcript language (e.g. en)")
+    p.add_argument("--no-follow", action="store_true", help="return once queued; do not wait for the summary")
+    p = _leaf(videos, "list", cmd_videos_list, "list a session's videos")
+    p.add_argument("session_id", metavar="SESSION_ID")
+    p = _leaf(videos, "remove", cmd_videos_remove, "remove a video from a session")
+    p.add_argument("session_id", metavar="SESSION_ID")
+    p.add_argument("video_id", metavar="VIDEO_ID")
+    p = _leaf(videos, "show", cmd_videos_show, "show a video's metadata and summary")
+    p.add_argument("video_id", metavar="VIDEO_ID", help="a video id or any YouTube URL")
+    p.add_argument("--transcript", action="store_true", help="also print the transcript")
+
+    jobs = _group(sub, "jobs", "ingest jobs")
+    p = _leaf(jobs, "show", cmd_jobs_show, "show an ingest job's status and stages")
+    p.add_argument("job_id", metavar="JOB_ID")
+
+    p = _leaf(sub, "chat", cmd_chat, "ask about a session's videos; the answer streams as it is written")
+    p.add_argument("session_id", metavar="SESSION_ID")
+    p.add_argument("question", nargs="?", metavar="QUESTION", help="your question ('-' reads it from stdin)")
+    p.add_argument(
+        "--transport",
+        choices=("sse", "ws", "poll", "sync"),
+        help="sse: POST then stream (default); ws: WebSocket; poll: POST then poll; sync: one REST call",
+    )
+    p.add_argument(
+        "--video",
+        dest="video_ids",
+        action="append",
+        metavar="VIDEO_ID",
+        help="limit the answer to this video (repeatable; default: all the session's videos)",
+    )
+    p.add_argument(
+        "-i",
+        "--interactive",
+        action="store_true",
+        help="a conversation over one WebSocket (like `ytr shell`)",
+    )
+
+    p = _leaf(
+        sub, "shell", cmd_shell, "an interactive chat over one WebSocket (Ctrl-C cancels, Ctrl-D exits)"
+    )
+    p.add_argument("session_id", metavar="SESSION_ID")
+    p.add_argument("--video", dest="video_ids", action="append", metavar="VIDEO_ID", help="limit answers")
+
+    p = _leaf(sub, "history", cmd_history, "a session's messages (oldest first within a page)")
+    p.add_argument("session_id", metavar="SESSION_ID")
+    p.add_argument("--limit", type=_limit, help="page size (1-100)")
+    p.add_argument("--cursor", help="the next cursor printed under the previous page (older messages)")
+    p.add_argument("--all", action="store_true", help="every message of the session")
+
+
+# ---------------------------------------------------------------------- running
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from ytresearch.cli.config import resolve
+
+    return resolve(
+        api_url=getattr(args, "api_url", None),
+        stream_url=getattr(args, "stream_url", None),
+        api_key=getattr(args, "api_key", None),
+    )
+
+
+def client_command(handler: Handler) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        out = Output(json_mode=bool(getattr(args, "json", False)))
+        try:
+            settings = _settings(args)
+            from ytresearch.cli.client import ApiClient
+
+            with ApiClient(settings.api_url, settings.stream_url, settings.api_key) as client:
+                return handler(args, client, out)
+        except CliError as exc:
+            out.error(exc)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            out.note("interrupted")
+            return EXIT_CANCELLED
+        except BrokenPipeError:
+            # The reader went away (e.g. `| head`): stop quietly.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return EXIT_OK
+        except Exception as exc:
+            if os.environ.get("YTR_DEBUG"):
+                raise
+            out.error(
+                CliError("INTERNAL_ERROR", f"unexpected failure: {type(exc).__name__}: {exc}", EXIT_ERROR)
+            )
+            return EXIT_ERROR
+
+    return run
+
+
+def run_configure(args: argparse.Namespace) -> int:
+    from ytresearch.cli.config import mask_key, normalise_url, resolve, write_config
+
+    out = Output(json_mode=bool(getattr(args, "json", False)))
+    try:
+        updates = {}
+        if args.api_url:
+            updates["api_url"] = normalise_url(args.api_url, "the API URL")
+        if args.stream_url:
+            updates["stream_url"] = normalise_url(args.stream_url, "the stream URL")
+        if args.api_key:
+            updates["api_key"] = args.api_key.strip()
+        settings = resolve()
+        if updates:
+            values = write_config(settings.config_path, updates)
+            if out.json_mode:
+                out.json(
+                    {
+                        "config_path": str(settings.config_path),
+                        **values,
+                        "api_key": mask_key(values.get("api_key")),
+                    }
+                )
+            else:
+                out.line(f"saved {', '.join(updates)} to {settings.config_path}")
+            return EXIT_OK
+        summary = {
+            "config_path": str(settings.config_path),
+            "api_url": settings.api_url,
+            "stream_url": settings.stream_url,
+            "api_key": mask_key(settings.api_key),
+            "api_key_source": settings.api_key_source,
+        }
+        if out.json_mode:
+            out.json(summary)
+        else:
+            for key, value in summary.items():
+                out.line(f"{key + ':':16}{value}")
+        return EXIT_OK
+    except CliError as exc:
+        out.error(exc)
+        return exc.exit_code
+    except OSError as exc:
+        out.error(CliError("CONFIG_WRITE_FAILED", f"cannot write the config file: {exc}", EXIT_ERROR))
+        return EXIT_ERROR
+
+
+# ---------------------------------------------------------------------- sessions
+
+
+def cmd_sessions_create(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
+    session = client.create_session(args.title)
+    if out.json_mode:
+        out.json(session)
+    else:
+        out.line(f"created session {session['id']} ({session['title']})")
+    return EXIT_OK
+
+
+def cmd_sessions_list(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
+    from ytresearch.cli.render import session_line, table
+
+    page = client.list_sessions(args.limit, args.cursor)
+    if out.json_mode:
+        out.json(page)
+        return EXIT_OK
+    items = page.get("items") or []
+    if not items:
+        out.line(
+            "no sessions"
+            + (" on this page" if args.cursor else " yet: create one with `ytr sessions create`")
+        )
+    else:
+        table(out, ("SESSION", "CREATED", "TITLE"), [session_line(s) for s in items])
+    if page.get("has_more") and page.get("next_cursor"):
+        out.line()
+        out.line(f"more: ytr sessions list --cursor {page['next_cursor']}")
+    return EXIT_OK
+
+
+def cmd_sessions_show(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
+    from ytresearch.cli.render import render_session
+
+    session = client.get_session(args.session_id)
+    if out.json_mode:
+        out.json(session)
+    else:
+        render_session(out, session)
+    return EXIT_OK
+
+
+def cmd_sessions_delete(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
+    client.delete_session(args.session_id)
+    if out.json_mode:
+        out.json({"deleted": args.session_id})
+    else:
+        out.line(f"deleted session {args.session_id}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- videos and jobs
+
+
+def _video_id(text: str) -> str:
+    """A bare id as is; a URL parsed the way the server parses it."""
+    text = text.strip()
+    if len(text) == 11 and all(c.isalnum() or c in "-_" for c in text):
+        return text
+    from ytresearch.errors import AppError
+    from ytresearch.youtube.urls import parse_video_id
+
+    try:
+        return parse_video_id(text)
+    except AppError as exc:
+        raise CliError(exc.code, exc.message, EXIT_USAGE) from None
+
+
+def cmd_videos_add(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
+    from ytresearch.cli.render import IngestProgress, render_video
+
+    status, body = client.add_video(args.session_id, args.url, args.language)
+    video, job_id = body.get("video") or {}, body.get("job_id")
+    video_id = str(video.get("id"))
+    if status == 200 or not job_id:
+        full = client.get_video(video_id)
+        if out.json_mode:
+            out.json({"job_id": job_id, "job": body.get("job"), "video": full})
+        else:
+            render_video(out, full)
+        return EXIT_OK
+    if args.no_follow:
+        if out.json_mode:
+            out.json(body)
+        else:
+            out.line(f"queued {video_id} (job {job_id}); follow with: ytr jobs show {job_id}")
+        return EXIT_OK
+
+    progress = IngestProgress(out, video_id, enabled=not out.json_mode)
+    job: dict[str, Any] = body.get("job") or {}
+    try:
+        for event in client.events(f"/v1/jobs/{job_id}/events", terminal=("complete", "error")):
+            data = event.json()
+            if not isinstance(data, dict):
+                continue
+            job = data
+            progress.update(data)
+            if event.event == "error":
+                progress.finish()
+                code = str(data.get("code") or data.get("error_code") or "INGEST_FAILED")
+                message = str(data.get("message") or data.get("error_message") or "the ingest failed")
+                raise CliError(code, f"{video_id}: {message}", EXIT_ERROR)  # the ingest failed for good
+            if event.event == "complete":
+                break
+    except KeyboardInterrupt:
+        progress.finish()
+        out.note(f"stopped following; the video keeps ingesting: ytr jobs show {job_id}")
+        return EXIT_CANCELLED
+    progress.finish()
+    full = client.get_video(video_id)
+    if out.json_mode:
+        out.json({"job_id": job_id, "job": job, "video": full})
+    else:
+        out.line()
+        render_video(out, full)
+    return EXIT_OK
+
+
+def cmd_videos_list(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
+    from ytresearch.cli.render import video_rows
+
+    videos = client.list_videos(args.session_id)
+    if out.json_mode:
+        out.json(videos)
+    elif not videos:
+        out.line("no videos yet: add one with `ytr videos add SESSION_ID URL`")
+    else:
+        video_rows(out, videos)
+    return EXIT_OK
+
+
+def cmd_videos_remove(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
+    video_id = _video_id(args.video_id)
+    client.remove_video(args.session_id, video_id)
+    if out.json_mode:
+        out.json({"removed": video_id, "session_id": args.session_id})
+    else:
+        out.line(f"removed {video_id} from session {args.session_id}")
+    return EXIT_OK
+
+
+def cmd_videos_show(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
+    from ytresearch.cli.render import render_video
+
+    video = client.get_video(_video_id(args.video_id), transcript=args.transcript)
+    if out.json_mode:
+        out.json(video)
+    else:
+        render_video(out, video, transcript=args.transcript)
+    return EXIT_OK
+
+
+def cmd_jobs_show(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
+    from ytresearch.cli.render import render_job
+
+    job = client.get_job(args.job_id)
+    if out.json_mode:
+        out.json(job)
+    else:
+        render_job(out, job)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------- chat and history
+
+
+def cmd_chat(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
+    if args.interactive:
+        if args.question:
+            raise CliError(
+                "USAGE", "--interactive reads questions from the prompt; drop the question", EXIT_USAGE
+            )
+        if args.transport not in (None, "ws"):
+            raise CliError(
+                "USAGE", "the interactive chat runs over the WebSocket (--transport ws)", EXIT_USAGE
+            )
+        return cmd_shell(args, client, out)
+    question = args.question
+    if question is None or question == "-":
+        if question is None and sys.stdin.isatty():
+            raise CliError(
+                "USAGE", "give a question, '-' to read it from stdin, or --interactive", EXIT_USAGE
+            )
+        question = sys.stdin.read()
+    if not question.strip():
+        raise CliError("USAGE", "the question is empty", EXIT_USAGE)
+
+    from ytresearch.cli.chat import ReplyFollower, run_chat
+    from ytresearch.cli.render import StreamedText
+
+    text = StreamedText(out, show=not out.json_mode)
+    follower = ReplyFollower(args.transport or "sse", text, out)
+    result = run_chat(args.transport or "sse", client, args.session_id, question, args.video_ids, follower)
+    if out.json_mode:
+        out.json(result.as_json())
+        problem = result.error_line()
+        if problem is not None:
+            out.note(problem.line())
+        return result.exit_code
+    text.end_line()
+    if result.status == "cancelled":
+        out.line("[cancelled]")
+    problem = result.error_line()
+    if problem is not None:
+        out.error(problem)
+    return result.exit_code
+
+
+def cmd_shell(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
+    from ytresearch.cli.chat import shell
+
+    return shell(client, args.session_id, args.video_ids, out, sys.stdin)
+
+
+def cmd_history(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
+    from ytresearch.cli.render import render_messages
+
+    if args.all:
+        items: list[dict[str, Any]] = []
+        cursor = args.cursor
+        while True:
+            page = client.list_messages(args.session_id, args.limit or 100, cursor)
+            items.extend(page.get("items") or [])
+            cursor = page.get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                break
+        page = {"items": items, "next_cursor": None, "has_more": False}
+    else:
+        page = client.list_messages(args.session_id, args.limit, args.cursor)
+    if out.json_mode:
+        out.json(page)  # the API's order: newest first
+        return EXIT_OK
+    items = page.get("items") or []
+    if not items:
+        out.line(
+            "no messages"
+            + (" on this page" if args.cursor else " yet: ask with `ytr chat SESSION_ID QUESTION`")
+        )
+    else:
+        render_messages(out, list(reversed(items)))
+    if page.get("has_more") and page.get("next_cursor"):
+        out.line()
+        out.line(f"older messages: ytr history {args.session_id} --cursor {page['next_cursor']}")
+    return EXIT_OK
