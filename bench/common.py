@@ -109,8 +109,18 @@ def raise_nofile(wanted: int) -> int:
 
 
 def machine() -> str:
+    """CPUs, load and CPU pressure (the share of time some task waited for a CPU): the box is shared,
+    so every benchmark prints how busy it was."""
     load = os.getloadavg()
-    return f"{os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, Python {sys.version.split()[0]}"
+    pressure = ""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        with open("/proc/pressure/cpu") as f:
+            avg10 = f.readline().split()[1].split("=")[1]
+        pressure = f", CPU pressure {avg10}% (10 s)"
+    return (
+        f"{os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}{pressure}, "
+        f"Python {sys.version.split()[0]}"
+    )
 
 
 def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -169,6 +179,26 @@ class ModuleProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
+
+
+def nodelay_on_fake_sockets() -> None:
+    """Make asyncio set TCP_NODELAY on every TCP connection of this process.
+
+    The fake Anthropic server (tests/fakes/anthropic_server.py) binds its listening socket as
+    ``socket.socket(AF_INET, SOCK_STREAM)``: protocol 0, not IPPROTO_TCP. asyncio only sets
+    TCP_NODELAY on sockets whose ``proto`` is IPPROTO_TCP, so the fake's connections keep Nagle on,
+    and on a reused keep-alive connection its small frames after the response headers wait for the
+    client's delayed ACK: about 40 ms added to every time to first token. The real API has no such
+    stall; this removes it from the fake (in this process only).
+    """
+    import asyncio.base_events
+    import socket
+
+    def set_nodelay(sock: socket.socket) -> None:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    asyncio.base_events._set_nodelay = set_nodelay  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager

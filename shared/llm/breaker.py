@@ -48,6 +48,11 @@ class CircuitBreakerChatModel:
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
 
+    async def aclose(self) -> None:
+        close = getattr(self.inner, "aclose", None)
+        if close is not None:
+            await close()
+
     def retry_after(self) -> int:
         return max(1, int(self.reset_seconds - (self.clock() - self.opened_at)) + 1)
 

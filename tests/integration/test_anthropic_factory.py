@@ -13,7 +13,7 @@ from moto import mock_aws
 from tests.fakes.anthropic_server import DEFAULT_API_KEY, FakeAnthropic, Reply
 from ytresearch.config import Settings
 from ytresearch.errors import ConfigurationError
-from ytresearch.llm import AnthropicChatModel, build_chat_model, read_api_key_secret
+from ytresearch.llm import AnthropicChatModel, CircuitBreakerChatModel, build_chat_model, read_api_key_secret
 from ytresearch.ports import ContentBlock, ModelMessage, ModelRequest
 
 pytestmark = pytest.mark.anyio
@@ -61,7 +61,7 @@ async def test_key_from_secrets_manager_authenticates(aws: None, fake: FakeAnthr
     settings = Settings(anthropic_secret_arn=arn, anthropic_base_url=fake.base_url)
     fake.enqueue(Reply(text="authenticated"))
     model = build_chat_model(settings)
-    assert isinstance(model, AnthropicChatModel)
+    assert isinstance(model, CircuitBreakerChatModel) and isinstance(model.inner, AnthropicChatModel)
 
     completion = await model.complete(question())
     await model.aclose()

@@ -6,7 +6,7 @@ import pytest
 
 from ytresearch.config import Settings
 from ytresearch.errors import ConfigurationError
-from ytresearch.llm import AnthropicChatModel, OfflineChatModel, build_chat_model
+from ytresearch.llm import AnthropicChatModel, CircuitBreakerChatModel, OfflineChatModel, build_chat_model
 
 
 @pytest.fixture(autouse=True)
@@ -46,9 +46,10 @@ def test_a_key_builds_the_claude_adapter_with_the_configured_options():
 
     model = build_chat_model(settings)
 
-    assert isinstance(model, AnthropicChatModel)
+    assert isinstance(model, CircuitBreakerChatModel)  # Claude always sits behind the breaker
+    assert isinstance(model.inner, AnthropicChatModel)
     assert model.name == "claude-configured"
-    assert model.max_retries == 5
+    assert model.inner.max_retries == 5
 
 
 def test_a_secret_arn_is_not_read_when_the_model_is_built():
@@ -57,7 +58,7 @@ def test_a_secret_arn_is_not_read_when_the_model_is_built():
 
     model = build_chat_model(settings)
 
-    assert isinstance(model, AnthropicChatModel)
+    assert isinstance(model, CircuitBreakerChatModel) and isinstance(model.inner, AnthropicChatModel)
 
 
 def test_anthropic_provider_without_any_key_is_a_configuration_error():
