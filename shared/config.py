@@ -34,7 +34,11 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_SQLITE_URL
     database_secret_arn: str | None = None
     database_name: str = "ytresearch"
+    database_host: str | None = None  # overrides the secret's host (RDS Proxy endpoint)
     db_pool_size: int = Field(default=5, ge=0, le=100)  # 0 means NullPool (Lambda)
+
+    # Browsers on these origins may call the APIs (empty: same origin only)
+    cors_origins: Annotated[list[str], NoDecode] = []
 
     # Auth
     dev_api_key: SecretStr | None = None
@@ -99,7 +103,7 @@ class Settings(BaseSettings):
     stream_stale_after_seconds: float = Field(default=10.0, gt=0)  # owner heartbeat older than this: orphaned
     drain_grace_seconds: float = Field(default=60.0, ge=0)  # on SIGTERM, running replies get this long
 
-    @field_validator("transcript_languages", mode="before")
+    @field_validator("transcript_languages", "cors_origins", mode="before")
     @classmethod
     def _split_languages(cls, value: object) -> object:
         if isinstance(value, str):

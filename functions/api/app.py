@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from functions.api.routes import health_router, router
 from ytresearch import __version__
@@ -28,5 +29,15 @@ def create_app(container: Container | None = None) -> FastAPI:
 
 def install_middleware(app: FastAPI, container: Container) -> None:
     # Added last = outermost: the request context wraps everything, including the body limit.
+    if container.settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=container.settings.cors_origins,
+            allow_credentials=False,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["X-API-Key", "Content-Type", "Last-Event-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
+        )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=container.settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -294,3 +295,18 @@ def test_unknown_routes_and_methods_use_our_format(api: httpx.Client) -> None:
 def test_responses_carry_a_request_id(api: httpx.Client) -> None:
     assert api.get("/v1/sessions", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
     assert len(api.get("/v1/sessions").headers["x-request-id"]) >= 16
+
+
+def test_cors_allows_only_configured_origins(settings: Any) -> None:
+    container = Container(settings.model_copy(update={"cors_origins": ["https://app.example.com"]}))
+    with serve(create_app(container)) as s:
+        headers = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-api-key"}
+        ok = httpx.options(
+            s.base_url + "/v1/sessions", headers={"Origin": "https://app.example.com", **headers}
+        )
+        assert ok.headers["access-control-allow-origin"] == "https://app.example.com"
+        bad = httpx.options(
+            s.base_url + "/v1/sessions", headers={"Origin": "https://evil.example", **headers}
+        )
+        assert "access-control-allow-origin" not in bad.headers
+    container.engine.dispose()

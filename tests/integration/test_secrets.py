@@ -56,3 +56,42 @@ def test_database_url_is_built_from_the_rds_secret(secretsmanager: Any) -> None:
         "app",
     )
     assert "s3cret" not in str(url)  # rendered URLs hide the password
+
+
+def test_new_connections_pick_up_a_rotated_password(
+    secretsmanager: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ytresearch.db import engine as engine_module
+
+    arn = secretsmanager.create_secret(
+        Name="db2",
+        SecretString=json.dumps(
+            {"username": "app", "password": "old", "host": "db.internal", "port": 5432, "dbname": "ytr"}
+        ),
+    )["ARN"]
+    connect = engine_module._refresh_credentials(arn)
+    params: dict[str, Any] = {}
+    connect(None, None, None, params)
+    assert params["password"] == "old"
+    secretsmanager.put_secret_value(
+        SecretId=arn,
+        SecretString=json.dumps(
+            {"username": "app", "password": "new", "host": "db.internal", "port": 5432, "dbname": "ytr"}
+        ),
+    )
+    monkeypatch.setattr(engine_module, "SECRET_TTL_SECONDS", 0.0)
+    connect(None, None, None, params)
+    assert params["password"] == "new"
+
+
+def test_rds_proxy_host_overrides_the_secret_host(secretsmanager: Any) -> None:
+    from ytresearch.db.engine import database_url
+
+    arn = secretsmanager.create_secret(
+        Name="db3",
+        SecretString=json.dumps(
+            {"username": "app", "password": "p", "host": "db.internal", "port": 5432, "dbname": "ytr"}
+        ),
+    )["ARN"]
+    url = database_url(load_settings(database_secret_arn=arn, database_host="proxy.internal"))
+    assert url.host == "proxy.internal"
