@@ -39,6 +39,7 @@ from ytresearch.services.chat import (
     run_turn,
 )
 from ytresearch.services.users import AuthUser
+from ytresearch.views import RequestStatusOut
 
 log = logging.getLogger(__name__)
 
@@ -94,20 +95,6 @@ class LiveRequest:
         self.waiters.append(waiter)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(waiter, timeout)
-
-
-@dataclass(frozen=True)
-class RequestStatus:
-    id: uuid.UUID
-    session_id: uuid.UUID
-    status: str
-    text: str
-    last_event_id: int
-    message_id: uuid.UUID | None
-    error: dict[str, Any] | None
-    created_at: Any
-    finished_at: Any
-    expires_at: Any
 
 
 class ChatRequestManager:
@@ -398,7 +385,7 @@ class ChatRequestManager:
             )
             return [], row.status, stale
 
-    async def status(self, user: AuthUser, request_id: uuid.UUID) -> RequestStatus:
+    async def status(self, user: AuthUser, request_id: uuid.UUID) -> RequestStatusOut:
         row = await self.get_request(user, request_id)
         live = self.live.get(request_id)
         if live is not None:
@@ -414,8 +401,8 @@ class ChatRequestManager:
             else None
         )
         message_id = _uuid_or_none(terminal.data.get("message_id")) if terminal else None
-        return RequestStatus(
-            id=row.id,
+        return RequestStatusOut(
+            request_id=row.id,
             session_id=row.session_id,
             status=status,
             text=text,
@@ -580,4 +567,4 @@ def _uuid_or_none(value: Any) -> uuid.UUID | None:
         return None
 
 
-__all__ = ["TERMINAL_TYPES", "ChatRequestManager", "LiveRequest", "RequestStatus"]
+__all__ = ["TERMINAL_TYPES", "ChatRequestManager", "LiveRequest"]

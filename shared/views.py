@@ -191,3 +191,18 @@ class AddVideoOut(BaseModel):
 
 def to_json(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json")
+
+
+class RequestStatusOut(BaseModel):
+    """A chat request for polling clients: its status and the text streamed so far."""
+
+    request_id: uuid.UUID
+    session_id: uuid.UUID
+    status: str
+    text: str
+    last_event_id: int
+    message_id: uuid.UUID | None
+    error: dict[str, Any] | None
+    created_at: datetime
+    finished_at: datetime | None
+    expires_at: datetime

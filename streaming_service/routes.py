@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from streaming_service.jobs import job_events
 from ytresearch.events import StreamEvent, sse_comment, sse_retry
 from ytresearch.streams import RECONNECT_MS, ChatRequestManager
+from ytresearch.views import RequestStatusOut
 from ytresearch.web.auth import ContainerDep, CurrentUser
 from ytresearch.web.errors import ERROR_RESPONSES, ErrorResponse, error_response
 from ytresearch.web.sse import EventStreamResponse
@@ -67,16 +68,6 @@ class ChatStarted(BaseModel):
     request_id: uuid.UUID
     stream_url: str
     status: str
-
-
-class RequestStatusOut(BaseModel):
-    request_id: uuid.UUID
-    session_id: uuid.UUID
-    status: str
-    text: str
-    last_event_id: int
-    message_id: uuid.UUID | None
-    error: dict[str, Any] | None
 
 
 class CancelOut(BaseModel):
@@ -172,16 +163,7 @@ async def stream_chat(
     "/v1/requests/{request_id}", response_model=RequestStatusOut, tags=["chat"], responses=EXPIRED_RESPONSE
 )
 async def request_status(request_id: uuid.UUID, user: CurrentUser, manager: Manager) -> RequestStatusOut:
-    s = await manager.status(user, request_id)
-    return RequestStatusOut(
-        request_id=s.id,
-        session_id=s.session_id,
-        status=s.status,
-        text=s.text,
-        last_event_id=s.last_event_id,
-        message_id=s.message_id,
-        error=s.error,
-    )
+    return await manager.status(user, request_id)
 
 
 @router.post(
