@@ -91,7 +91,10 @@ class Settings(BaseSettings):
     max_videos_per_session: int = Field(default=25, ge=1)
     max_active_requests_per_user: int = Field(default=5, ge=1)
     request_ttl_seconds: int = Field(default=300, ge=1)
-    chat_posts_per_minute: int = Field(default=30, ge=1)
+    chat_posts_per_minute: int = Field(default=30, ge=1)  # chat messages, over every transport
+    session_creates_per_minute: int = Field(default=30, ge=1)
+    video_adds_per_minute: int = Field(default=30, ge=1)
+    max_transcript_chars: int = Field(default=1_000_000, ge=1_000)  # longer transcripts are refused
     page_size_default: int = Field(default=20, ge=1, le=100)
 
     # Streaming service

@@ -234,6 +234,30 @@ class Repository:
         """The newest ``limit`` messages, oldest first (for building chat context)."""
         return list(reversed(self.list_messages(session_id, limit, None)))
 
+    def count_recent_writes(self, user_id: uuid.UUID, kind: str, since: datetime) -> int:
+        """How many sessions, video links or chat messages the user created since ``since``."""
+        if kind == "session":
+            query = (
+                select(func.count())
+                .select_from(ResearchSession)
+                .where(ResearchSession.user_id == user_id, ResearchSession.created_at > since)
+            )
+        elif kind == "video":
+            query = (
+                select(func.count())
+                .select_from(SessionVideo)
+                .join(ResearchSession, ResearchSession.id == SessionVideo.session_id)
+                .where(ResearchSession.user_id == user_id, SessionVideo.added_at > since)
+            )
+        else:
+            query = (
+                select(func.count())
+                .select_from(Message)
+                .join(ResearchSession, ResearchSession.id == Message.session_id)
+                .where(ResearchSession.user_id == user_id, Message.role == "user", Message.created_at > since)
+            )
+        return self.session.scalar(query) or 0
+
     # ------------------------------------------------------------ chat requests and events
     def add_chat_request(self, **fields: Any) -> ChatRequest:
         row = ChatRequest(**fields)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 
 from ytresearch.config import Settings
 from ytresearch.db.models import ChatEvent, ChatRequest, utcnow
@@ -212,28 +212,15 @@ class ChatRequestManager:
         return row
 
     def _check_limits(self, user: AuthUser) -> None:
+        """At most N replies running per user. (The per-minute message limit is checked with the
+        other write limits when the turn saves the user's message.)"""
         limit = self.settings.max_active_requests_per_user
-        window_start = utcnow() - timedelta(minutes=1)
         with self.store.transaction() as repo:
             if repo.count_active_requests(user.id) >= limit:
                 raise RateLimitedError(
                     f"at most {limit} chat requests may run at once; wait for one to finish",
                     retry_after=5,
                     code="TOO_MANY_ACTIVE_REQUESTS",
-                )
-            recent = (
-                repo.session.scalar(
-                    select(func.count())
-                    .select_from(ChatRequest)
-                    .where(ChatRequest.user_id == user.id, ChatRequest.created_at > window_start)
-                )
-                or 0
-            )
-            if recent >= self.settings.chat_posts_per_minute:
-                raise RateLimitedError(
-                    f"at most {self.settings.chat_posts_per_minute} chat requests per minute",
-                    retry_after=60,
-                    code="RATE_LIMITED",
                 )
 
     def _insert_request(self, user: AuthUser, turn: PreparedTurn) -> ChatRequest:

@@ -31,6 +31,7 @@ from ytresearch.ports import (
     Usage,
 )
 from ytresearch.repository import Repository, Store
+from ytresearch.services.limits import enforce_write_rate
 from ytresearch.services.sessions import owned_session
 from ytresearch.services.users import AuthUser
 from ytresearch.views import MessageOut
@@ -92,6 +93,7 @@ def prepare_turn(
     text = check_message(text, settings)
     with store.transaction() as repo:
         session = owned_session(repo, user, session_id)
+        enforce_write_rate(repo, settings, user, "message")
         linked = repo.session_videos(session.id)
         by_id = {video.id: video for _, video in linked}
         if video_ids:

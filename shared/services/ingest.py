@@ -93,6 +93,12 @@ def ingest_video(deps: IngestDeps, message: IngestMessage, *, receive_count: int
         _stage(store, message.video_id, "validating")
         _stage(store, message.video_id, "fetching_transcript")
         transcript = deps.transcripts.fetch(message.video_id, languages)
+        if len(transcript.text) > settings.max_transcript_chars:
+            raise TranscriptError(
+                f"the transcript is longer than {settings.max_transcript_chars} characters",
+                code="TRANSCRIPT_TOO_LARGE",
+                retryable=False,
+            )
         _stage(store, message.video_id, "fetching_metadata")
         meta = deps.metadata.fetch(message.video_id)
         _stage(store, message.video_id, "summarising")

@@ -9,6 +9,7 @@ from ytresearch.db.models import ResearchSession
 from ytresearch.errors import InvalidInputError, NotFoundError
 from ytresearch.pagination import Cursor
 from ytresearch.repository import Repository, Store
+from ytresearch.services.limits import enforce_write_rate
 from ytresearch.services.users import AuthUser
 from ytresearch.views import (
     MessageOut,
@@ -42,6 +43,7 @@ def create_session(store: Store, settings: Settings, user: AuthUser, title: str 
     """Open a new research session owned by ``user``."""
     title = clean_title(title, settings)
     with store.transaction() as repo:
+        enforce_write_rate(repo, settings, user, "session")
         return SessionOut.of(repo.add_session(user.id, title))
 
 

@@ -16,6 +16,7 @@ from ytresearch.errors import (
 )
 from ytresearch.ports import IngestMessage, JobQueue
 from ytresearch.repository import Store
+from ytresearch.services.limits import enforce_write_rate
 from ytresearch.services.sessions import owned_session
 from ytresearch.services.users import AuthUser
 from ytresearch.views import AddVideoOut, JobOut, SessionVideoOut, VideoBrief, VideoOut
@@ -69,6 +70,8 @@ def add_video(
     language = clean_language(language)
     with store.transaction() as repo:
         session = owned_session(repo, user, session_id)
+        if not repo.is_linked(session.id, video_id):
+            enforce_write_rate(repo, settings, user, "video")
         video = repo.get_or_add_video(video_id)
         full = repo.count_session_videos(session.id) >= settings.max_videos_per_session
         if full and not repo.is_linked(session.id, video_id):
