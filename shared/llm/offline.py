@@ -63,6 +63,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
 _TIMESTAMP_LINE = re.compile(r"^\s*\[(?P<ts>(?:\d{1,2}:)?\d{1,2}:\d{2})\]\s*(?P<text>.*\S)\s*$")
 _TAG = re.compile(r"</?[a-zA-Z_][\w-]*(?:\s[^<>]*)?>")
 _TOKEN = re.compile(r"\S+\s*")
+_QUOTE_WINDOW = 3  # consecutive caption lines quoted together
 _BULLET = re.compile(r"^\s*[-*]\s+")
 
 
@@ -154,6 +155,9 @@ def context_passages(texts: Iterable[str]) -> list[Passage]:
 
 
 def answer_from_context(question: str, context: Iterable[str], *, limit: int = CHAT_QUOTES) -> str:
+    """Quote the transcript passages that best match the question. Caption lines are short, so
+    each candidate is a window of a few consecutive timed lines; question words are weighted by
+    rarity (a word found everywhere says little), and chosen windows never overlap."""
     wanted = set(content_words(question))
     if not wanted:
         return NO_QUESTION_ANSWER
@@ -161,18 +165,39 @@ def answer_from_context(question: str, context: Iterable[str], *, limit: int = C
     if any(p.timestamp for p in passages):
         # Timed transcript lines are the videos; the rest is instructions and headings.
         passages = [p for p in passages if p.timestamp]
-    scored: list[tuple[int, int, Passage]] = []
-    for passage in passages:
-        overlap = len(wanted & set(content_words(passage.text)))
-        if overlap:
-            scored.append((overlap, passage.order, passage))
+    words = [set(content_words(p.text)) for p in passages]
+    documents = max(1, len(passages))
+    weight = {w: math.log(1 + documents / (1 + sum(w in ws for ws in words))) for w in wanted}
+    scored: list[tuple[float, int, int]] = []  # (score, first index, window length)
+    for first in range(len(passages)):
+        for size in range(1, _QUOTE_WINDOW + 1):
+            last = first + size - 1
+            if last >= len(passages) or passages[last].order != passages[first].order + size - 1:
+                break
+            window_words = set().union(*words[first : last + 1])
+            seen = window_words & wanted
+            if seen and wanted & words[first]:
+                # Matches count most; a little credit for substance (so "Now, the panel." loses
+                # to a full explanation) and a cost per extra line (so windows stay tight).
+                substance = 0.03 * min(len(window_words), 25)
+                scored.append((sum(weight[w] for w in seen) + substance - 0.2 * (size - 1), first, size))
     if not scored:
         return NO_MATCH_ANSWER
-    best = sorted(scored, key=lambda item: (-item[0], item[1]))[:limit]
+    chosen: list[tuple[int, int]] = []
+    taken: set[int] = set()
+    for _, first, size in sorted(scored, key=lambda item: (-item[0], item[1], item[2])):
+        span = set(range(first, first + size))
+        if span & taken:
+            continue
+        chosen.append((first, size))
+        taken |= span
+        if len(chosen) == limit:
+            break
     lines = [CHAT_NOTE, ""]
-    for _, _, passage in sorted(best, key=lambda item: item[1]):
-        prefix = f"[{passage.timestamp}] " if passage.timestamp else ""
-        lines.append(f'- {prefix}"{passage.text}"')
+    for first, size in sorted(chosen):
+        window = passages[first : first + size]
+        prefix = f"[{window[0].timestamp}] " if window[0].timestamp else ""
+        lines.append(f'- {prefix}"{" ".join(p.text for p in window)}"')
     return "\n".join(lines)
 
 
