@@ -8,14 +8,18 @@ imported when first used, which keeps the CRUD Lambda's cold start small.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, text
 
 from ytresearch.config import Settings, get_settings
 from ytresearch.db.engine import make_engine, make_session_factory
+from ytresearch.observability.metrics import Metrics
 from ytresearch.ports import ChatModel, JobQueue, MetadataSource, TranscriptSource
 from ytresearch.repository import Store
+
+if TYPE_CHECKING:
+    from ytresearch.web.jwt import CognitoTokenVerifier
 
 
 class Container:
@@ -44,10 +48,20 @@ class Container:
         raise RuntimeError("the embedded queue must be handed in by the local runner")
 
     @cached_property
+    def metrics(self) -> Metrics:
+        """EMF metrics in the logs (CloudWatch extracts them), or none when Powertools' switches
+        disable metrics."""
+        from ytresearch.observability.emf import build_metrics
+
+        return build_metrics()
+
+    @cached_property
     def chat_model(self) -> ChatModel:
         from ytresearch.llm import build_chat_model
+        from ytresearch.observability.chat_metrics import MeteredChatModel
 
-        return build_chat_model(self.settings)
+        # Measured here, once, so every caller (chat transports, sync chat, summaries) is.
+        return MeteredChatModel(build_chat_model(self.settings), self.metrics)
 
     @cached_property
     def transcripts(self) -> TranscriptSource:
@@ -73,6 +87,26 @@ class Container:
         return youtube.OEmbedMetadataSource(
             http_timeout=self.settings.http_timeout_seconds,
             data_api_key=key.get_secret_value() if key else None,
+        )
+
+    @cached_property
+    def token_verifier(self) -> CognitoTokenVerifier | None:
+        """The Cognito access-token verifier (``ytresearch.web.jwt``), or None when sign-in
+        tokens are not configured. PyJWT is imported only here, on the first bearer token."""
+        settings = self.settings
+        if not settings.token_auth_enabled:
+            return None
+        from ytresearch.web.jwt import CognitoTokenVerifier
+
+        assert settings.cognito_issuer and settings.cognito_client_id
+        return CognitoTokenVerifier(
+            issuer=settings.cognito_issuer,
+            client_id=settings.cognito_client_id,
+            scope=settings.cognito_scope,
+            leeway_seconds=settings.jwt_leeway_seconds,
+            cache_seconds=settings.jwks_cache_seconds,
+            refetch_min_seconds=settings.jwks_refetch_min_seconds,
+            timeout=settings.http_timeout_seconds,
         )
 
     @property

@@ -28,6 +28,14 @@ from ytresearch.config import Settings
 from ytresearch.db.models import ChatEvent, ChatRequest, utcnow
 from ytresearch.errors import DependencyUnavailableError, GoneError, NotFoundError, RateLimitedError
 from ytresearch.events import TERMINAL_TYPES, StreamEvent
+from ytresearch.observability.metrics import (
+    ACTIVE_STREAMS,
+    CHAT_REPLIES,
+    ERRORS,
+    Metrics,
+    NullMetrics,
+    code_dimension,
+)
 from ytresearch.ports import ChatModel
 from ytresearch.repository import Store
 from ytresearch.services.chat import (
@@ -109,8 +117,13 @@ class ChatRequestManager:
         owner: str | None = None,
         persist_interval: float = 0.05,
         heartbeat_interval: float = 1.0,
+        metrics: Metrics | None = None,
+        gauge_interval: float = 60.0,
     ) -> None:
         self.store, self.settings, self.model = store, settings, model
+        self.metrics = metrics or NullMetrics()
+        self.gauge_interval = gauge_interval  # ActiveStreams is also sent this often when unchanged
+        self._gauge_at = 0.0
         self.owner = owner or process_id()
         self.poll_interval = settings.stream_poll_seconds
         self.persist_interval = persist_interval
@@ -209,6 +222,8 @@ class ChatRequestManager:
         writer = asyncio.create_task(self._writer(live), name=f"chat-writer-{row.id}")
         self._writers.add(writer)
         writer.add_done_callback(self._writers.discard)
+        log.info("chat request %s started", row.id, extra={"chat_request_id": str(row.id)})
+        self._gauge()
         return row
 
     def _check_limits(self, user: AuthUser) -> None:
@@ -254,6 +269,36 @@ class ChatRequestManager:
                         },
                     )
                 )
+        finally:
+            self._finished(live)
+
+    def _finished(self, live: LiveRequest) -> None:
+        """ChatReplies by final status, Errors by code for a failed reply, the new ActiveStreams,
+        and one log line (ids, status, sizes; never the text)."""
+        terminal = live.events[-1] if live.events and live.events[-1].terminal else None
+        status = STATUS_BY_TERMINAL.get(terminal.type, "failed") if terminal else "failed"
+        code = code_dimension(terminal.data.get("code")) if terminal and terminal.type == "error" else None
+        self.metrics.count(CHAT_REPLIES, status=status)
+        if code is not None:
+            self.metrics.count(ERRORS, code=code)
+        self._gauge()
+        log.log(
+            logging.WARNING if status == "failed" else logging.INFO,
+            "chat request %s finished: %s",
+            live.id,
+            status,
+            extra={
+                "chat_request_id": str(live.id),
+                "status": status,
+                "error_code": code,
+                "reply_chars": len(live.text),
+                "events": len(live.events),
+            },
+        )
+
+    def _gauge(self) -> None:
+        self._gauge_at = time.monotonic()
+        self.metrics.count(ACTIVE_STREAMS, self.active_count)
 
     async def _writer(self, live: LiveRequest) -> None:
         """Write-behind of events to the log, batched every ``persist_interval``."""
@@ -429,6 +474,8 @@ class ChatRequestManager:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
+            if time.monotonic() - self._gauge_at >= self.gauge_interval:
+                self._gauge()  # a gauge with no gaps, even when nothing changes
             running = [rid for rid, r in self.live.items() if not r.finished]
             if not running:
                 continue
@@ -522,6 +569,7 @@ class ChatRequestManager:
             row.assistant_message_id = message
             row.expires_at = now + timedelta(seconds=self.settings.request_ttl_seconds)
             log.warning("closed orphaned chat request %s", request_id)
+            self.metrics.count(ERRORS, code="REQUEST_INTERRUPTED")
             return True
 
     def _expire(self) -> int:

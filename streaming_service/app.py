@@ -20,7 +20,9 @@ def create_app(container: Container | None = None, *, include_rest: bool = False
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        manager = ChatRequestManager(container.store, container.settings, container.chat_model)
+        manager = ChatRequestManager(
+            container.store, container.settings, container.chat_model, metrics=container.metrics
+        )
         app.state.manager = manager
         await manager.start()
         try:

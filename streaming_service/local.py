@@ -3,6 +3,9 @@
 SQLite, the embedded queue feeding the real ingest handler, the REST and streaming routes at one
 address, the offline model unless ANTHROPIC_API_KEY is set, and the bundled sample transcripts
 unless YTR_TRANSCRIPT_SOURCE=youtube.
+
+Logs (JSON lines, with EMF metrics among them) go to stdout, as in the cloud; the start-up banner
+with the local API key is for the person at the terminal and goes to stderr.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from streaming_service.app import create_app
 from ytresearch.bootstrap import Container
 from ytresearch.config import load_settings
 from ytresearch.db.migrations import upgrade_to_head
+from ytresearch.observability.logs import configure_service_logging
 from ytresearch.queues import EmbeddedJobQueue
 from ytresearch.security import generate_api_key
 from ytresearch.services.users import ensure_user_with_key
@@ -53,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
 
+    configure_service_logging()
     os.environ.setdefault("YTR_TRANSCRIPT_SOURCE", "samples")
     settings = load_settings(queue_backend="embedded")
     container = Container(settings)
@@ -84,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
             host=args.host,
             port=args.port,
             log_level="info",
+            log_config=None,  # uvicorn's loggers go through ours (JSON)
+            access_log=False,  # the request middleware logs each request, with its request id
             timeout_graceful_shutdown=10,
         )
     finally:

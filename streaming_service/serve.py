@@ -5,6 +5,9 @@ new streams start, running replies get YTR_DRAIN_GRACE_SECONDS to finish, then r
 are told to reconnect (SSE `retry:` + a `reconnect` event) and the process exits. A second signal
 exits at once.
 
+Logs are JSON lines on stdout in the Lambdas' shape (uvicorn's included), with EMF metrics among
+them, written by a background thread (``ytresearch.observability.logs``).
+
     python -m streaming_service.serve --host 0.0.0.0 --port 8000
 """
 
@@ -68,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
 
+    from ytresearch.observability.logs import configure_service_logging
+
+    configure_service_logging()  # before anything logs, uvicorn included
+
     from streaming_service.app import create_app
     from ytresearch.config import get_settings
 
@@ -82,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         ws_ping_interval=20,
         ws_ping_timeout=20,
         log_level="info",
-        access_log=False,
+        log_config=None,  # uvicorn's loggers go through ours (JSON)
+        access_log=False,  # the request middleware logs each request, with its request id
     )
     server = DrainingServer(config, grace=settings.drain_grace_seconds)
     server.run()

@@ -1,6 +1,10 @@
 """Ingest Lambda entry point: SQS batch -> one ingest_video call per record, with partial batch
 failures so one bad message never fails its neighbours. The local run's embedded queue calls
-the same handler with the same event shape."""
+the same handler with the same event shape.
+
+Observability sits on the handler only: JSON logs (each record's lines carry its message, job
+and video ids), the cold start metric, X-Ray tracing when the SDK is present; ingest_video
+records IngestDuration and IngestFailures through the Container's metrics."""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -18,9 +21,13 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ytresearch.bootstrap import Container
-from ytresearch.services.ingest import IngestDeps, ingest_video, parse_message
+from ytresearch.observability.lambdas import lambda_logger, lambda_metrics, lambda_tracer
+from ytresearch.observability.metrics import INGEST_FAILURES
+from ytresearch.services.ingest import IngestDeps, PoisonMessageError, ingest_video, parse_message
 
-logger = Logger()
+logger = lambda_logger()
+metrics = lambda_metrics()
+tracer = lambda_tracer()
 
 
 def make_handler(container: Container) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
@@ -31,16 +38,25 @@ def make_handler(container: Container) -> Callable[[dict[str, Any], Any], dict[s
             transcripts=container.transcripts,
             metadata=container.metadata,
             model=container.chat_model,
+            metrics=container.metrics,
         )
 
     def record_handler(record: SQSRecord) -> str:
-        message = parse_message(json.loads(record.body))
-        receive_count = int(record.attributes.approximate_receive_count or 1)
-        logger.append_keys(job_id=message.job_id, video_id=message.video_id)
+        # Thread-safe keys: the local run calls this from the queue's thread while the streaming
+        # routes log from the event loop through the same formatter.
+        logger.thread_safe_append_keys(message_id=record.message_id)
         try:
+            try:
+                message = parse_message(json.loads(record.body))
+            except (ValueError, PoisonMessageError) as exc:  # never succeeds: fails alone, then DLQ
+                logger.warning("ingest message is malformed: %s", exc)  # the reason, not the body
+                container.metrics.count(INGEST_FAILURES, code=PoisonMessageError.code)
+                raise
+            logger.thread_safe_append_keys(job_id=message.job_id, video_id=message.video_id)
+            receive_count = int(record.attributes.approximate_receive_count or 1)
             return ingest_video(deps(), message, receive_count=receive_count)
         finally:
-            logger.remove_keys(["job_id", "video_id"])
+            logger.thread_safe_remove_keys(["message_id", "job_id", "video_id"])
 
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # A fresh processor per call: the embedded queue may call from another thread.
@@ -59,5 +75,7 @@ def _default_handler() -> Callable[[dict[str, Any], Any], dict[str, Any]]:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return _default_handler()(event, context)

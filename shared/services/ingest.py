@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from ytresearch.config import Settings
 from ytresearch.db.models import IngestJob, Video, utcnow
 from ytresearch.errors import AppError
+from ytresearch.observability.metrics import INGEST_DURATION, INGEST_FAILURES, Metrics, NullMetrics
 from ytresearch.ports import (
     ChatModel,
     IngestMessage,
@@ -53,6 +55,7 @@ class IngestDeps:
     transcripts: TranscriptSource
     metadata: MetadataSource
     model: ChatModel
+    metrics: Metrics = field(default_factory=NullMetrics)
 
 
 def parse_message(body: object) -> IngestMessage:
@@ -88,6 +91,7 @@ def ingest_video(deps: IngestDeps, message: IngestMessage, *, receive_count: int
         if not repo.claim_video(message.video_id, utcnow() + LEASE):
             raise IngestRetryError(f"video {message.video_id} is being ingested by another worker")
         job.attempts += 1
+    started = time.monotonic()
     languages = _languages(message.language, settings.transcript_languages)
     try:
         _stage(store, message.video_id, "validating")
@@ -131,11 +135,14 @@ def ingest_video(deps: IngestDeps, message: IngestMessage, *, receive_count: int
             video.status, video.error_code, video.error_message = "ready", None, None
             video.claimed_until = None
             _finish_jobs(repo, message.video_id, "done")
+        # Counts only: transcript text never goes to the logs.
         log.info("ingested video %s (%d segments)", message.video_id, len(transcript.segments))
+        _measure(deps, started, "done")
         return "done"
     except (TranscriptError, ModelError) as exc:
         final = not exc.retryable or receive_count >= settings.ingest_max_receives
         _record_failure(store, message.video_id, exc, final=final)
+        _measure(deps, started, "failed" if final else "retry", failure=exc.code)
         if not final:
             raise IngestRetryError(f"{exc.code}: {exc.message}") from exc
         if exc.retryable:  # out of attempts: let the queue move it to the DLQ for operators
@@ -143,9 +150,19 @@ def ingest_video(deps: IngestDeps, message: IngestMessage, *, receive_count: int
         return "failed"
     except Exception as exc:
         final = receive_count >= settings.ingest_max_receives
+        log.exception("ingest of %s failed unexpectedly", message.video_id)
         unexpected = AppError("ingest failed unexpectedly", code="INGEST_FAILED")
         _record_failure(store, message.video_id, unexpected, final=final)
+        _measure(deps, started, "failed" if final else "retry", failure=unexpected.code)
         raise IngestRetryError(f"unexpected ingest error: {type(exc).__name__}") from exc
+
+
+def _measure(deps: IngestDeps, started: float, outcome: str, *, failure: str | None = None) -> None:
+    """IngestDuration of one attempt that did work (by outcome), and IngestFailures by code."""
+    elapsed_ms = (time.monotonic() - started) * 1000
+    deps.metrics.milliseconds(INGEST_DURATION, elapsed_ms, outcome=outcome)
+    if failure is not None:
+        deps.metrics.count(INGEST_FAILURES, code=failure)
 
 
 def _languages(requested: str | None, defaults: Sequence[str]) -> list[str]:

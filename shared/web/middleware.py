@@ -1,21 +1,28 @@
 """Pure ASGI middleware (safe for streaming responses): request ids, body limits, last-resort
-error handling and database-outage mapping."""
+error handling and database-outage mapping, and per-request observability (one log line and the
+Requests/Errors metrics)."""
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import re
+import time
 import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ytresearch.observability.context import request_id_var
+from ytresearch.observability.metrics import ERRORS, REQUESTS, Metrics, code_dimension, status_class
+
 log = logging.getLogger("ytresearch.web")
 
-request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+__all__ = ["BodySizeLimitMiddleware", "RequestContextMiddleware", "request_id_var"]
+
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_ERROR_BODY_LIMIT = 16 * 1024  # error bodies are small; larger ones are not ours
+_QUIET_ROUTES = frozenset({"/health", "/health/live"})  # load-balancer probes: DEBUG, not INFO
 
 
 def _db_outage(exc: BaseException) -> bool:
@@ -49,7 +56,9 @@ def _error(code: str, message: str) -> dict[str, Any]:
 
 class RequestContextMiddleware:
     """Gives every request an id (client's X-Request-ID, API Gateway's request id, or new), echoes
-    it in the response, and turns any exception that escapes the app into our error format."""
+    it in the response, and turns any exception that escapes the app into our error format. When
+    the request ends it writes one log line (route, status, duration, error code) and records
+    the Requests and Errors metrics, all carrying the request id."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -61,24 +70,28 @@ class RequestContextMiddleware:
         request_id = _request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
-        started = False
+        outcome = _Outcome()
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal started
             if message["type"] == "http.response.start":
-                started = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            outcome.saw(message)
+            if outcome.complete and not outcome.observed:
+                # Before the last bytes go out: the client cannot have moved on yet.
+                _observe_safely(scope, outcome)
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
-            if scope["type"] != "http" or started:
+            if scope["type"] != "http" or outcome.started:
                 log.exception("unhandled error after the response started")
+                outcome.error_code = outcome.error_code or "INTERNAL_ERROR"
                 return
             if _db_outage(exc):
                 log.warning("database unavailable: %s", type(exc).__name__)
+                outcome.status, outcome.error_code = 503, "DATABASE_UNAVAILABLE"
                 await _send_json(
                     send,
                     503,
@@ -87,6 +100,7 @@ class RequestContextMiddleware:
                 )
             else:
                 log.exception("unhandled error")
+                outcome.status, outcome.error_code = 500, "INTERNAL_ERROR"
                 await _send_json(
                     send,
                     500,
@@ -94,7 +108,113 @@ class RequestContextMiddleware:
                     request_id,
                 )
         finally:
+            if not outcome.observed:
+                _observe_safely(scope, outcome)
             request_id_var.reset(token)
+
+
+class _Outcome:
+    """What the app answered, seen from the messages it sent: status, and the error code of a JSON
+    error body (read only for error statuses; those bodies are small)."""
+
+    def __init__(self) -> None:
+        self.began = time.perf_counter()
+        self.started = False
+        self.status: int | None = None
+        self.error_code: str | None = None
+        self.complete = False  # the last body message is being sent
+        self.observed = False
+        self._error_body: bytearray | None = None
+
+    def saw(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "http.response.body" and not message.get("more_body", False):
+            self.complete = True
+        if kind == "http.response.start":
+            self.started = True
+            self.status = int(message["status"])
+            if self.status >= 400 and _is_json(message.get("headers", [])):
+                self._error_body = bytearray()
+        elif kind == "http.response.body" and self._error_body is not None:
+            self._error_body += message.get("body", b"")
+            if not message.get("more_body", False) or len(self._error_body) > _ERROR_BODY_LIMIT:
+                self.error_code = _error_code(bytes(self._error_body))
+                self._error_body = None
+        elif kind == "websocket.accept":
+            self.status = 101
+        elif kind == "websocket.http.response.start":
+            self.status = int(message["status"])
+        elif kind == "websocket.close" and self.status is None:
+            self.status = 403  # closed before the handshake completed: uvicorn answers 403
+
+    @property
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.began) * 1000
+
+
+def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(
+        name.lower() == b"content-type" and value.startswith(b"application/json") for name, value in headers
+    )
+
+
+def _error_code(body: bytes) -> str | None:
+    try:
+        code = json.loads(body)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return code_dimension(code)
+
+
+def _route(scope: Scope) -> str:
+    """The route template (/v1/sessions/{session_id}), never the raw path: metrics stay bounded."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) and path else "unmatched"
+
+
+def _metrics(scope: Scope) -> Metrics | None:
+    state = getattr(scope.get("app"), "state", None)
+    container = getattr(state, "container", None)
+    metrics = getattr(container, "metrics", None)
+    return metrics if hasattr(metrics, "emit") else None
+
+
+def _observe_safely(scope: Scope, outcome: _Outcome) -> None:
+    outcome.observed = True
+    try:
+        _observe(scope, outcome)
+    except Exception:  # observing must never fail a request
+        log.debug("could not record the request's metrics", exc_info=True)
+
+
+def _observe(scope: Scope, outcome: _Outcome) -> None:
+    route = _route(scope)
+    status = outcome.status
+    method = scope.get("method", "WS") if scope["type"] == "http" else "WS"
+    level = logging.DEBUG if route in _QUIET_ROUTES and (status or 0) < 500 else logging.INFO
+    log.log(
+        level,
+        "%s %s -> %s",
+        method,
+        route,
+        status if status is not None else "no response (client gone)",
+        extra={
+            "http_method": method,
+            "route": route,
+            "path": scope.get("path", ""),
+            "status": status,
+            "duration_ms": round(outcome.elapsed_ms, 1),
+            "error_code": outcome.error_code,
+        },
+    )
+    metrics = _metrics(scope)
+    if metrics is None:
+        return
+    if status is not None:
+        metrics.count(REQUESTS, route=route, status_class=status_class(status))
+    if outcome.error_code is not None:
+        metrics.count(ERRORS, code=outcome.error_code)
 
 
 def _request_id(scope: Scope) -> str:

@@ -1,0 +1,78 @@
+"""Chat metrics through the request manager and the real Claude adapter (the real anthropic SDK
+against the protocol-faithful fake server), with the Container's measured model and an
+in-memory metrics adapter: replies by status, errors by code, the active-streams gauge, time to
+first token and token usage including prompt-cache reads."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from tests.conftest import make_user
+from tests.fakes.anthropic_server import DropConnection, FakeAnthropic, Reply
+from ytresearch.bootstrap import Container
+from ytresearch.observability.chat_metrics import MeteredChatModel
+from ytresearch.observability.metrics import InMemoryMetrics
+from ytresearch.services.users import AuthUser
+from ytresearch.streams import ChatRequestManager
+
+
+def new_session(container: Container, user: AuthUser) -> uuid.UUID:
+    with container.store.transaction() as repo:
+        return repo.add_session(user.id, "research").id
+
+
+def chat(container: Container, claude: Any, action: str = "finish") -> InMemoryMetrics:
+    """One chat request through a manager; ``action`` "cancel" cancels it after the first token."""
+    metrics = InMemoryMetrics()
+    model = MeteredChatModel(claude, metrics)
+    user, _ = make_user(container)
+    sid = new_session(container, user)
+
+    async def go() -> None:
+        manager = ChatRequestManager(container.store, container.settings, model, metrics=metrics)
+        await manager.start()
+        try:
+            row = await manager.start_request(user, sid, "How do solar panels work?", None)
+            async for event in manager.follow(row.id):
+                if action == "cancel" and event is not None and event.type == "token":
+                    await manager.cancel(user, row.id)
+                if event is not None and event.terminal:
+                    break
+        finally:
+            await manager.stop()
+
+    asyncio.run(go())
+    return metrics
+
+
+def test_a_finished_reply_is_measured(container: Container, claude: Any, fake_claude: FakeAnthropic) -> None:
+    fake_claude.enqueue(Reply(text="Silicon cells free electrons.", usage={"cache_read_input_tokens": 1234}))
+    metrics = chat(container, claude)
+    assert metrics.values("ChatReplies", status="complete") == [1]
+    assert len(metrics.values("TimeToFirstToken", purpose="chat")) == 1
+    assert metrics.values("CacheReadTokens", purpose="chat") == [1234]
+    assert metrics.values("OutputTokens", purpose="chat")[0] > 0
+    assert metrics.values("Errors") == []
+    assert metrics.values("ActiveStreams")[-2:] == [1, 0]  # up when it starts, down when it ends
+
+
+def test_a_failed_reply_counts_its_error_code(
+    container: Container, claude: Any, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.enqueue(DropConnection(after_chunks=2, text="abcdefgh" * 10, chunk_size=8))
+    metrics = chat(container, claude)
+    assert metrics.values("ChatReplies", status="failed") == [1]
+    assert metrics.values("Errors", code="MODEL_STREAM_INTERRUPTED") == [1]
+    assert metrics.values("OutputTokens") == []  # no usage arrived
+
+
+def test_a_cancelled_reply_is_counted_as_cancelled(
+    container: Container, claude: Any, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.enqueue(Reply(text="word " * 400, chunk_size=5, delay_per_chunk=0.01))
+    metrics = chat(container, claude, action="cancel")
+    assert metrics.values("ChatReplies", status="cancelled") == [1]
+    assert metrics.values("Errors") == []
+    assert metrics.values("ActiveStreams")[-1] == 0
