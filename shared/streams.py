@@ -73,6 +73,8 @@ class LiveRequest:
     wrote: asyncio.Event = field(default_factory=asyncio.Event)
     text_parts: list[str] = field(default_factory=list)
     finished: bool = False
+    persisted_seq: int = 0  # the last event id written to the event log
+    persisted: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def text(self) -> str:
@@ -88,6 +90,17 @@ class LiveRequest:
             self.finished = True
         self.wrote.set()
         self.wake()
+
+    def mark_persisted(self, seq: int) -> None:
+        self.persisted_seq = seq
+        self.persisted.set()
+
+    async def wait_persisted(self, seq: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.persisted_seq < seq and time.monotonic() < deadline:
+            self.persisted.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.persisted.wait(), deadline - time.monotonic())
 
     def wake(self) -> None:
         waiters, self.waiters = self.waiters, []
@@ -311,6 +324,7 @@ class ChatRequestManager:
             if batch:
                 try:
                     await asyncio.to_thread(self._persist, live.id, batch)
+                    live.mark_persisted(batch[-1].id or 0)
                 except Exception:
                     log.exception("could not persist events of %s; will retry", live.id)
                     live.unsaved = batch + live.unsaved
@@ -370,6 +384,10 @@ class ChatRequestManager:
             else:
                 batch = await self._poll(request_id, seq)
             for event in batch:
+                if event.terminal and live is not None:
+                    # The end is only announced once it is in the log, so whatever the client
+                    # does next, on any task, sees the request as finished.
+                    await live.wait_persisted(event.id or 0, timeout=5.0)
                 seq = event.id or seq
                 last_sent = time.monotonic()
                 yield event
