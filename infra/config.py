@@ -34,6 +34,8 @@ UVICORN_GRACEFUL_SECONDS = DRAIN_GRACE_SECONDS + UVICORN_CLOSE_SECONDS
 STREAM_PING_SECONDS = 15
 
 T = TypeVar("T")
+# Cognito's rule for callback and sign-out URLs: HTTPS, or plain HTTP to localhost; no fragment.
+_SIGN_IN_URL = re.compile(r"(https://[^\s#/]+|http://localhost(:\d+)?)(/[^\s#]*)?")
 
 
 class ConfigError(ValueError):
@@ -145,6 +147,14 @@ class InfraConfig:
     container_insights: bool = False
     certificate_arn: str | None = None
 
+    # Sign-in (Cognito)
+    # Where the hosted UI may send browsers back after sign-in / sign-out (authorization code
+    # flow). Cognito accepts https:// URLs, and http:// only for localhost (the local page).
+    auth_callback_urls: tuple[str, ...] = ("http://localhost:8000/",)
+    auth_logout_urls: tuple[str, ...] = ("http://localhost:8000/",)
+    cognito_domain_prefix: str | None = None  # None: ytresearch-<environment>-<account id>
+    cognito_threat_protection: bool = False  # the Plus feature plan, billed per active user
+
     # Application
     model: str = "claude-sonnet-4-5"
     log_level: str = "INFO"
@@ -239,6 +249,26 @@ class InfraConfig:
             r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+", self.certificate_arn
         ):
             problems.append("certificate_arn must be an ACM certificate ARN")
+        for name, urls in (
+            ("auth_callback_urls", self.auth_callback_urls),
+            ("auth_logout_urls", self.auth_logout_urls),
+        ):
+            if not urls:
+                problems.append(f"{name} needs at least one URL")
+            for url in urls:
+                if not _SIGN_IN_URL.fullmatch(url):
+                    problems.append(
+                        f"{name} entry {url!r} must be an https:// URL (http:// only for localhost), "
+                        "without a fragment"
+                    )
+        if self.cognito_domain_prefix is not None and (
+            not re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", self.cognito_domain_prefix)
+            or any(word in self.cognito_domain_prefix for word in ("aws", "amazon", "cognito"))
+        ):
+            problems.append(
+                "cognito_domain_prefix must be lower-case letters, digits and hyphens (at most 63) "
+                "and must not contain aws, amazon or cognito"
+            )
         if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             problems.append("log_level must be DEBUG, INFO, WARNING or ERROR")
         if self.log_retention_days not in VALID_RETENTION_DAYS:

@@ -3,13 +3,15 @@ grants. Boundaries live in the constructs; this file only connects them."""
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.bundling import BundleSpec
 from infra.components.api import HttpApi
+from infra.components.auth import UserAuth, default_domain_prefix
 from infra.components.database import Database
 from infra.components.functions import AppFunction
 from infra.components.log_archive import LogArchive
@@ -53,8 +55,9 @@ RETENTION_BY_DAYS: dict[int, logs.RetentionDays] = {
 
 
 class YtResearchStack(Stack):
-    """Network, database, queues, secrets, functions, HTTP API, streaming service, migrations and
-    monitoring for one environment. Exposes each construct as an attribute (used by the tests)."""
+    """Network, database, queues, secrets, sign-in, functions, HTTP APIs, streaming service,
+    migrations and monitoring for one environment. Exposes each construct as an attribute (used by
+    the tests)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: InfraConfig, **kwargs: object) -> None:
         super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
@@ -104,6 +107,25 @@ class YtResearchStack(Stack):
             log_retention=retention,
             log_removal_policy=removal,
         )
+        self.auth = UserAuth(
+            self,
+            "Auth",
+            callback_urls=config.auth_callback_urls,
+            logout_urls=config.auth_logout_urls,
+            domain_prefix=config.cognito_domain_prefix
+            or default_domain_prefix(config.environment, config.account),
+            threat_protection=config.cognito_threat_protection,
+            deletion_protection=config.is_production,
+            removal_policy=removal,
+            log_retention=retention,
+            log_removal_policy=removal,
+        )
+        # Only the units that authenticate requests learn how to check sign-in tokens.
+        token_environment = {
+            "YTR_COGNITO_ISSUER": self.auth.issuer,
+            "YTR_COGNITO_CLIENT_ID": self.auth.client.user_pool_client_id,
+            "YTR_COGNITO_SCOPE": self.auth.api_scope,
+        }
         ingest_timeout = Duration.seconds(config.ingest_timeout_seconds)
         self.queues = IngestQueues(
             self,
@@ -147,7 +169,7 @@ class YtResearchStack(Stack):
             description="YouTube Research Tool REST API (FastAPI + Mangum)",
             handler="functions.api.handler.handler",
             bundle=BundleSpec(profile="api", install_dependencies=config.bundle_dependencies),
-            environment=lambda_environment,
+            environment={**lambda_environment, **token_environment},
             memory_mib=config.api_memory_mib,
             timeout=Duration.seconds(config.api_timeout_seconds),
             **function_defaults,  # type: ignore[arg-type]
@@ -203,6 +225,7 @@ class YtResearchStack(Stack):
             build_context=REPO_ROOT,
             environment={
                 **app_environment,
+                **token_environment,
                 "YTR_DB_POOL_SIZE": "5",
                 "YTR_DRAIN_GRACE_SECONDS": str(DRAIN_GRACE_SECONDS),
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
@@ -255,25 +278,47 @@ class YtResearchStack(Stack):
         self.ingest_function.function.node.add_dependency(self.migrations.resource)
         self.streaming.service.node.add_dependency(self.migrations.resource)
 
+        api_settings = {
+            "handler": self.api_function.function,
+            "integration_timeout": Duration.seconds(config.api_timeout_seconds),
+            "cors_origins": config.cors_origins,
+            "throttle_rate": config.api_throttle_rate,
+            "throttle_burst": config.api_throttle_burst,
+            "log_retention": retention,
+            "log_removal_policy": removal,
+        }
+        # Two HTTP APIs over the same function (see infra/components/api.py): the main one checks
+        # Cognito access tokens at the edge; API-key clients, which such an authorizer would turn
+        # away for lacking an Authorization header, get their own, checked by the application.
         self.http_api = HttpApi(
             self,
             "HttpApi",
-            handler=self.api_function.function,
-            integration_timeout=Duration.seconds(config.api_timeout_seconds),
-            cors_origins=config.cors_origins,
-            throttle_rate=config.api_throttle_rate,
-            throttle_burst=config.api_throttle_burst,
-            log_retention=retention,
-            log_removal_policy=removal,
+            description="YouTube Research Tool REST API (Cognito sign-in; CRUD Lambda)",
+            authorizer=authorizers.HttpUserPoolAuthorizer(
+                "CognitoAuthorizer",
+                self.auth.user_pool,
+                user_pool_clients=[self.auth.client],
+                identity_source=["$request.header.Authorization"],
+            ),
+            authorization_scopes=[self.auth.api_scope],
+            **api_settings,  # type: ignore[arg-type]
+        )
+        self.key_api = HttpApi(
+            self,
+            "KeyApi",
+            description="YouTube Research Tool REST API for API keys (X-API-Key; CRUD Lambda)",
+            **api_settings,  # type: ignore[arg-type]
         )
 
         self.monitoring = Monitoring(
             self,
             "Monitoring",
-            api=self.http_api.api,
+            apis={"Api": self.http_api.api, "KeyApi": self.key_api.api},
             functions={
                 "Api": self.api_function.function,
                 "Ingest": self.ingest_function.function,
+                # A failing token trigger stops every sign-in.
+                "TokenTrigger": self.auth.token_trigger,
             },
             queue=self.queues.queue,
             dead_letter_queue=self.queues.dead_letter_queue,
@@ -284,8 +329,26 @@ class YtResearchStack(Stack):
             alarm_email=config.alarm_email,
         )
 
-        CfnOutput(self, "ApiUrl", value=self.http_api.url, description="REST API base URL")
+        CfnOutput(
+            self, "ApiUrl", value=self.http_api.url, description="REST API base URL (Authorization: Bearer)"
+        )
+        CfnOutput(
+            self,
+            "KeyApiUrl",
+            value=self.key_api.url,
+            description="REST API base URL for API keys (X-API-Key)",
+        )
         CfnOutput(self, "StreamingUrl", value=self.streaming.url, description="Streaming base URL")
+        CfnOutput(self, "UserPoolId", value=self.auth.user_pool.user_pool_id)
+        CfnOutput(
+            self,
+            "UserPoolClientId",
+            value=self.auth.client.user_pool_client_id,
+            description="ytr login --client-id",
+        )
+        CfnOutput(self, "CognitoRegion", value=Aws.REGION, description="ytr login --region")
+        CfnOutput(self, "CognitoIssuer", value=self.auth.issuer)
+        CfnOutput(self, "HostedUiUrl", value=self.auth.hosted_ui_url, description="Sign-in pages")
         CfnOutput(
             self,
             "AnthropicSecretName",

@@ -42,6 +42,14 @@ class Settings(BaseSettings):
 
     # Auth
     dev_api_key: SecretStr | None = None
+    # Cognito access tokens (Authorization: Bearer), accepted beside API keys when both the issuer
+    # (https://cognito-idp.<region>.amazonaws.com/<pool id>) and the app client id are set.
+    cognito_issuer: str | None = None
+    cognito_client_id: str | None = None
+    cognito_scope: str = Field(default="ytresearch/api", min_length=1)  # required in every token
+    jwks_cache_seconds: float = Field(default=3600.0, gt=0)  # then the key set is fetched again
+    jwks_refetch_min_seconds: float = Field(default=30.0, ge=0)  # unknown kid: refetch at most this often
+    jwt_leeway_seconds: float = Field(default=30.0, ge=0, le=300)  # clock skew allowed on exp/iat
 
     # Queue: "sqs" in the cloud, "embedded" for the local run.
     queue_backend: Literal["sqs", "embedded"] = "embedded"
@@ -119,6 +127,29 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("give at least one language code, e.g. 'en' or 'en,de'")
         return value
+
+    @field_validator("cognito_issuer", "cognito_client_id", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().rstrip("/") or None
+        return value
+
+    @model_validator(mode="after")
+    def _token_auth_is_complete(self) -> Settings:
+        if (self.cognito_issuer is None) != (self.cognito_client_id is None):
+            raise ValueError("set both YTR_COGNITO_ISSUER and YTR_COGNITO_CLIENT_ID, or neither")
+        issuer = self.cognito_issuer
+        if issuer is not None:
+            scheme = issuer.split("://", 1)[0]
+            # Plain http only where the key set cannot be tampered with on the way (local tests).
+            if scheme != "https" and not (scheme == "http" and self.environment in ("local", "test")):
+                raise ValueError("YTR_COGNITO_ISSUER must be an https:// URL")
+        return self
+
+    @property
+    def token_auth_enabled(self) -> bool:
+        return self.cognito_issuer is not None and self.cognito_client_id is not None
 
     @model_validator(mode="after")
     def _refuse_insecure_cloud_defaults(self) -> Settings:

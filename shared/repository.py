@@ -41,6 +41,23 @@ class Repository:
         self.session.flush()
         return user
 
+    def get_user_by_external_id(self, external_id: str) -> User | None:
+        return self.session.scalar(select(User).where(User.external_id == external_id))
+
+    def try_add_user(self, email: str, external_id: str | None = None) -> User | None:
+        """Add a user; None when the email or external id is taken (e.g. by a racing request)."""
+        try:
+            with self.session.begin_nested():
+                user = User(email=email, external_id=external_id)
+                self.session.add(user)
+            return user
+        except IntegrityError:
+            return None
+
+    def set_external_id(self, user: User, external_id: str | None) -> None:
+        user.external_id = external_id
+        self.session.flush()  # one row at a time: the column is unique
+
     def add_api_key(self, user_id: uuid.UUID, key_hash: str, prefix: str) -> ApiKey:
         key = ApiKey(user_id=user_id, key_hash=key_hash, prefix=prefix)
         self.session.add(key)

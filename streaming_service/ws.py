@@ -1,7 +1,12 @@
 """WebSocket chat: `WS /v1/sessions/{id}/ws`.
 
-Client frames: {"type":"auth","api_key":"..."} (browsers; the CLI sends the X-API-Key header
-instead), {"type":"message","content":"...","video_ids":[...]} and {"type":"cancel"}.
+Authentication, before anything else: the X-API-Key or ``Authorization: Bearer <access token>``
+header (the CLI), or, from a browser (which cannot set headers on a WebSocket), a first frame
+{"type":"auth","token":"<Cognito access token>"} or {"type":"auth","api_key":"..."} within 10 s.
+Credentials never travel in the URL (URLs end up in proxy and load-balancer logs). Bad
+credentials close the socket with 1008 (a bad header refuses the handshake with 403).
+
+Client frames: {"type":"message","content":"...","video_ids":[...]} and {"type":"cancel"}.
 Server frames: the stream events as JSON with a `type`, plus {"type":"ready"}, {"type":"accepted",
 "request_id"}, {"type":"queued","position"} and {"type":"ping"}.
 
@@ -24,36 +29,64 @@ from pydantic import ValidationError
 
 from streaming_service.routes import ChatIn
 from ytresearch.bootstrap import Container
-from ytresearch.errors import AppError, UnauthorizedError
+from ytresearch.errors import AppError, DependencyUnavailableError, UnauthorizedError
 from ytresearch.services.sessions import get_session
 from ytresearch.services.users import AuthUser, authenticate
 from ytresearch.streams import ChatRequestManager
+from ytresearch.web.auth import authenticate_credentials, authenticate_token
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
 AUTH_TIMEOUT = 10.0
+
+
+def _close_reason(exc: UnauthorizedError) -> str:
+    return {
+        "INVALID_TOKEN": "invalid token",
+        "TOKEN_EXPIRED": "token expired",
+        "TOKEN_AUTH_NOT_CONFIGURED": "bearer tokens are not accepted here",
+    }.get(exc.code, "invalid API key")
 
 
 async def _authenticate(ws: WebSocket, container: Container) -> AuthUser | None:
     header_key = ws.headers.get("x-api-key")
-    if header_key:
+    authorization = ws.headers.get("authorization")
+    if header_key or authorization:
         try:
-            return await asyncio.to_thread(authenticate, container.store, header_key)
-        except UnauthorizedError:
-            await ws.close(code=POLICY_VIOLATION, reason="invalid API key")
+            return await asyncio.to_thread(
+                authenticate_credentials, container, api_key=header_key, authorization=authorization
+            )
+        except UnauthorizedError as exc:
+            await ws.close(code=POLICY_VIOLATION, reason=_close_reason(exc))
+            return None
+        except DependencyUnavailableError:
+            await ws.close(code=TRY_AGAIN_LATER, reason="authentication is unavailable")
             return None
     await ws.accept()
     try:
         async with asyncio.timeout(AUTH_TIMEOUT):
             frame = await ws.receive_json()
         if not isinstance(frame, dict) or frame.get("type") != "auth":
-            raise UnauthorizedError("the first frame must be {'type': 'auth', 'api_key': ...}")
+            raise UnauthorizedError("the first frame must be {'type': 'auth', 'token' or 'api_key': ...}")
+        token = frame.get("token")
+        if token is not None:
+            if not isinstance(token, str) or not token:
+                raise UnauthorizedError("the token must be a non-empty string", code="INVALID_TOKEN")
+            return await asyncio.to_thread(authenticate_token, container, token)
         return await asyncio.to_thread(authenticate, container.store, str(frame.get("api_key") or ""))
-    except (UnauthorizedError, TimeoutError, json.JSONDecodeError, KeyError):
+    except UnauthorizedError as exc:
+        reason = "authentication required" if exc.code == UnauthorizedError.code else _close_reason(exc)
+        await ws.close(code=POLICY_VIOLATION, reason=reason)
+    except (TimeoutError, json.JSONDecodeError, KeyError):
         await ws.close(code=POLICY_VIOLATION, reason="authentication required")
-        return None
+    except DependencyUnavailableError:
+        await ws.close(code=TRY_AGAIN_LATER, reason="authentication is unavailable")
+    except WebSocketDisconnect:
+        pass  # the client left before authenticating
+    return None
 
 
 @router.websocket("/v1/sessions/{session_id}/ws")

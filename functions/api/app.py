@@ -35,7 +35,7 @@ def install_middleware(app: FastAPI, container: Container) -> None:
             allow_origins=container.settings.cors_origins,
             allow_credentials=False,
             allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["X-API-Key", "Content-Type", "Last-Event-ID"],
+            allow_headers=["X-API-Key", "Authorization", "Content-Type", "Last-Event-ID"],
             expose_headers=["X-Request-ID", "Retry-After"],
             max_age=600,
         )

@@ -1,4 +1,16 @@
-"""The HTTP API (API Gateway v2) in front of the CRUD function."""
+"""An HTTP API (API Gateway v2) in front of the CRUD function.
+
+The stack builds two over the same function:
+
+- the main API, where ``/{proxy+}`` has a JWT authorizer (Cognito): API Gateway rejects requests
+  without a valid access token carrying the API scope before the function runs;
+- the API-key API for scripts, with no authorizer. An HTTP API JWT authorizer answers 401 to any
+  request without an ``Authorization`` header, so API-key clients cannot share the main API's
+  routes; on their own API the application authenticates every ``/v1`` request itself (the
+  X-API-Key against the stored digests, or a bearer token verified in full), 401 otherwise.
+
+The application verifies bearer tokens on both, so a route left open by mistake is still closed.
+"""
 
 from __future__ import annotations
 
@@ -61,8 +73,9 @@ class _AccessLogSettings:
 
 
 class HttpApi(Construct):
-    """Routes ``GET /health`` and ``ANY /{proxy+}`` to ``handler`` on the ``$default`` stage, with
-    JSON access logs, stage throttling and CORS for ``cors_origins`` (none: CORS off).
+    """Routes ``GET /health`` (always open) and ``ANY /{proxy+}`` to ``handler`` on the
+    ``$default`` stage, with JSON access logs, stage throttling and CORS for ``cors_origins``
+    (none: CORS off). With ``authorizer``, ``/{proxy+}`` requires it and ``authorization_scopes``.
 
     Exposes ``api``, ``stage``, ``access_logs`` and ``url``.
     """
@@ -73,6 +86,9 @@ class HttpApi(Construct):
         construct_id: str,
         *,
         handler: lambda_.IFunction,
+        description: str,
+        authorizer: apigwv2.IHttpRouteAuthorizer | None = None,
+        authorization_scopes: Sequence[str] = (),
         integration_timeout: Duration,
         cors_origins: Sequence[str],
         throttle_rate: int,
@@ -95,7 +111,7 @@ class HttpApi(Construct):
         self.api = apigwv2.HttpApi(
             self,
             "Api",
-            description="YouTube Research Tool REST API (CRUD Lambda)",
+            description=description,
             create_default_stage=False,
             cors_preflight=cors,
         )
@@ -105,18 +121,44 @@ class HttpApi(Construct):
             payload_format_version=apigwv2.PayloadFormatVersion.VERSION_2_0,
             timeout=integration_timeout,
         )
-        routes = [
-            *self.api.add_routes(path="/health", methods=[apigwv2.HttpMethod.GET], integration=integration),
-            *self.api.add_routes(path="/{proxy+}", methods=[apigwv2.HttpMethod.ANY], integration=integration),
-        ]
-        for route in routes:
+        health = self.api.add_routes(
+            path="/health", methods=[apigwv2.HttpMethod.GET], integration=integration
+        )
+        proxy = self.api.add_routes(
+            path="/{proxy+}",
+            methods=[apigwv2.HttpMethod.ANY],
+            integration=integration,
+            authorizer=authorizer,
+            authorization_scopes=list(authorization_scopes) if authorizer is not None else None,
+        )
+        for route in health:
             acknowledge(
                 route,
                 "AwsSolutions-APIG4",
-                "Authentication is done by the application (X-API-Key checked against hashed "
-                "keys in the database, 401 otherwise) so that /health stays open and errors "
-                "keep the API's JSON shape; a Cognito JWT authorizer is planned.",
+                "GET /health is open on purpose: it reports status, database state and version only "
+                "(no user data) so uptime checks and operators can call it without credentials.",
             )
+        if authorizer is not None and cors_origins:
+            # Browsers send CORS preflights without credentials; on ANY /{proxy+} they would meet
+            # the authorizer and fail, so OPTIONS gets its own open route (the app answers it).
+            for route in self.api.add_routes(
+                path="/{proxy+}", methods=[apigwv2.HttpMethod.OPTIONS], integration=integration
+            ):
+                acknowledge(
+                    route,
+                    "AwsSolutions-APIG4",
+                    "OPTIONS is the CORS preflight, which browsers send without credentials by "
+                    "standard; it returns only the allowed origins, methods and headers.",
+                )
+        if authorizer is None:
+            for route in proxy:
+                acknowledge(
+                    route,
+                    "AwsSolutions-APIG4",
+                    "This API serves API-key clients (scripts), which a JWT authorizer would reject for "
+                    "lacking an Authorization header; the application authenticates every /v1 request "
+                    "(X-API-Key against hashed keys, or a fully verified Cognito token) and answers 401.",
+                )
         self.access_logs = logs.LogGroup(
             self, "AccessLogs", retention=log_retention, removal_policy=log_removal_policy
         )

@@ -32,7 +32,7 @@ class Monitoring(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        api: apigwv2.HttpApi,
+        apis: Mapping[str, apigwv2.HttpApi],
         functions: Mapping[str, lambda_.IFunction],
         queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
@@ -50,22 +50,27 @@ class Monitoring(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         self.alarms: dict[str, cloudwatch.Alarm] = {}
 
-        requests = api.metric_count(period=FIVE_MINUTES, statistic="Sum")
-        server_errors = api.metric_server_error(period=FIVE_MINUTES, statistic="Sum")
-        error_rate = cloudwatch.MathExpression(
-            expression="IF(requests > 0, 100 * errors / requests, 0)",
-            using_metrics={"requests": requests, "errors": server_errors},
-            period=FIVE_MINUTES,
-            label="5xx responses (%)",
-        )
-        self._alarm(
-            "Api5xxRate",
-            error_rate,
-            threshold=API_5XX_PERCENT,
-            evaluation_periods=3,
-            datapoints_to_alarm=2,
-            description=f"More than {API_5XX_PERCENT}% of HTTP API responses are 5xx.",
-        )
+        traffic: list[cloudwatch.IMetric] = []
+        latencies: list[cloudwatch.IMetric] = []
+        for name, api in apis.items():
+            requests = api.metric_count(period=FIVE_MINUTES, statistic="Sum", label=f"{name} requests")
+            server_errors = api.metric_server_error(period=FIVE_MINUTES, statistic="Sum", label=f"{name} 5xx")
+            traffic += [requests, server_errors]
+            latencies.append(api.metric_latency(period=FIVE_MINUTES, statistic="p90", label=name))
+            error_rate = cloudwatch.MathExpression(
+                expression="IF(requests > 0, 100 * errors / requests, 0)",
+                using_metrics={"requests": requests, "errors": server_errors},
+                period=FIVE_MINUTES,
+                label=f"{name} 5xx responses (%)",
+            )
+            self._alarm(
+                f"{name}5xxRate",
+                error_rate,
+                threshold=API_5XX_PERCENT,
+                evaluation_periods=3,
+                datapoints_to_alarm=2,
+                description=f"More than {API_5XX_PERCENT}% of the {name} HTTP API's responses are 5xx.",
+            )
         for name, function in functions.items():
             self._alarm(
                 f"{name}Errors",
@@ -119,14 +124,8 @@ class Monitoring(Construct):
             )
         )
         self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="HTTP API requests and 5xx", left=[requests, server_errors], width=8
-            ),
-            cloudwatch.GraphWidget(
-                title="HTTP API latency (p90, ms)",
-                left=[api.metric_latency(period=FIVE_MINUTES, statistic="p90")],
-                width=8,
-            ),
+            cloudwatch.GraphWidget(title="HTTP API requests and 5xx", left=traffic, width=8),
+            cloudwatch.GraphWidget(title="HTTP API latency (p90, ms)", left=latencies, width=8),
             cloudwatch.GraphWidget(
                 title="Ingest queue",
                 left=[

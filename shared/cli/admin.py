@@ -8,7 +8,7 @@ import sys
 from ytresearch.bootstrap import Container
 from ytresearch.db.migrations import upgrade_to_head
 from ytresearch.errors import AppError
-from ytresearch.services.users import create_api_key, create_user
+from ytresearch.services.users import create_api_key, create_user, link_external_identity
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +18,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("email")
     p = cmds.add_parser("create-key", help="print a new API key for an existing user")
     p.add_argument("email")
+    p = cmds.add_parser(
+        "link-identity",
+        help="let a sign-in identity (Cognito sub) act as an existing user, e.g. one with API keys",
+    )
+    p.add_argument("email")
+    p.add_argument("subject", metavar="SUB", help="the sub claim of the user's access token")
     cmds.add_parser("migrate", help="apply database migrations")
     admin.set_defaults(run=run)
 
@@ -29,6 +35,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"database at revision {upgrade_to_head(container.settings)}")
             return 0
         upgrade_to_head(container.settings)
+        if args.admin_command == "link-identity":
+            user, moved_from = link_external_identity(container.store, args.email, args.subject)
+            print(f"{args.subject} now signs in as {user.email} ({user.id})")
+            if moved_from:
+                print(f"(moved from {moved_from}; that user's sessions stay with it)", file=sys.stderr)
+            return 0
         if args.admin_command == "create-user":
             user, key = create_user(container.store, args.email)
             print(f"created user {user.email} ({user.id})", file=sys.stderr)

@@ -103,6 +103,7 @@ class ApiClient:
         stream_url: str,
         api_key: str | None,
         *,
+        access_token: str | None = None,
         timeout: float = 30.0,
         stream_read_timeout: float = 60.0,
         http: httpx.Client | None = None,
@@ -111,10 +112,9 @@ class ApiClient:
         self.api_url = api_url.rstrip("/")
         self.stream_url = stream_url.rstrip("/")
         self.api_key = api_key
+        self.access_token = access_token
         self.stream_timeout = httpx.Timeout(timeout, connect=10.0, read=stream_read_timeout)
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-        if api_key:
-            headers["X-API-Key"] = api_key
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **self.auth_headers()}
         self.http = http or httpx.Client(headers=headers, timeout=httpx.Timeout(timeout, connect=10.0))
         if http is not None:
             self.http.headers.update(headers)
@@ -130,11 +130,20 @@ class ApiClient:
         self.http.close()
 
     # ------------------------------------------------------------------ plumbing
+    def auth_headers(self) -> dict[str, str]:
+        """The credentials: a signed-in user's access token, else the API key."""
+        if self.access_token:
+            return {"Authorization": f"Bearer {self.access_token}"}
+        if self.api_key:
+            return {"X-API-Key": self.api_key}
+        return {}
+
     def _require_key(self) -> None:
-        if not self.api_key:
+        if not self.api_key and not self.access_token:
             raise CliError(
                 "MISSING_API_KEY",
-                "no API key: pass --api-key, set YTR_API_KEY or run `ytr configure --api-key ...`",
+                "no API key and not signed in: run `ytr login`, pass --api-key, set YTR_API_KEY "
+                "or run `ytr configure --api-key ...`",
                 EXIT_AUTH,
             )
 
@@ -321,10 +330,10 @@ class ApiClient:
 
     # ------------------------------------------------------------------ WebSocket
     def websocket(self, session_id: str) -> ChatSocket:
-        """Open `WS /v1/sessions/{id}/ws` (key in the X-API-Key header) and wait for `ready`."""
+        """Open `WS /v1/sessions/{id}/ws` (credentials in a header, never the URL) and wait for
+        `ready`."""
         self._require_key()
-        assert self.api_key is not None
-        return ChatSocket.open(self.stream_url, session_id, self.api_key)
+        return ChatSocket.open(self.stream_url, session_id, self.auth_headers())
 
 
 class ChatSocket:
@@ -344,7 +353,7 @@ class ChatSocket:
         return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}/v1/sessions/{_path_id(session_id)}/ws"
 
     @classmethod
-    def open(cls, stream_url: str, session_id: str, api_key: str) -> ChatSocket:
+    def open(cls, stream_url: str, session_id: str, headers: dict[str, str]) -> ChatSocket:
         try:
             from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
             from websockets.sync.client import connect
@@ -358,7 +367,7 @@ class ChatSocket:
         try:
             connection = connect(
                 url,
-                additional_headers={"X-API-Key": api_key},
+                additional_headers=headers,
                 user_agent_header=USER_AGENT,
                 open_timeout=15,
                 compression=None,  # small JSON frames: not worth a zlib context per connection
@@ -366,7 +375,13 @@ class ChatSocket:
             )
         except InvalidStatus as exc:
             status = exc.response.status_code
-            if status == 403:  # the server refuses the handshake when the key is wrong
+            if status == 403:  # the server refuses the handshake when the credentials are wrong
+                if "Authorization" in headers:
+                    raise CliError(
+                        "INVALID_TOKEN",
+                        "the access token was refused (expired or revoked?): run `ytr login` again",
+                        EXIT_AUTH,
+                    ) from None
                 raise CliError("INVALID_API_KEY", "API key is not valid", EXIT_AUTH) from None
             raise CliError(
                 f"HTTP_{status}", f"the WebSocket handshake was refused ({status})", exit_for_status(status)
@@ -402,8 +417,13 @@ class ChatSocket:
             raw = self.connection.recv(timeout=timeout)
         except ConnectionClosed as exc:
             self.closed = True
-            if exc.rcvd is not None and exc.rcvd.code == 1008 and "key" in (exc.rcvd.reason or ""):
-                raise CliError("INVALID_API_KEY", "API key is not valid", EXIT_AUTH) from None
+            if exc.rcvd is not None and exc.rcvd.code == 1008:
+                reason = exc.rcvd.reason or ""
+                if "key" in reason:
+                    raise CliError("INVALID_API_KEY", "API key is not valid", EXIT_AUTH) from None
+                if "token" in reason:
+                    code = "TOKEN_EXPIRED" if "expired" in reason else "INVALID_TOKEN"
+                    raise CliError(code, f"the access token was refused ({reason})", EXIT_AUTH) from None
             return None
         try:
             frame = json.loads(raw)

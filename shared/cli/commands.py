@@ -95,6 +95,40 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_global_options(configure, in_subcommand=True)
     configure.set_defaults(run=run_configure)
 
+    login = sub.add_parser(
+        "login",
+        help="sign in with your Cognito user (or save an access token) instead of an API key",
+        description="Sign in against the deployment's Cognito user pool (USER_PASSWORD_AUTH): the "
+        "access and refresh tokens are saved in the config file (readable only by you) and sent as "
+        "'Authorization: Bearer' from then on; the access token is renewed automatically. "
+        "The password is asked for without echo, or read from stdin with --password-stdin; "
+        "it is never saved.",
+    )
+    add_global_options(login, in_subcommand=True)
+    who = login.add_mutually_exclusive_group(required=True)
+    who.add_argument("--username", "-u", metavar="USER", help="your user name (your email address)")
+    who.add_argument(
+        "--token", metavar="TOKEN", help="save this access token as is ('-' reads it from stdin); no refresh"
+    )
+    login.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    login.add_argument("--mfa-code", metavar="CODE", help="the authenticator app code, if MFA is on")
+    login.add_argument(
+        "--client-id",
+        metavar="ID",
+        help="the app client id (stack output UserPoolClientId; env YTR_COGNITO_CLIENT_ID)",
+    )
+    login.add_argument("--region", metavar="REGION", help="the user pool's region (env YTR_COGNITO_REGION)")
+    login.add_argument(
+        "--cognito-endpoint",
+        metavar="URL",
+        help="the user pool API endpoint (default https://cognito-idp.REGION.amazonaws.com/; "
+        "env YTR_COGNITO_ENDPOINT)",
+    )
+    login.set_defaults(run=run_login)
+    logout = sub.add_parser("logout", help="forget the saved access and refresh tokens")
+    add_global_options(logout, in_subcommand=True)
+    logout.set_defaults(run=run_logout)
+
     sessions = _group(sub, "sessions", "research sessions")
     p = _leaf(sessions, "create", cmd_sessions_create, "create a session")
     p.add_argument("--title", help="the session's title")
@@ -177,10 +211,14 @@ def client_command(handler: Handler) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         out = Output(json_mode=bool(getattr(args, "json", False)))
         try:
-            settings = _settings(args)
+            from ytresearch.cli.auth import fresh_settings
+
+            settings = fresh_settings(_settings(args))
             from ytresearch.cli.client import ApiClient
 
-            with ApiClient(settings.api_url, settings.stream_url, settings.api_key) as client:
+            with ApiClient(
+                settings.api_url, settings.stream_url, settings.api_key, access_token=settings.access_token
+            ) as client:
                 return handler(args, client, out)
         except CliError as exc:
             out.error(exc)
@@ -236,6 +274,8 @@ def run_configure(args: argparse.Namespace) -> int:
             "stream_url": settings.stream_url,
             "api_key": mask_key(settings.api_key),
             "api_key_source": settings.api_key_source,
+            "access_token": mask_key(settings.access_token),
+            "token_source": settings.token_source,
         }
         if out.json_mode:
             out.json(summary)
@@ -249,6 +289,134 @@ def run_configure(args: argparse.Namespace) -> int:
     except OSError as exc:
         out.error(CliError("CONFIG_WRITE_FAILED", f"cannot write the config file: {exc}", EXIT_ERROR))
         return EXIT_ERROR
+
+
+# ---------------------------------------------------------------------- signing in
+
+
+def _read_secret(prompt: str, *, from_stdin: bool, what: str) -> str:
+    if from_stdin:
+        value = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        import getpass
+
+        value = getpass.getpass(prompt)
+    else:
+        raise CliError(
+            "USAGE", f"no terminal to ask for the {what}: pipe it in with --{what}-stdin", EXIT_USAGE
+        )
+    if not value:
+        raise CliError("USAGE", f"the {what} is empty", EXIT_USAGE)
+    return value
+
+
+def run_login(args: argparse.Namespace) -> int:
+    out = Output(json_mode=bool(getattr(args, "json", False)))
+    try:
+        return _login(args, out)
+    except CliError as exc:
+        out.error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        out.note("interrupted")
+        return EXIT_CANCELLED
+    except OSError as exc:
+        out.error(CliError("CONFIG_WRITE_FAILED", f"cannot write the config file: {exc}", EXIT_ERROR))
+        return EXIT_ERROR
+
+
+def _login(args: argparse.Namespace, out: Output) -> int:
+    from ytresearch.cli.auth import TOKEN_KEYS, CognitoClient, Tokens, cognito_endpoint, token_claims
+    from ytresearch.cli.config import resolve, write_config
+
+    settings = resolve(
+        api_url=getattr(args, "api_url", None),
+        stream_url=getattr(args, "stream_url", None),
+        api_key=getattr(args, "api_key", None),
+    )
+    saved: dict[str, str] = {}
+    if args.token is not None:
+        token = (sys.stdin.readline() if args.token == "-" else args.token).strip()
+        claims = token_claims(token)
+        if claims.get("token_use") == "id":
+            raise CliError("INVALID_TOKEN", "that is an ID token: give the access token", EXIT_USAGE)
+        exp = claims.get("exp")
+        tokens = Tokens(token, None, int(exp) if isinstance(exp, int | float) else None)
+        who = str(claims.get("username") or claims.get("sub") or "the token's user")
+    else:
+        client_id = args.client_id or settings.cognito_client_id
+        if not client_id:
+            raise CliError(
+                "MISSING_COGNITO_CLIENT",
+                "give the app client id with --client-id (the stack output UserPoolClientId)",
+                EXIT_USAGE,
+            )
+        region = args.region or settings.cognito_region
+        endpoint = cognito_endpoint(region, args.cognito_endpoint or settings.cognito_endpoint)
+        password = _read_secret("Password: ", from_stdin=args.password_stdin, what="password")
+
+        def mfa_code() -> str:
+            if args.mfa_code:
+                return str(args.mfa_code).strip()
+            if not sys.stdin.isatty():
+                raise CliError("USAGE", "MFA is on for this user: give the code with --mfa-code", EXIT_USAGE)
+            return input("MFA code: ").strip()
+
+        with CognitoClient(endpoint, client_id) as cognito:
+            tokens = cognito.password_sign_in(args.username, password, mfa_code)
+        who = args.username
+        saved = {"cognito_client_id": client_id}
+        if region:
+            saved["cognito_region"] = region
+        if args.cognito_endpoint:
+            saved["cognito_endpoint"] = args.cognito_endpoint
+    write_config(settings.config_path, {**saved, **tokens.as_config()}, remove=TOKEN_KEYS)
+    overridden = [
+        name for name in ("YTR_ACCESS_TOKEN", "YTR_API_KEY") if os.environ.get(name, "").strip()
+    ] + (["--api-key"] if getattr(args, "api_key", None) else [])
+    if out.json_mode:
+        out.json(
+            {
+                "signed_in": who,
+                "config_path": str(settings.config_path),
+                "expires_at": tokens.expires_at,
+                "refreshes": tokens.refresh_token is not None,
+            }
+        )
+    else:
+        when = ""
+        if tokens.expires_at is not None:
+            import time
+
+            when = time.strftime(" until %Y-%m-%d %H:%M", time.localtime(tokens.expires_at))
+        renew = "; it is renewed automatically" if tokens.refresh_token else "; run `ytr login` again then"
+        out.line(f"signed in as {who}{when}{renew} (saved in {settings.config_path})")
+    for name in overridden:
+        out.note(f"note: {name} is set and takes precedence over the saved sign-in")
+    return EXIT_OK
+
+
+def run_logout(args: argparse.Namespace) -> int:
+    from ytresearch.cli.auth import TOKEN_KEYS
+    from ytresearch.cli.config import read_config, resolve, write_config
+
+    out = Output(json_mode=bool(getattr(args, "json", False)))
+    try:
+        path = resolve().config_path
+        had = any(key in read_config(path) for key in TOKEN_KEYS)
+        if had:
+            write_config(path, {}, remove=TOKEN_KEYS)
+    except CliError as exc:
+        out.error(exc)
+        return exc.exit_code
+    except OSError as exc:
+        out.error(CliError("CONFIG_WRITE_FAILED", f"cannot write the config file: {exc}", EXIT_ERROR))
+        return EXIT_ERROR
+    if out.json_mode:
+        out.json({"signed_out": had, "config_path": str(path)})
+    else:
+        out.line("signed out: the saved tokens are gone" if had else "not signed in")
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------------- sessions

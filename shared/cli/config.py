@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,18 @@ from ytresearch.cli.errors import EXIT_USAGE, CliError
 DEFAULT_URL = "http://127.0.0.1:8000"
 LOCAL_DEFAULTS = frozenset({DEFAULT_URL, "http://localhost:8000"})
 DEV_KEY_FILE = Path(".ytr/dev_api_key")
-CONFIG_KEYS = ("api_url", "stream_url", "api_key")
+CONFIG_KEYS = (
+    "api_url",
+    "stream_url",
+    "api_key",
+    # Cognito sign-in (`ytr login`): where to sign in, and the tokens it got
+    "cognito_client_id",
+    "cognito_region",
+    "cognito_endpoint",
+    "access_token",
+    "refresh_token",
+    "token_expires_at",
+)
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,13 @@ class ClientSettings:
     api_key: str | None
     api_key_source: str  # for `ytr configure` with no options: where the key came from
     config_path: Path
+    access_token: str | None = None  # sent instead of the API key when set
+    token_source: str = "none"
+    refresh_token: str | None = None
+    token_expires_at: int | None = None
+    cognito_client_id: str | None = None
+    cognito_region: str | None = None
+    cognito_endpoint: str | None = None
 
 
 def config_path(env: Mapping[str, str] | None = None) -> Path:
@@ -90,15 +108,22 @@ def resolve(
     api = normalise_url(pick(api_url, "YTR_API_URL", "api_url") or DEFAULT_URL, "the API URL")
     stream = normalise_url(pick(stream_url, "YTR_STREAM_URL", "stream_url") or DEFAULT_URL, "the stream URL")
     key, source = None, "none"
-    for value, where in (
-        (api_key, "--api-key"),
-        (env.get("YTR_API_KEY"), "YTR_API_KEY"),
-        (file_values.get("api_key"), str(path)),
+    token, token_source = None, "none"
+    # Most specific source first; within a source a token beats a key.
+    for kind, value, where in (
+        ("key", api_key, "--api-key"),
+        ("token", env.get("YTR_ACCESS_TOKEN"), "YTR_ACCESS_TOKEN"),
+        ("key", env.get("YTR_API_KEY"), "YTR_API_KEY"),
+        ("token", file_values.get("access_token"), str(path)),
+        ("key", file_values.get("api_key"), str(path)),
     ):
         if value and value.strip():
-            key, source = value.strip(), where
+            if kind == "token":
+                token, token_source = value.strip(), where
+            else:
+                key, source = value.strip(), where
             break
-    if key is None and api in LOCAL_DEFAULTS:
+    if key is None and token is None and api in LOCAL_DEFAULTS:
         # The local quick start: `make run` printed (and saved) this key; no copying needed.
         if env.get("YTR_DEV_API_KEY", "").strip():
             key, source = env["YTR_DEV_API_KEY"].strip(), "YTR_DEV_API_KEY"
@@ -110,7 +135,21 @@ def resolve(
                 found = ""
             if found:
                 key, source = found, str(DEV_KEY_FILE)
-    return ClientSettings(api, stream, key, source, path)
+    expires = file_values.get("token_expires_at", "")
+    return ClientSettings(
+        api,
+        stream,
+        key,
+        source,
+        path,
+        access_token=token,
+        token_source=token_source,
+        refresh_token=file_values.get("refresh_token") if token_source == str(path) else None,
+        token_expires_at=int(expires) if expires.isdigit() and token_source == str(path) else None,
+        cognito_client_id=env.get("YTR_COGNITO_CLIENT_ID") or file_values.get("cognito_client_id"),
+        cognito_region=env.get("YTR_COGNITO_REGION") or file_values.get("cognito_region"),
+        cognito_endpoint=env.get("YTR_COGNITO_ENDPOINT") or file_values.get("cognito_endpoint"),
+    )
 
 
 def _toml_string(value: str) -> str:
@@ -118,9 +157,12 @@ def _toml_string(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def write_config(path: Path, updates: Mapping[str, str]) -> dict[str, str]:
-    """Merge ``updates`` into the config file (created 0600, its folder 0700); returns the values."""
+def write_config(path: Path, updates: Mapping[str, str], *, remove: Iterable[str] = ()) -> dict[str, str]:
+    """Merge ``updates`` into the config file (created 0600, its folder 0700), dropping the keys
+    in ``remove``; returns the values."""
     values = read_config(path)
+    for key in remove:
+        values.pop(key, None)
     values.update({k: v for k, v in updates.items() if v})
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     body = "".join(f"{key} = {_toml_string(values[key])}\n" for key in CONFIG_KEYS if key in values)

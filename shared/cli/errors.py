@@ -5,7 +5,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_ERROR = 1  # generic or API error (invalid input, conflict, failed ingest...)
 EXIT_USAGE = 2  # bad command line or configuration
-EXIT_AUTH = 3  # 401: missing or invalid API key
+EXIT_AUTH = 3  # 401: missing or invalid API key or token, failed sign-in
 EXIT_NOT_FOUND = 4  # 404
 EXIT_RATE_LIMITED = 5  # 429
 EXIT_UNAVAILABLE = 6  # 5xx, connection refused, lost stream
@@ -63,7 +63,16 @@ SERVER_SIDE_CODES = frozenset(
 
 def exit_for_code(code: str, retryable: bool = False) -> int:
     """For errors that arrive without an HTTP status (WebSocket frames, stream events)."""
-    if code in ("UNAUTHORIZED", "MISSING_API_KEY", "INVALID_API_KEY"):
+    if code in (
+        "UNAUTHORIZED",
+        "MISSING_API_KEY",
+        "INVALID_API_KEY",
+        "INVALID_TOKEN",
+        "TOKEN_EXPIRED",
+        "TOKEN_AUTH_NOT_CONFIGURED",
+        "SESSION_EXPIRED",
+        "LOGIN_FAILED",
+    ):
         return EXIT_AUTH
     if code == "NOT_FOUND" or code.endswith("_NOT_FOUND"):
         return EXIT_NOT_FOUND

@@ -20,10 +20,10 @@ def build_parser(*, with_admin: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ytr",
         description="YouTube Research Tool: research sessions over YouTube videos, with Claude.",
-        epilog="Settings: flags, then YTR_API_URL / YTR_STREAM_URL / YTR_API_KEY, then the config file "
-        "(`ytr configure`), then, for the local default address, the key `make run` saved in "
-        ".ytr/dev_api_key. Exit codes: 0 ok, 1 error, 2 usage, 3 auth, 4 not found, 5 rate limited, "
-        "6 server unavailable, 130 cancelled.",
+        epilog="Settings: flags, then YTR_API_URL / YTR_STREAM_URL / YTR_API_KEY (or YTR_ACCESS_TOKEN), "
+        "then the config file (`ytr configure`, `ytr login`), then, for the local default address, the "
+        "key `make run` saved in .ytr/dev_api_key. Exit codes: 0 ok, 1 error, 2 usage, 3 auth, "
+        "4 not found, 5 rate limited, 6 server unavailable, 130 cancelled.",
     )
     commands.add_global_options(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

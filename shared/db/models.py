@@ -67,6 +67,9 @@ class User(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     email: Mapped[str] = mapped_column(String(320), unique=True)
+    # The identity provider's subject (Cognito `sub`) for users who sign in with tokens. A unique
+    # index, not a constraint, so SQLite can add it without rebuilding the table (migration 0002).
+    external_id: Mapped[str | None] = mapped_column(String(255), unique=True, index=True, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

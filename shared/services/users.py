@@ -1,7 +1,8 @@
-"""Users and API keys."""
+"""Users, API keys and identities from the sign-in provider (Cognito)."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 
@@ -63,7 +64,11 @@ def ensure_user_with_key(store: Store, email: str, key: str) -> AuthUser:
 
 def authenticate(store: Store, api_key: str | None) -> AuthUser:
     if not api_key:
-        raise UnauthorizedError("missing API key: send it in the X-API-Key header", code="MISSING_API_KEY")
+        raise UnauthorizedError(
+            "missing credentials: send an API key in the X-API-Key header "
+            "or an access token as 'Authorization: Bearer <token>'",
+            code="MISSING_API_KEY",
+        )
     if len(api_key) > 200:
         raise UnauthorizedError("API key is not valid", code="INVALID_API_KEY")
     with store.transaction() as repo:
@@ -71,3 +76,67 @@ def authenticate(store: Store, api_key: str | None) -> AuthUser:
         if user is None:
             raise UnauthorizedError("API key is not valid", code="INVALID_API_KEY")
         return AuthUser(user.id, user.email)
+
+
+EXTERNAL_EMAIL_DOMAIN = "cognito"  # placeholder addresses <sub>@cognito for identities without one
+MAX_EXTERNAL_ID_CHARS = 255
+
+
+def _provisioned_email(subject: str, username: str | None) -> list[str]:
+    """Candidate emails for a new token user: the username when it is an address, then a
+    placeholder derived from the subject (never taken by a real address)."""
+    candidates = []
+    if username:
+        with contextlib.suppress(InvalidInputError):  # a username that is not an address
+            candidates.append(normalize_email(username))
+    candidates.append(f"{subject.lower()}@{EXTERNAL_EMAIL_DOMAIN}")
+    return candidates
+
+
+def authenticate_external(store: Store, subject: str, username: str | None = None) -> AuthUser:
+    """The user a verified sign-in token belongs to, found by the provider's subject (``sub``)
+    and created on first sign-in.
+
+    A new user never takes over an existing account: when the username's address already belongs
+    to another user (say one created with ``ytr admin create-user``), the new user gets the
+    placeholder address ``<sub>@cognito`` instead, and the two stay separate until an admin links
+    them (``ytr admin link-identity``).
+    """
+    if not subject or len(subject) > MAX_EXTERNAL_ID_CHARS:
+        raise UnauthorizedError("the token names no valid subject", code="INVALID_TOKEN")
+    for _ in range(3):  # a racing first request may insert the same subject or address first
+        with store.transaction() as repo:
+            user = repo.get_user_by_external_id(subject)
+            if user is not None:
+                return AuthUser(user.id, user.email)
+            for email in _provisioned_email(subject, username):
+                if repo.get_user_by_email(email) is not None:
+                    continue
+                created = repo.try_add_user(email, external_id=subject)
+                if created is not None:
+                    return AuthUser(created.id, created.email)
+                break  # lost a race: look again in a fresh transaction
+    raise ConflictError("could not provision a user for this sign-in; try again", code="USER_CONFLICT")
+
+
+def link_external_identity(store: Store, email: str, subject: str) -> tuple[AuthUser, str | None]:
+    """Let the sign-in identity ``subject`` act as the existing user ``email`` (an admin task).
+
+    Returns the user and the email of the user the identity was moved from, if any (typically
+    the placeholder user provisioned on its first sign-in; that user and its data stay).
+    """
+    email = normalize_email(email)
+    subject = subject.strip()
+    if not subject or len(subject) > MAX_EXTERNAL_ID_CHARS:
+        raise InvalidInputError("give the identity's subject (the token's sub claim)", code="INVALID_SUBJECT")
+    with store.transaction() as repo:
+        user = repo.get_user_by_email(email)
+        if user is None:
+            raise NotFoundError(f"no user with email {email}", code="USER_NOT_FOUND")
+        previous = repo.get_user_by_external_id(subject)
+        moved_from = None
+        if previous is not None and previous.id != user.id:
+            moved_from = previous.email
+            repo.set_external_id(previous, None)
+        repo.set_external_id(user, subject)
+        return AuthUser(user.id, user.email), moved_from

@@ -44,6 +44,10 @@ FULL_OPTIONS: dict[str, Any] = {
     "container_insights": "true",
     "alarm_email": "alerts@localhost",
     "nat_gateways": "2",
+    "auth_callback_urls": "https://research.example.org/,http://localhost:8000/",
+    "auth_logout_urls": "https://research.example.org/",
+    "cognito_domain_prefix": "ytresearch-prod-test",
+    "cognito_threat_protection": "true",
 }
 
 

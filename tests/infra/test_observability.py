@@ -46,10 +46,12 @@ def test_container_and_api_logs_go_to_retained_groups(synth: Synth) -> None:
     groups = set(synth.of_type("AWS::Logs::LogGroup"))
     task = next(iter(synth.of_type("AWS::ECS::TaskDefinition").values()))
     options = task["Properties"]["ContainerDefinitions"][0]["LogConfiguration"]["Options"]
-    (stage,) = synth.of_type("AWS::ApiGatewayV2::Stage").values()
+    stages = synth.of_type("AWS::ApiGatewayV2::Stage").values()
 
     assert options["awslogs-group"]["Ref"] in groups
-    assert stage["Properties"]["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"][0] in groups
+    assert len(stages) == 2  # the Cognito API and the API-key API
+    for stage in stages:
+        assert stage["Properties"]["AccessLogSettings"]["DestinationArn"]["Fn::GetAtt"][0] in groups
 
 
 def _alarms(synth: Synth) -> dict[str, dict[str, Any]]:
@@ -79,8 +81,9 @@ def test_alarms_cover_api_functions_queue_service_and_database(default_synth: Sy
     assert {"5xx", "Count"} <= {
         name for alarm in alarms.values() if "Metrics" in alarm for name in _metric_names(alarm)
     }
-    assert len(by_metric["Errors"]) == 2  # CRUD and ingest
-    assert len(by_metric["Throttles"]) == 2
+    assert len(by_metric["5xx"]) == 2  # one 5xx-rate alarm per HTTP API
+    assert len(by_metric["Errors"]) == 3  # CRUD, ingest and the token trigger (sign-in stops without it)
+    assert len(by_metric["Throttles"]) == 3
     (dlq,) = by_metric["ApproximateNumberOfMessagesVisible"]
     assert dlq["Threshold"] == 0
     assert dlq["ComparisonOperator"] == "GreaterThanThreshold"
