@@ -30,8 +30,8 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	@# mypy cannot follow the editable shared/ -> ytresearch mapping: give it a path that can.
-	@mkdir -p build/typecheck && ln -sfn ../../shared build/typecheck/ytresearch
-	MYPYPATH=build/typecheck $(BIN)/mypy -p ytresearch -p functions -p streaming_service -p infra
+	@mkdir -p .typecheck && ln -sfn ../shared .typecheck/ytresearch
+	MYPYPATH=.typecheck $(BIN)/mypy -p ytresearch -p functions -p streaming_service -p infra
 
 format: install
 	$(BIN)/ruff format .
