@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from ytresearch.config import Settings
 from ytresearch.errors import ConfigurationError
+
+log = logging.getLogger(__name__)
 
 # The proxy secret is JSON with either {"http_url", "https_url"} (any HTTP(S) proxy) or
 # {"webshare_username", "webshare_password"} (Webshare residential proxies).
@@ -32,10 +35,16 @@ def read_json_secret(arn: str) -> dict[str, Any]:
 
 
 def with_proxy_secret(settings: Settings) -> Settings:
-    """Settings with the transcript proxy filled in from YTR_PROXY_SECRET_ARN, when set."""
+    """Settings with the transcript proxy filled in from YTR_PROXY_SECRET_ARN, when set. The
+    stack creates the secret with a random placeholder; until an operator stores the JSON, fetches
+    go without a proxy (and YouTube may block them), with a warning in the logs."""
     if not settings.proxy_secret_arn:
         return settings
-    data = read_json_secret(settings.proxy_secret_arn)
+    try:
+        data = read_json_secret(settings.proxy_secret_arn)
+    except ConfigurationError:
+        log.warning("the transcript proxy secret holds no JSON settings yet; fetching without a proxy")
+        return settings
     updates = {field: data[key] for key, field in PROXY_FIELDS.items() if data.get(key)}
     if not updates:
         return settings  # an empty placeholder secret: no proxy configured yet

@@ -13,7 +13,7 @@ class AppSecrets(Construct):
     """Exposes ``anthropic_api_key`` and ``transcript_proxy`` (None unless enabled).
 
     Both are created with a random placeholder value; an operator sets the real value once after
-    the first deploy (`aws secretsmanager put-secret-value`, see docs/deploy-aws.md).
+    the first deploy (`aws secretsmanager put-secret-value`, see the README section Deploy to AWS).
     """
 
     def __init__(
@@ -48,7 +48,7 @@ class AppSecrets(Construct):
                 "TranscriptProxy",
                 description=(
                     f"YouTube Research Tool ({environment}): transcript proxy settings as JSON "
-                    "(see docs/deploy-aws.md). Set with put-secret-value after the first deploy."
+                    "(README: Deploy to AWS). Set with put-secret-value after the first deploy."
                 ),
                 removal_policy=removal_policy,
             )

@@ -95,3 +95,11 @@ def test_rds_proxy_host_overrides_the_secret_host(secretsmanager: Any) -> None:
     )["ARN"]
     url = database_url(load_settings(database_secret_arn=arn, database_host="proxy.internal"))
     assert url.host == "proxy.internal"
+
+
+def test_placeholder_proxy_secret_is_not_fatal(secretsmanager: Any) -> None:
+    arn = secretsmanager.create_secret(Name="proxy-placeholder", SecretString="x9#Jq!random-placeholder")[
+        "ARN"
+    ]
+    settings = with_proxy_secret(load_settings(proxy_secret_arn=arn))
+    assert settings.proxy_http_url is None and settings.webshare_proxy_username is None
