@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from streaming_service.jobs import job_events
 from ytresearch.events import StreamEvent, sse_comment, sse_retry
@@ -63,6 +63,14 @@ class ChatIn(BaseModel):
         default=None, max_length=50, description="Limit the answer to these videos (default: all)."
     )
 
+    @field_validator("message")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        # PostgreSQL text cannot hold NUL: a clear 400 (or WebSocket error) instead of a 500.
+        if "\x00" in value:
+            raise ValueError("must not contain NUL (\\u0000) characters")
+        return value
+
 
 class ChatStarted(BaseModel):
     request_id: uuid.UUID
@@ -75,14 +83,20 @@ class CancelOut(BaseModel):
     status: str
 
 
+MAX_EVENT_ID = 2**31 - 1  # ids are a per-request sequence, stored as a 32-bit INTEGER
+
+
 def parse_last_event_id(value: str | None) -> int:
-    if value is None or value.strip() == "":
+    text = (value or "").strip()
+    if text == "":
         return 0
-    if not value.strip().isdigit():
+    # ASCII digits only ("²".isdigit() is true, but int("²") fails), and small enough for the
+    # database to compare with (a huge id broke the stream after it had started).
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > MAX_EVENT_ID:
         from ytresearch.errors import InvalidInputError
 
         raise InvalidInputError("Last-Event-ID must be an event id from this stream", code="INVALID_EVENT_ID")
-    return int(value)
+    return int(text)
 
 
 async def sse_frames(manager: ChatRequestManager, request_id: uuid.UUID, after: int) -> AsyncIterator[str]:

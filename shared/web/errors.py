@@ -94,6 +94,8 @@ def _validation_details(exc: RequestValidationError) -> tuple[str, str, dict[str
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    document_validation_errors(app)
+
     @app.exception_handler(AppError)
     async def _app_error(_: Request, exc: AppError) -> JSONResponse:
         return app_error_response(exc)
@@ -117,6 +119,34 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, "HTTP_ERROR", str(exc.detail))
 
 
+RETRY_AFTER_HEADER: dict[str, Any] = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 404, 409, 413, 429, 500, 503)
 }
+ERROR_RESPONSES[429]["headers"] = RETRY_AFTER_HEADER
+
+
+def document_validation_errors(app: FastAPI) -> None:
+    """FastAPI documents a 422 with its own body on every route that takes input, but validation
+    errors are answered 400 in our format (documented through ERROR_RESPONSES): drop the 422s."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = app.openapi_schema
+        if schema is None:
+            schema = build()  # cached by FastAPI in app.openapi_schema: edited once
+            for path_item in schema.get("paths", {}).values():
+                for operation in path_item.values():
+                    if isinstance(operation, dict):
+                        operation.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
