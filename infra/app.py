@@ -3,7 +3,7 @@
     npx cdk synth                      # all settings from cdk.json
     npx cdk deploy -c environment=prod -c certificate_arn=arn:aws:acm:...
 
-See infra/config.py for every context key and docs/deploy-aws.md for the walkthrough.
+See infra/config.py for every context key and the README, "Deploy to AWS" for the walkthrough.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ class Cursor:
             padded = token + "=" * (-len(token) % 4)
             data = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
             return cls(created_at=datetime.fromisoformat(data["t"]), id=uuid.UUID(data["i"]))
-        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError):
+        except (ValueError, KeyError, TypeError, AttributeError, binascii.Error, UnicodeError):
             raise InvalidInputError(
                 "cursor is not valid; pass the next_cursor value from a previous page",
                 code="INVALID_CURSOR",

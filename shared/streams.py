@@ -269,6 +269,11 @@ class ChatRequestManager:
     async def _run(self, live: LiveRequest, turn: PreparedTurn) -> None:
         try:
             await run_turn(self.store, self.model, turn, live.emit)
+        except asyncio.CancelledError:
+            # A cancel that landed outside the engine's own handling (e.g. before it started):
+            # the request must still end, so readers stop and the active-request count drops.
+            if not live.finished:
+                live.emit(StreamEvent("cancelled", {"text": live.text}))
         except Exception as exc:  # the engine handles model errors; this is the last resort
             log.exception("chat request %s crashed", live.id)
             if not live.finished:
@@ -478,7 +483,9 @@ class ChatRequestManager:
         if live is not None and live.task is not None:
             live.task.cancel()
             await asyncio.gather(live.task, return_exceptions=True)
-            return "cancelled"
+            terminal = next((e for e in reversed(live.events) if e.terminal), None)
+            # A reply that had already finished when the cancel arrived keeps its real status.
+            return STATUS_BY_TERMINAL[terminal.type] if terminal else "cancelled"
         await asyncio.to_thread(self._flag_cancel, request_id)
         return "cancelling"
 

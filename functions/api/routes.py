@@ -10,7 +10,6 @@ from fastapi import APIRouter, Body, Path, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ytresearch import __version__
-from ytresearch.errors import InvalidInputError
 from ytresearch.services import chat, sessions, videos
 from ytresearch.views import (
     AddVideoOut,
@@ -24,7 +23,6 @@ from ytresearch.views import (
 )
 from ytresearch.web.auth import ContainerDep, CurrentUser
 from ytresearch.web.errors import ERROR_RESPONSES, error_response
-from ytresearch.youtube.urls import parse_video_id
 
 router = APIRouter(responses=ERROR_RESPONSES)
 health_router = APIRouter(responses=ERROR_RESPONSES)
@@ -113,10 +111,6 @@ def delete_session(session_id: uuid.UUID, user: CurrentUser, c: ContainerDep) ->
 def add_video(
     session_id: uuid.UUID, body: AddVideoIn, user: CurrentUser, c: ContainerDep, response: Response
 ) -> AddVideoOut:
-    try:
-        parse_video_id(body.url)
-    except ValueError as exc:  # urlsplit's own error (e.g. an unbalanced "["): bad input, not a 500
-        raise InvalidInputError(f"not a valid URL: {exc}", code="INVALID_VIDEO_URL") from None
     result = videos.add_video(c.store, c.settings, c.queue, user, session_id, body.url, body.language)
     response.status_code = 200 if result.ready else 202
     return result.body

@@ -448,7 +448,15 @@ async def run_turn(
             )
         )
         return TurnResult(saved, generation.text, "failed", exc)
-    saved = await asyncio.to_thread(save_reply, store, turn, generation, "complete", model_name=model.name)
+    # The reply is whole: a cancel that arrives while it is being saved comes too late to stop
+    # anything, so the save finishes and the turn still ends as complete.
+    saving = asyncio.ensure_future(
+        asyncio.to_thread(save_reply, store, turn, generation, "complete", model_name=model.name)
+    )
+    try:
+        saved = await asyncio.shield(saving)
+    except asyncio.CancelledError:
+        saved = await saving
     emit(StreamEvent("usage", usage_data(generation.usage)))
     emit(
         StreamEvent(

@@ -68,10 +68,13 @@ def parse_video_id(text: str) -> str:
         raise _invalid(_ID_RULE, raw)
 
     url = raw if _SCHEME_RE.match(raw) else "https://" + raw.lstrip("/")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").rstrip(".").lower()
+    except ValueError as exc:  # e.g. an unbalanced "[" (urlsplit reads it as an IPv6 literal)
+        raise _invalid(f"not a valid URL: {exc}", raw) from None
     if parts.scheme.lower() not in ("http", "https"):
         raise _invalid(f"unsupported URL scheme: {parts.scheme}", raw)
-    host = (parts.hostname or "").rstrip(".").lower()
     if host in _SHORT_HOSTS:
         return _id_from_short_link(parts.path, raw)
     if host in _SITE_HOSTS:

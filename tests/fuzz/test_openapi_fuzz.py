@@ -403,7 +403,7 @@ def _cursor(payload: object) -> str:
 # Cases the fuzzing found (with other seeds, or by hand next to what it found), replayed on every
 # run: (app, method, path, case fields, expected status).
 PINNED = [
-    pytest.param(  # urlsplit's ValueError escaped parse_video_id: a 500 (guarded in the route)
+    pytest.param(  # urlsplit's ValueError escaped parse_video_id: it was a 500
         "crud",
         "POST",
         "/v1/sessions/{session_id}/videos",
@@ -418,11 +418,6 @@ PINNED = [
         {"query": {"cursor": _cursor({"t": "2024-01-01T00:00:00", "i": 1})}},
         400,
         id="cursor-with-a-non-string-id",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="500: Cursor.decode (shared/pagination.py) lets uuid.UUID(1)'s AttributeError "
-            "escape; it should answer 400 INVALID_CURSOR. Remove this mark once fixed there.",
-        ),
     ),
     pytest.param(  # SQLite stores NUL; PostgreSQL refused it at the INSERT: a 500 there
         "crud",
