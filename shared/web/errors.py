@@ -116,6 +116,8 @@ def install_error_handlers(app: FastAPI) -> None:
                 f"{request.method} is not allowed on {request.url.path}",
                 headers=dict(exc.headers or {}),
             )
+        if exc.status_code == 400:  # FastAPI could not read the body at all (bad encoding, too deep)
+            return error_response(400, "INVALID_BODY", "the request body could not be parsed")
         return error_response(exc.status_code, "HTTP_ERROR", str(exc.detail))
 
 
