@@ -12,6 +12,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -137,6 +138,15 @@ def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | N
     raise TimeoutError(f"nothing answered {url}")
 
 
+def log_dir(name: str) -> Path:
+    """Where a benchmark's servers write their logs (kept after the run, for reading errors)."""
+    path = (
+        Path(tempfile.gettempdir()) / "ytr-bench" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    )
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 class ModuleProcess:
     """``python -m <module> <args>`` in its own process, logging to a file; the first stdout line
     (if ``announce``) is read back, e.g. the port a server bound."""
@@ -146,7 +156,7 @@ class ModuleProcess:
     ):
         self.module, self.args = module, args
         self.env = {**os.environ, **(env or {})}
-        self.log_path = log or Path(f"/tmp/ytr-bench-{module.replace('.', '-')}-{os.getpid()}.log")
+        self.log_path = log or log_dir("process") / f"{module}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, announce: bool = False) -> str | None:
@@ -181,6 +191,17 @@ class ModuleProcess:
             self.proc.wait(5)
 
 
+def quiet_metrics() -> Any:
+    """Metrics for an app served inside a benchmark's own process: the real EMF documents are
+    built (their cost is part of the path measured) but not printed among the results. None
+    (the container's default) when this tree has no EMF adapter."""
+    try:
+        from ytresearch.observability.emf import EmfMetrics
+    except ImportError:
+        return None
+    return EmfMetrics(write=lambda _line: None)
+
+
 def nodelay_on_fake_sockets() -> None:
     """Make asyncio set TCP_NODELAY on every TCP connection of this process.
 
@@ -203,7 +224,11 @@ def nodelay_on_fake_sockets() -> None:
 
 @contextlib.contextmanager
 def fake_upstream(
-    chunks: int, chunk_size: int = 8, chunks_per_second: float = 50.0, delay_first: float = 0.0
+    chunks: int,
+    chunk_size: int = 8,
+    chunks_per_second: float = 50.0,
+    delay_first: float = 0.0,
+    logs: Path | None = None,
 ) -> Iterator[tuple[str, int]]:
     """The fake Anthropic server (tests/fakes) in its own process: (base_url, pid)."""
     proc = ModuleProcess(
@@ -218,6 +243,7 @@ def fake_upstream(
             "--delay-first",
             str(delay_first),
         ],
+        log=logs / "fake_upstream.log" if logs else None,
     )
     port = proc.start(announce=True)
     try:
@@ -227,13 +253,15 @@ def fake_upstream(
 
 
 @contextlib.contextmanager
-def bare_relay(upstream: str, api_key: str) -> Iterator[tuple[str, int]]:
+def bare_relay(upstream: str, api_key: str, logs: Path | None = None) -> Iterator[tuple[str, int]]:
     """The baseline: a minimal Starlette relay (bench/bare_relay.py) in its own process."""
     from tests.support.postgres import free_port
 
     port = free_port()
     proc = ModuleProcess(
-        "bench.bare_relay", ["--port", str(port), "--upstream", upstream, "--api-key", api_key]
+        "bench.bare_relay",
+        ["--port", str(port), "--upstream", upstream, "--api-key", api_key],
+        log=logs / "bare_relay.log" if logs else None,
     )
     proc.start()
     base = f"http://127.0.0.1:{port}"
@@ -311,6 +339,22 @@ def more_sessions(database_url: str, key: str, sessions: int) -> list[str]:
         container.engine.dispose()
 
 
+# Per-user limits a benchmark's load would hit (one user drives all of it). Lifted, not measured.
+LIFTED_LIMITS = {
+    "max_active_requests_per_user": 100_000,
+    "chat_posts_per_minute": 1_000_000,
+    "session_creates_per_minute": 1_000_000,
+    "video_adds_per_minute": 1_000_000,
+}
+
+
+def lifted_limits() -> dict[str, int]:
+    """Settings overrides lifting the per-user limits this tree has."""
+    from ytresearch.config import Settings
+
+    return {k: v for k, v in LIFTED_LIMITS.items() if k in Settings.model_fields}
+
+
 def service_env_for(database_url: str, upstream: str, api_key: str, **extra: Any) -> dict[str, str]:
     """Environment of ``python -m streaming_service.serve`` for benchmarks: tests' service_env
     with production polling (100 ms) and limits lifted so the load is not refused."""
@@ -319,9 +363,8 @@ def service_env_for(database_url: str, upstream: str, api_key: str, **extra: Any
     values: dict[str, Any] = {
         "YTR_STREAM_POLL_SECONDS": "0.1",
         "YTR_STREAM_STALE_AFTER_SECONDS": "10",
-        "YTR_MAX_ACTIVE_REQUESTS_PER_USER": "100000",
-        "YTR_CHAT_POSTS_PER_MINUTE": "1000000",
-        "YTR_LLM_MAX_RETRIES": "0",
+        **{f"YTR_{name.upper()}": str(value) for name, value in LIFTED_LIMITS.items()},
+        "YTR_LLM_MAX_RETRIES": "3",  # the product's default
         "POWERTOOLS_LOG_LEVEL": "WARNING",
     }
     values.update(extra)
@@ -369,8 +412,15 @@ async def sse_frames(response: httpx.Response) -> AsyncIterator[Frame]:
 
 
 def async_client(connections: int, timeout: float = 120.0, **kw: Any) -> httpx.AsyncClient:
+    """One client for many concurrent streams. Idle connections are dropped after 2 s, before
+    uvicorn's 5 s keep-alive timeout closes them under us (a reused connection the server just
+    closed fails with ReadError: a client artefact, not a server error)."""
     return httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=connections + 50, max_keepalive_connections=connections + 50),
+        limits=httpx.Limits(
+            max_connections=connections + 50,
+            max_keepalive_connections=connections + 50,
+            keepalive_expiry=2.0,
+        ),
         timeout=httpx.Timeout(timeout, connect=30.0, pool=60.0),
         **kw,
     )

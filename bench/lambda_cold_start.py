@@ -47,7 +47,8 @@ def measure(module: str, path: str, key: str, env: dict[str, str], runs: int) ->
             env=env,
             check=True,
         )
-        results.append(json.loads(out.stdout))
+        # The handler may log to stdout too (JSON lines, EMF metrics): the probe's line is the last.
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return results
 
 

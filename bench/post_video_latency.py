@@ -16,7 +16,7 @@ import time
 import httpx
 from fastapi import FastAPI
 
-from bench.common import summary_ms, table
+from bench.common import quiet_metrics, summary_ms, table
 from functions.api.app import create_app
 from tests.support.server import serve
 from ytresearch.bootstrap import Container
@@ -64,7 +64,7 @@ def run(database_url: str, n: int) -> tuple[list[float], list[float]]:
         video_adds_per_minute=100_000,  # the benchmark is one user adding many videos at once
     )
     upgrade_to_head(settings)
-    container = Container(settings, queue=DiscardQueue())
+    container = Container(settings, queue=DiscardQueue(), metrics=quiet_metrics())
     key = create_user(container.store, f"bench-{video_id()}@example.com")[1]
     with serve(create_app(container)) as ours, serve(bare_app()) as bare:
         with httpx.Client(base_url=ours.base_url, headers={"X-API-Key": key}) as c:
