@@ -226,7 +226,7 @@ class YtResearchStack(Stack):
             environment={
                 **app_environment,
                 **token_environment,
-                "YTR_DB_POOL_SIZE": "5",
+                "YTR_DB_POOL_SIZE": "10",
                 "YTR_DRAIN_GRACE_SECONDS": str(DRAIN_GRACE_SECONDS),
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_LOG_LEVEL": config.log_level,

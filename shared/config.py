@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     database_secret_arn: str | None = None
     database_name: str = "ytresearch"
     database_host: str | None = None  # overrides the secret's host (RDS Proxy endpoint)
-    db_pool_size: int = Field(default=5, ge=0, le=100)  # 0 means NullPool (Lambda)
+    db_pool_size: int = Field(default=10, ge=0, le=100)  # 0 means NullPool (Lambda)
 
     # Browsers on these origins may call the APIs (empty: same origin only)
     cors_origins: Annotated[list[str], NoDecode] = []

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, literal, or_, select, tuple_, update
+from sqlalchemy import delete, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -298,13 +298,16 @@ class Repository:
             or 0
         )
 
-    def add_chat_events(
-        self, request_id: uuid.UUID, events: Sequence[tuple[int, str, dict[str, Any]]]
-    ) -> None:
-        self.session.add_all(
-            ChatEvent(request_id=request_id, seq=seq, type=kind, data=data) for seq, kind, data in events
-        )
-        self.session.flush()
+    def add_chat_events(self, events: Sequence[tuple[uuid.UUID, int, str, dict[str, Any]]]) -> None:
+        """Append (request id, seq, type, data) rows in one multi-row insert."""
+        if events:
+            self.session.execute(
+                insert(ChatEvent),
+                [
+                    {"request_id": rid, "seq": seq, "type": kind, "data": data, "created_at": utcnow()}
+                    for rid, seq, kind, data in events
+                ],
+            )
 
     def chat_events_after(self, request_id: uuid.UUID, after_seq: int) -> list[ChatEvent]:
         return list(

@@ -147,13 +147,15 @@ class ChatRequestManager:
         self.draining = False  # no new requests (SIGTERM received)
         self.closing = asyncio.Event()  # readers are told to reconnect elsewhere
         self._background: list[asyncio.Task[None]] = []
-        self._writers: set[asyncio.Task[None]] = set()
+        # Set by every emit: one flusher writes all requests' new events in one transaction.
+        self._dirty = asyncio.Event()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self._background = [
             asyncio.create_task(self._heartbeat_loop(), name="chat-heartbeat"),
             asyncio.create_task(self._cleanup_loop(), name="chat-cleanup"),
+            asyncio.create_task(self._flusher(), name="chat-event-log"),
         ]
 
     async def stop(self) -> None:
@@ -167,8 +169,7 @@ class ChatRequestManager:
             task.cancel()
         if running:
             await asyncio.gather(*running, return_exceptions=True)
-        if self._writers:
-            await asyncio.gather(*self._writers, return_exceptions=True)
+        await self._flush_all()
 
     @property
     def active_count(self) -> int:
@@ -190,8 +191,7 @@ class ChatRequestManager:
             task.cancel(SHUTDOWN)
         if running:
             await asyncio.gather(*running, return_exceptions=True)
-        if self._writers:
-            await asyncio.wait(list(self._writers), timeout=10)
+        await self._flush_all()
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no request runs here (drain); False if some still run after ``timeout``."""
@@ -229,12 +229,9 @@ class ChatRequestManager:
             max_tokens=self.settings.chat_max_tokens,
         )
         row = await asyncio.to_thread(self._insert_request, user, turn)
-        live = LiveRequest(id=row.id, user_id=user.id)
+        live = LiveRequest(id=row.id, user_id=user.id, wrote=self._dirty)
         self.live[row.id] = live
         live.task = asyncio.create_task(self._run(live, turn), name=f"chat-{row.id}")
-        writer = asyncio.create_task(self._writer(live), name=f"chat-writer-{row.id}")
-        self._writers.add(writer)
-        writer.add_done_callback(self._writers.discard)
         log.info("chat request %s started", row.id, extra={"chat_request_id": str(row.id)})
         self._gauge()
         return row
@@ -318,43 +315,57 @@ class ChatRequestManager:
         self._gauge_at = time.monotonic()
         self.metrics.count(ACTIVE_STREAMS, self.active_count)
 
-    async def _writer(self, live: LiveRequest) -> None:
-        """Write-behind of events to the log, batched every ``persist_interval``."""
+    async def _flusher(self) -> None:
+        """Write-behind of every live request's new events to the log: one transaction per
+        ``persist_interval`` for all of them (terminal events are written at once)."""
         while True:
-            await live.wrote.wait()
-            live.wrote.clear()
-            if not live.finished:
+            await self._dirty.wait()
+            self._dirty.clear()
+            if not any(live.finished and live.unsaved for live in self.live.values()):
                 await asyncio.sleep(self.persist_interval)
-            batch, live.unsaved = live.unsaved, []
-            if batch:
-                try:
-                    await asyncio.to_thread(self._persist, live.id, batch)
-                    live.mark_persisted(batch[-1].id or 0)
-                except Exception:
-                    log.exception("could not persist events of %s; will retry", live.id)
-                    live.unsaved = batch + live.unsaved
-                    live.wrote.set()
-                    await asyncio.sleep(0.5)
-                    continue
-            if live.finished and not live.unsaved:
-                break
-        # Readers on this process may still be replaying from memory; keep it a little while.
-        asyncio.get_running_loop().call_later(30, self.live.pop, live.id, None)
+            try:
+                await self._flush_all()
+            except Exception:
+                log.exception("could not write chat events; will retry")
+                self._dirty.set()
+                await asyncio.sleep(0.5)
 
-    def _persist(self, request_id: uuid.UUID, batch: list[StreamEvent]) -> None:
+    async def _flush_all(self) -> None:
+        batches = [(live, live.unsaved) for live in list(self.live.values()) if live.unsaved]
+        if not batches:
+            return
+        for live, _ in batches:
+            live.unsaved = []
+        try:
+            await asyncio.to_thread(self._persist, [(live.id, batch) for live, batch in batches])
+        except BaseException:
+            for live, batch in batches:  # put them back in order for the next attempt
+                live.unsaved = batch + live.unsaved
+            raise
+        loop = asyncio.get_running_loop()
+        for live, batch in batches:
+            live.mark_persisted(batch[-1].id or 0)
+            if live.finished and not live.unsaved:
+                # Readers on this process may still be replaying from memory; keep it a while.
+                loop.call_later(30, self.live.pop, live.id, None)
+
+    def _persist(self, batches: list[tuple[uuid.UUID, list[StreamEvent]]]) -> None:
         with self.store.transaction() as repo:
-            repo.add_chat_events(request_id, [(e.id or 0, e.type, e.data) for e in batch])
-            values: dict[str, Any] = {"last_seq": batch[-1].id, "heartbeat_at": utcnow()}
-            terminal = next((e for e in batch if e.terminal), None)
-            if terminal is not None:
-                now = utcnow()
-                values.update(
-                    status=STATUS_BY_TERMINAL[terminal.type],
-                    finished_at=now,
-                    expires_at=now + timedelta(seconds=self.settings.request_ttl_seconds),
-                    assistant_message_id=_uuid_or_none(terminal.data.get("message_id")),
-                )
-            repo.session.execute(update(ChatRequest).where(ChatRequest.id == request_id).values(**values))
+            repo.add_chat_events(
+                [(request_id, e.id or 0, e.type, e.data) for request_id, batch in batches for e in batch]
+            )
+            now = utcnow()
+            for request_id, batch in batches:
+                values: dict[str, Any] = {"last_seq": batch[-1].id, "heartbeat_at": now}
+                terminal = next((e for e in batch if e.terminal), None)
+                if terminal is not None:
+                    values.update(
+                        status=STATUS_BY_TERMINAL[terminal.type],
+                        finished_at=now,
+                        expires_at=now + timedelta(seconds=self.settings.request_ttl_seconds),
+                        assistant_message_id=_uuid_or_none(terminal.data.get("message_id")),
+                    )
+                repo.session.execute(update(ChatRequest).where(ChatRequest.id == request_id).values(**values))
 
     # ------------------------------------------------------------------ read
     def _owned_request(self, user: AuthUser, request_id: uuid.UUID) -> ChatRequest:
@@ -588,7 +599,7 @@ class ChatRequestManager:
                 "message": "the server handling this reply stopped; the partial reply was saved",
                 "text": text,
             }
-            repo.add_chat_events(request_id, [(seq, "error", data)])
+            repo.add_chat_events([(request_id, seq, "error", data)])
             now = utcnow()
             row.status, row.finished_at, row.last_seq = "failed", now, seq
             row.assistant_message_id = message

@@ -85,7 +85,7 @@ def make_engine(settings: Settings, url: URL | str | None = None) -> Engine:
     else:
         kwargs.update(
             pool_size=settings.db_pool_size,
-            max_overflow=settings.db_pool_size * 2,
+            max_overflow=settings.db_pool_size,  # overflow connections close on return: keep them few
             pool_recycle=300,
         )
     engine = create_engine(url, **kwargs)

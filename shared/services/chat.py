@@ -246,11 +246,13 @@ class TokenCoalescer:
         self.buffer: list[str] = []
         self.size = 0
         self.timer: asyncio.TimerHandle | None = None
+        self.flushed_any = False
 
     def add(self, text: str) -> None:
         self.buffer.append(text)
         self.size += len(text)
-        if self.size >= self.max_chars:
+        if self.size >= self.max_chars or not self.flushed_any:
+            # The first delta goes out at once: time to first token is what a reader feels.
             self.flush()
         elif self.timer is None:
             self.timer = asyncio.get_running_loop().call_later(self.interval, self.flush)
@@ -262,6 +264,7 @@ class TokenCoalescer:
         if self.buffer:
             text = "".join(self.buffer)
             self.buffer, self.size = [], 0
+            self.flushed_any = True
             self.emit(StreamEvent("token", {"text": text}))
 
 

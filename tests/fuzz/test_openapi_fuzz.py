@@ -318,11 +318,10 @@ def seed_database(tmp: Path) -> tuple[Container, str]:
                 last_seq=3,
             )
             repo.add_chat_events(
-                request_id,
                 [
-                    (1, "stage", {"stage": "thinking"}),
-                    (2, "token", {"text": answer}),
-                    (3, "complete", {"text": answer, "stop_reason": "end_turn"}),
+                    (request_id, 1, "stage", {"stage": "thinking"}),
+                    (request_id, 2, "token", {"text": answer}),
+                    (request_id, 3, "complete", {"text": answer, "stop_reason": "end_turn"}),
                 ],
             )
     return container, key
