@@ -42,7 +42,7 @@ from ytresearch.services.chat import (
     SHUTDOWN,
     Generation,
     PreparedTurn,
-    prepare_turn,
+    prepare_turn_in,
     record_reply,
     run_turn,
 )
@@ -216,19 +216,7 @@ class ChatRequestManager:
                 code="MODEL_CIRCUIT_OPEN",
                 details={"retry_after": self.model.retry_after()},  # type: ignore[attr-defined]
             )
-        await asyncio.to_thread(self._check_limits, user)
-        turn = await asyncio.to_thread(
-            prepare_turn,
-            self.store,
-            self.settings,
-            self.model,
-            user,
-            session_id,
-            message,
-            video_ids,
-            max_tokens=self.settings.chat_max_tokens,
-        )
-        row = await asyncio.to_thread(self._insert_request, user, turn)
+        row, turn = await asyncio.to_thread(self._begin, user, session_id, message, video_ids)
         live = LiveRequest(id=row.id, user_id=user.id, wrote=self._dirty)
         self.live[row.id] = live
         live.task = asyncio.create_task(self._run(live, turn), name=f"chat-{row.id}")
@@ -236,10 +224,13 @@ class ChatRequestManager:
         self._gauge()
         return row
 
-    def _check_limits(self, user: AuthUser) -> None:
-        """At most N replies running per user. (The per-minute message limit is checked with the
-        other write limits when the turn saves the user's message.)"""
+    def _begin(
+        self, user: AuthUser, session_id: uuid.UUID, message: str, video_ids: Sequence[str] | None
+    ) -> tuple[ChatRequest, PreparedTurn]:
+        """One transaction: the active-request limit, the user's message and context, the request
+        row. (The per-minute message limit is checked with the other write limits in the turn.)"""
         limit = self.settings.max_active_requests_per_user
+        now = utcnow()
         with self.store.transaction() as repo:
             if repo.count_active_requests(user.id) >= limit:
                 raise RateLimitedError(
@@ -247,11 +238,17 @@ class ChatRequestManager:
                     retry_after=5,
                     code="TOO_MANY_ACTIVE_REQUESTS",
                 )
-
-    def _insert_request(self, user: AuthUser, turn: PreparedTurn) -> ChatRequest:
-        now = utcnow()
-        with self.store.transaction() as repo:
-            return repo.add_chat_request(
+            turn = prepare_turn_in(
+                repo,
+                self.settings,
+                self.model,
+                user,
+                session_id,
+                message,
+                video_ids,
+                max_tokens=self.settings.chat_max_tokens,
+            )
+            row = repo.add_chat_request(
                 user_id=user.id,
                 session_id=turn.session_id,
                 user_message_id=turn.user_message_id,
@@ -262,6 +259,7 @@ class ChatRequestManager:
                 created_at=now,
                 expires_at=now + timedelta(seconds=self.settings.request_ttl_seconds),
             )
+            return row, turn
 
     async def _run(self, live: LiveRequest, turn: PreparedTurn) -> None:
         try:

@@ -90,40 +90,58 @@ def prepare_turn(
     max_tokens: int,
 ) -> PreparedTurn:
     """Validate, save the user's message, and build the model request (one transaction)."""
-    text = check_message(text, settings)
     with store.transaction() as repo:
-        session = owned_session(repo, user, session_id)
-        enforce_write_rate(repo, settings, user, "message")
-        linked = repo.session_videos(session.id)
-        by_id = {video.id: video for _, video in linked}
-        if video_ids:
-            unknown = [v for v in video_ids if v not in by_id]
-            if unknown:
-                raise InvalidInputError(
-                    f"these videos are not in the session: {', '.join(unknown[:5])}",
-                    code="VIDEO_NOT_IN_SESSION",
-                    details={"video_ids": unknown},
-                )
-            selected = [video for _, video in linked if video.id in set(video_ids)]
-        else:
-            selected = [video for _, video in linked]
-        history = repo.recent_messages(session.id, HISTORY_LIMIT)
-        user_message = repo.add_message(
-            session_id=session.id,
-            role="user",
-            content=text,
-            status="complete",
-            video_ids=[v.id for v in selected] if video_ids else None,
+        return prepare_turn_in(
+            repo, settings, model, user, session_id, text, video_ids, max_tokens=max_tokens
         )
-        repo.touch_session(session.id)
-        request = build_request(model, settings, selected, history, text, max_tokens=max_tokens)
-        return PreparedTurn(
-            session_id=session.id,
-            user_message_id=user_message.id,
-            request=request,
-            video_ids=[v.id for v in selected if v.status == "ready"],
-            pending_videos=[v.id for v in selected if v.status != "ready"],
-        )
+
+
+def prepare_turn_in(
+    repo: Repository,
+    settings: Settings,
+    model: ChatModel,
+    user: AuthUser,
+    session_id: uuid.UUID,
+    text: str,
+    video_ids: Sequence[str] | None,
+    *,
+    max_tokens: int,
+) -> PreparedTurn:
+    """``prepare_turn`` inside the caller's transaction (the streaming service records the chat
+    request in the same one)."""
+    text = check_message(text, settings)
+    session = owned_session(repo, user, session_id)
+    enforce_write_rate(repo, settings, user, "message")
+    linked = repo.session_videos(session.id)
+    by_id = {video.id: video for _, video in linked}
+    if video_ids:
+        unknown = [v for v in video_ids if v not in by_id]
+        if unknown:
+            raise InvalidInputError(
+                f"these videos are not in the session: {', '.join(unknown[:5])}",
+                code="VIDEO_NOT_IN_SESSION",
+                details={"video_ids": unknown},
+            )
+        selected = [video for _, video in linked if video.id in set(video_ids)]
+    else:
+        selected = [video for _, video in linked]
+    history = repo.recent_messages(session.id, HISTORY_LIMIT)
+    user_message = repo.add_message(
+        session_id=session.id,
+        role="user",
+        content=text,
+        status="complete",
+        video_ids=[v.id for v in selected] if video_ids else None,
+    )
+    repo.touch_session(session.id)
+    request = build_request(model, settings, selected, history, text, max_tokens=max_tokens)
+    return PreparedTurn(
+        session_id=session.id,
+        user_message_id=user_message.id,
+        request=request,
+        video_ids=[v.id for v in selected if v.status == "ready"],
+        pending_videos=[v.id for v in selected if v.status != "ready"],
+    )
 
 
 def build_request(
