@@ -352,18 +352,24 @@ class ChatRequestManager:
             repo.add_chat_events(
                 [(request_id, e.id or 0, e.type, e.data) for request_id, batch in batches for e in batch]
             )
+            # Only a request's end updates its row: the heartbeat loop keeps running rows fresh
+            # (one UPDATE a second for all of them), so a busy stream costs one multi-row insert.
             now = utcnow()
             for request_id, batch in batches:
-                values: dict[str, Any] = {"last_seq": batch[-1].id, "heartbeat_at": now}
                 terminal = next((e for e in batch if e.terminal), None)
-                if terminal is not None:
-                    values.update(
+                if terminal is None:
+                    continue
+                repo.session.execute(
+                    update(ChatRequest)
+                    .where(ChatRequest.id == request_id)
+                    .values(
+                        last_seq=terminal.id,
                         status=STATUS_BY_TERMINAL[terminal.type],
                         finished_at=now,
                         expires_at=now + timedelta(seconds=self.settings.request_ttl_seconds),
                         assistant_message_id=_uuid_or_none(terminal.data.get("message_id")),
                     )
-                repo.session.execute(update(ChatRequest).where(ChatRequest.id == request_id).values(**values))
+                )
 
     # ------------------------------------------------------------------ read
     def _owned_request(self, user: AuthUser, request_id: uuid.UUID) -> ChatRequest:
