@@ -72,21 +72,7 @@ class PostgresServer:
                 "--no-sync",
             ],
         )
-        _run_as(
-            self.user,
-            [
-                str(self.bin / "pg_ctl"),
-                "-D",
-                str(self.data),
-                "-l",
-                str(self.root / "log"),
-                "-w",
-                "-o",
-                f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off -c synchronous_commit=off "
-                "-c full_page_writes=off -c max_connections=300",
-                "start",
-            ],
-        )
+        self.start_again()
         return self
 
     def stop(self) -> None:
@@ -101,6 +87,7 @@ class PostgresServer:
         _run_as(self.user, [str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
 
     def start_again(self) -> None:
+        """Start the server on its data directory (first start, or after ``kill``)."""
         _run_as(
             self.user,
             [
@@ -111,7 +98,8 @@ class PostgresServer:
                 str(self.root / "log"),
                 "-w",
                 "-o",
-                f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off -c max_connections=300",
+                f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off -c synchronous_commit=off "
+                "-c full_page_writes=off -c max_connections=300",
                 "start",
             ],
         )
