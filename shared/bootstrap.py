@@ -17,6 +17,7 @@ from ytresearch.db.engine import make_engine, make_session_factory
 from ytresearch.observability.metrics import Metrics
 from ytresearch.ports import ChatModel, JobQueue, MetadataSource, TranscriptSource
 from ytresearch.repository import Store
+from ytresearch.services.users import KeyCache
 
 if TYPE_CHECKING:
     from ytresearch.web.jwt import CognitoTokenVerifier
@@ -37,6 +38,11 @@ class Container:
     @cached_property
     def store(self) -> Store:
         return Store(make_session_factory(self.engine))
+
+    @cached_property
+    def key_cache(self) -> KeyCache | None:
+        ttl = self.settings.auth_cache_seconds
+        return KeyCache(ttl) if ttl > 0 else None
 
     @cached_property
     def queue(self) -> JobQueue:

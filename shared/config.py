@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []
 
     # Auth
+    auth_cache_seconds: float = Field(default=30.0, ge=0)  # verified API keys remembered per process
     dev_api_key: SecretStr | None = None
     # Cognito access tokens (Authorization: Bearer), accepted beside API keys when both the issuer
     # (https://cognito-idp.<region>.amazonaws.com/<pool id>) and the app client id are set.

@@ -384,6 +384,14 @@ class ChatRequestManager:
     async def get_request(self, user: AuthUser, request_id: uuid.UUID) -> ChatRequest:
         return await asyncio.to_thread(self._owned_request, user, request_id)
 
+    async def check_access(self, user: AuthUser, request_id: uuid.UUID) -> None:
+        """404/410 unless the caller may read this request. A reply running here answers from
+        memory (the common POST-then-GET on one task); anything else asks the database."""
+        live = self.live.get(request_id)
+        if live is not None and not live.finished and live.user_id == user.id:
+            return
+        await self.get_request(user, request_id)
+
     async def follow(self, request_id: uuid.UUID, after: int = 0) -> AsyncIterator[StreamEvent | None]:
         """Events after ``after`` until the terminal one. Yields None when nothing happened for
         ``ping_interval`` seconds so transports can send a keep-alive."""

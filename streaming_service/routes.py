@@ -167,7 +167,7 @@ async def stream_chat(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventStreamResponse:
     after = parse_last_event_id(last_event_id)
-    await manager.get_request(user, request_id)
+    await manager.check_access(user, request_id)
     return EventStreamResponse(
         sse_frames(manager, request_id, after), send_timeout=manager.settings.stream_send_timeout_seconds
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -62,7 +63,29 @@ def ensure_user_with_key(store: Store, email: str, key: str) -> AuthUser:
         return AuthUser(user.id, user.email)
 
 
-def authenticate(store: Store, api_key: str | None) -> AuthUser:
+class KeyCache:
+    """Recently verified API keys (by digest) for a few seconds, per process: a chat costs two
+    authenticated requests (POST, then the stream), and the lookup is a database round trip.
+    A key deleted from the database keeps working here for at most ``ttl`` seconds."""
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, AuthUser]] = {}
+
+    def get(self, digest: str) -> AuthUser | None:
+        entry = self._entries.get(digest)
+        if entry is None or time.monotonic() - entry[0] > self.ttl:
+            return None
+        return entry[1]
+
+    def put(self, digest: str, user: AuthUser) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()  # crude but bounded; entries are cheap to rebuild
+        self._entries[digest] = (time.monotonic(), user)
+
+
+def authenticate(store: Store, api_key: str | None, cache: KeyCache | None = None) -> AuthUser:
     if not api_key:
         raise UnauthorizedError(
             "missing credentials: send an API key in the X-API-Key header "
@@ -71,11 +94,17 @@ def authenticate(store: Store, api_key: str | None) -> AuthUser:
         )
     if len(api_key) > 200:
         raise UnauthorizedError("API key is not valid", code="INVALID_API_KEY")
+    digest = hash_api_key(api_key)
+    if cache is not None and (known := cache.get(digest)) is not None:
+        return known
     with store.transaction() as repo:
-        user = repo.user_for_key_hash(hash_api_key(api_key))
+        user = repo.user_for_key_hash(digest)
         if user is None:
             raise UnauthorizedError("API key is not valid", code="INVALID_API_KEY")
-        return AuthUser(user.id, user.email)
+        found = AuthUser(user.id, user.email)
+    if cache is not None:
+        cache.put(digest, found)
+    return found
 
 
 EXTERNAL_EMAIL_DOMAIN = "cognito"  # placeholder addresses <sub>@cognito for identities without one

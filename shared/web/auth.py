@@ -93,7 +93,7 @@ def authenticate_credentials(
         raise UnauthorizedError(
             "the Authorization header must be 'Bearer <access token>'", code="INVALID_TOKEN"
         )
-    return authenticate(container.store, api_key)
+    return authenticate(container.store, api_key, container.key_cache)
 
 
 def current_user(

@@ -36,3 +36,18 @@ def test_bad_cursors_are_a_clear_400(token: str) -> None:
     with pytest.raises(InvalidInputError) as err:
         Cursor.decode(token)
     assert err.value.code == "INVALID_CURSOR"
+
+
+def test_key_cache_remembers_only_for_its_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from ytresearch.services.users import AuthUser, KeyCache
+
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    cache = KeyCache(ttl=30)
+    user = AuthUser(uuid.uuid4(), "a@example.com")
+    cache.put("digest", user)
+    assert cache.get("digest") == user and cache.get("other") is None
+    now[0] += 31
+    assert cache.get("digest") is None
