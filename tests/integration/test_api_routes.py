@@ -313,5 +313,7 @@ def test_cors_allows_only_configured_origins(settings: Any) -> None:
 
 
 def test_unparsable_bodies_are_400_in_our_format(api: httpx.Client) -> None:
-    r = api.post("/v1/sessions", content=b'{"title": "\xff\xfe"}', headers={"content-type": "application/json"})
+    r = api.post(
+        "/v1/sessions", content=b'{"title": "\xff\xfe"}', headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400 and r.json()["error"]["code"] in ("INVALID_BODY", "INVALID_JSON")
