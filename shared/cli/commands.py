@@ -412,11 +412,10 @@ def run_logout(args: argparse.Namespace) -> int:
     except OSError as exc:
         out.error(CliError("CONFIG_WRITE_FAILED", f"cannot write the config file: {exc}", EXIT_ERROR))
         return EXIT_ERROR
-    if out.json_mode:
-        out.json({"signed_out": had, "config_path": str(path)})
-    else:
-        out.line("signed out: the saved tokens are gone" if had else "not signed in")
-    return EXIT_OK
+    return out.result(
+        {"signed_out": had, "config_path": str(path)},
+        "signed out: the saved tokens are gone" if had else "not signed in",
+    )
 
 
 # ---------------------------------------------------------------------- sessions
@@ -424,11 +423,7 @@ def run_logout(args: argparse.Namespace) -> int:
 
 def cmd_sessions_create(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
     session = client.create_session(args.title)
-    if out.json_mode:
-        out.json(session)
-    else:
-        out.line(f"created session {session['id']} ({session['title']})")
-    return EXIT_OK
+    return out.result(session, f"created session {session['id']} ({session['title']})")
 
 
 def cmd_sessions_list(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
@@ -456,20 +451,12 @@ def cmd_sessions_show(args: argparse.Namespace, client: ApiClient, out: Output) 
     from ytresearch.cli.render import render_session
 
     session = client.get_session(args.session_id)
-    if out.json_mode:
-        out.json(session)
-    else:
-        render_session(out, session)
-    return EXIT_OK
+    return out.result(session, lambda: render_session(out, session))
 
 
 def cmd_sessions_delete(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
     client.delete_session(args.session_id)
-    if out.json_mode:
-        out.json({"deleted": args.session_id})
-    else:
-        out.line(f"deleted session {args.session_id}")
-    return EXIT_OK
+    return out.result({"deleted": args.session_id}, f"deleted session {args.session_id}")
 
 
 # ---------------------------------------------------------------------- videos and jobs
@@ -497,17 +484,11 @@ def cmd_videos_add(args: argparse.Namespace, client: ApiClient, out: Output) -> 
     video_id = str(video.get("id"))
     if status == 200 or not job_id:
         full = client.get_video(video_id)
-        if out.json_mode:
-            out.json({"job_id": job_id, "job": body.get("job"), "video": full})
-        else:
-            render_video(out, full)
-        return EXIT_OK
+        return out.result(
+            {"job_id": job_id, "job": body.get("job"), "video": full}, lambda: render_video(out, full)
+        )
     if args.no_follow:
-        if out.json_mode:
-            out.json(body)
-        else:
-            out.line(f"queued {video_id} (job {job_id}); follow with: ytr jobs show {job_id}")
-        return EXIT_OK
+        return out.result(body, f"queued {video_id} (job {job_id}); follow with: ytr jobs show {job_id}")
 
     progress = IngestProgress(out, video_id, enabled=not out.json_mode)
     job: dict[str, Any] = body.get("job") or {}
@@ -555,33 +536,24 @@ def cmd_videos_list(args: argparse.Namespace, client: ApiClient, out: Output) ->
 def cmd_videos_remove(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
     video_id = _video_id(args.video_id)
     client.remove_video(args.session_id, video_id)
-    if out.json_mode:
-        out.json({"removed": video_id, "session_id": args.session_id})
-    else:
-        out.line(f"removed {video_id} from session {args.session_id}")
-    return EXIT_OK
+    return out.result(
+        {"removed": video_id, "session_id": args.session_id},
+        f"removed {video_id} from session {args.session_id}",
+    )
 
 
 def cmd_videos_show(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
     from ytresearch.cli.render import render_video
 
     video = client.get_video(_video_id(args.video_id), transcript=args.transcript)
-    if out.json_mode:
-        out.json(video)
-    else:
-        render_video(out, video, transcript=args.transcript)
-    return EXIT_OK
+    return out.result(video, lambda: render_video(out, video, transcript=args.transcript))
 
 
 def cmd_jobs_show(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
     from ytresearch.cli.render import render_job
 
     job = client.get_job(args.job_id)
-    if out.json_mode:
-        out.json(job)
-    else:
-        render_job(out, job)
-    return EXIT_OK
+    return out.result(job, lambda: render_job(out, job))
 
 
 # ---------------------------------------------------------------------- chat and history

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -40,6 +40,16 @@ class Output:
 
     def line(self, text: str = "") -> None:
         self.write(text + "\n")
+
+    def result(self, data: Any, human: str | Callable[[], None]) -> int:
+        """A command's result: ``data`` as JSON with --json, else a line or a rendering; exit 0."""
+        if self.json_mode:
+            self.json(data)
+        elif callable(human):
+            human()
+        else:
+            self.line(human)
+        return 0
 
     def note(self, text: str) -> None:
         """Status for people (stderr), never mixed into the answer or the JSON."""
