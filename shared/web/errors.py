@@ -68,7 +68,11 @@ def error_response(
 
 def app_error_response(exc: AppError) -> JSONResponse:
     status = status_for(exc)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimitedError) else None
+    headers = None
+    if isinstance(exc, RateLimitedError):
+        headers = {"Retry-After": str(exc.retry_after)}
+    elif status == 503 and isinstance(exc.details.get("retry_after"), int):
+        headers = {"Retry-After": str(exc.details["retry_after"])}  # e.g. an open circuit breaker
     if status >= 500:
         log.warning("request failed with %s: %s", exc.code, exc.message)
     return error_response(status, exc.code, exc.message, exc.details, headers)

@@ -102,6 +102,7 @@ def test_open_circuit_answers_chat_with_a_fast_503(settings: Any, fake_claude: F
         for path in (f"/v1/sessions/{sid}/messages", f"/v1/sessions/{sid}/chat"):
             r = api.post(path, json={"message": "q"})
             assert r.status_code == 503 and r.json()["error"]["code"] == "MODEL_CIRCUIT_OPEN"
+            assert int(r.headers["Retry-After"]) > 0
     container.engine.dispose()
 
 
