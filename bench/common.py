@@ -202,26 +202,6 @@ def quiet_metrics() -> Any:
     return EmfMetrics(write=lambda _line: None)
 
 
-def nodelay_on_fake_sockets() -> None:
-    """Make asyncio set TCP_NODELAY on every TCP connection of this process.
-
-    The fake Anthropic server (tests/fakes/anthropic_server.py) binds its listening socket as
-    ``socket.socket(AF_INET, SOCK_STREAM)``: protocol 0, not IPPROTO_TCP. asyncio only sets
-    TCP_NODELAY on sockets whose ``proto`` is IPPROTO_TCP, so the fake's connections keep Nagle on,
-    and on a reused keep-alive connection its small frames after the response headers wait for the
-    client's delayed ACK: about 40 ms added to every time to first token. The real API has no such
-    stall; this removes it from the fake (in this process only).
-    """
-    import asyncio.base_events
-    import socket
-
-    def set_nodelay(sock: socket.socket) -> None:
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    asyncio.base_events._set_nodelay = set_nodelay  # type: ignore[attr-defined]
-
-
 @contextlib.contextmanager
 def fake_upstream(
     chunks: int,

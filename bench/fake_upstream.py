@@ -13,7 +13,6 @@ import signal
 import threading
 from typing import Any
 
-from bench.common import nodelay_on_fake_sockets
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 
 SENTENCE = "the quick brown fox jumps over a lazy dog while the solar panel research video explains. "
@@ -41,7 +40,6 @@ def main() -> None:
     def respond(body: dict[str, Any]) -> Reply:
         return reply
 
-    nodelay_on_fake_sockets()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -123,6 +123,12 @@ def client_for(base_url: str, key: str | None) -> httpx.Client:
     return httpx.Client(base_url=base_url, headers=headers, timeout=30)
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (``@pytest.mark.anyio``) run on asyncio, like the services."""
+    return "asyncio"
+
+
 @pytest.fixture(scope="session")
 def fake_anthropic_server() -> Iterator[FakeAnthropic]:
     with FakeAnthropic() as fake:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import anyio
 import pytest
@@ -37,21 +37,9 @@ MAX_RETRIES = 3
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as running:
-        yield running
-
-
-@pytest.fixture
-def fake(server: FakeAnthropic) -> FakeAnthropic:
-    server.reset()
-    server.responder = None
-    return server
+def fake(fake_claude: FakeAnthropic) -> FakeAnthropic:
+    """The shared fake server (tests/conftest.py), emptied for this test."""
+    return fake_claude
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -26,22 +26,9 @@ HEADERS = {"x-api-key": DEFAULT_API_KEY, "anthropic-version": "2023-06-01"}
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as running:
-        yield running
-
-
-@pytest.fixture
-def fake(server: FakeAnthropic) -> FakeAnthropic:
-    server.reset()
-    server.responder = None
-    server.chunks_per_second = None
-    return server
+def fake(fake_claude: FakeAnthropic) -> FakeAnthropic:
+    """The shared fake server (tests/conftest.py), emptied for this test."""
+    return fake_claude
 
 
 def body(*, stream: bool = True, **extra: Any) -> dict[str, Any]:

@@ -45,11 +45,6 @@ CONTEXT = "\n".join(
 )
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def summary_request(transcript: str = TRANSCRIPT, max_tokens: int = 1000) -> ModelRequest:
     return ModelRequest(
         system=[SystemBlock("You summarise videos.")],

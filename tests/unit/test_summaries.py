@@ -29,11 +29,6 @@ SENTENCES = [
 LONG_TRANSCRIPT = " ".join(SENTENCES)  # about 5,000 characters, 1,300 estimated tokens
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class RecordingModel:
     """Wraps a ChatModel and records every request and completion."""
 
