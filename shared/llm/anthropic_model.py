@@ -203,17 +203,54 @@ def _classify(exc: BaseException) -> _Failure | None:
     return None
 
 
-def _usage_of(usage: Any) -> Usage:
-    return Usage(
-        input_tokens=usage.input_tokens or 0,
-        output_tokens=usage.output_tokens or 0,
-        cache_read_tokens=usage.cache_read_input_tokens or 0,
-        cache_creation_tokens=usage.cache_creation_input_tokens or 0,
-    )
+class _Finish:
+    """What the non-text events of one stream say about the reply: the model, the stop reason and
+    the usage. ``message_delta`` usage counts are cumulative totals that overwrite
+    ``message_start``'s, except fields it leaves out (the SDK's own accumulation does the same)."""
+
+    def __init__(self) -> None:
+        self.model: str | None = None
+        self.stop_reason: str | None = None
+        self.stopped = False
+        self.usage = {"input_tokens": 0, "output_tokens": 0, "cache_read": 0, "cache_creation": 0}
+
+    def update(self, event: Any) -> None:
+        kind = event.type
+        if kind == "message_start":
+            self.model = event.message.model
+            self._take(event.message.usage)
+        elif kind == "message_delta":
+            self.stop_reason = event.delta.stop_reason
+            self._take(event.usage)
+        elif kind == "message_stop":
+            self.stopped = True
+
+    def _take(self, usage: Any) -> None:
+        for field_name, key in (
+            ("input_tokens", "input_tokens"),
+            ("output_tokens", "output_tokens"),
+            ("cache_read_input_tokens", "cache_read"),
+            ("cache_creation_input_tokens", "cache_creation"),
+        ):
+            value = getattr(usage, field_name, None)
+            if value is not None:
+                self.usage[key] = value
+
+    def result(self, requested_model: str) -> StreamFinished:
+        return StreamFinished(
+            stop_reason=self.stop_reason,
+            usage=Usage(
+                input_tokens=self.usage["input_tokens"],
+                output_tokens=self.usage["output_tokens"],
+                cache_read_tokens=self.usage["cache_read"],
+                cache_creation_tokens=self.usage["cache_creation"],
+            ),
+            model=self.model or requested_model,
+        )
 
 
 class AnthropicChatModel:
-    """Claude through ``AsyncAnthropic.messages.stream``.
+    """Claude through ``AsyncAnthropic.messages.create(stream=True)``.
 
     ``api_key`` may be a callable (e.g. a Secrets Manager read) called once, on first use.
     ``max_retries`` is the number of retries after the first attempt. Backoff is exponential
@@ -318,31 +355,33 @@ class AnthropicChatModel:
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
         """Yield TextDelta events, then one StreamFinished. Closing the generator (``aclose`` or
-        cancelling the consuming task) exits ``async with messages.stream(...)``, which closes
-        the HTTP response and so the upstream connection at once."""
+        cancelling the consuming task) exits ``async with`` on the SDK's stream, which closes the
+        HTTP response and so the upstream connection at once.
+
+        The raw event stream (``messages.create(stream=True)``) is read rather than
+        ``messages.stream()``: the latter also rebuilds a message snapshot and a derived event for
+        every delta, which we do not need and which cost about a third of the relay's CPU."""
         params = build_messages_params(request, default_model=self.name)
         retry = 0
         while True:
             yielded_text = False
             try:
                 client = await self._get_client()
-                async with client.messages.stream(**params) as upstream:
-                    finished = False
+                upstream = await client.messages.create(stream=True, **params)
+                async with upstream:
+                    finish = _Finish()
                     async for event in upstream:
-                        if event.type == "content_block_delta":
-                            if event.delta.type == "text_delta" and event.delta.text:
+                        kind = event.type
+                        if kind == "content_block_delta":
+                            delta = event.delta
+                            if delta.type == "text_delta" and delta.text:
                                 yielded_text = True
-                                yield TextDelta(event.delta.text)
-                        elif event.type == "message_stop":
-                            finished = True
-                    if not finished:
+                                yield TextDelta(delta.text)
+                        else:
+                            finish.update(event)
+                    if not finish.stopped:
                         raise _StreamEndedEarly("the stream ended without message_stop")
-                    message = upstream.current_message_snapshot
-                yield StreamFinished(
-                    stop_reason=message.stop_reason,
-                    usage=_usage_of(message.usage),
-                    model=message.model,
-                )
+                yield finish.result(params["model"])
                 return
             except Exception as exc:
                 failure = _classify(exc)
