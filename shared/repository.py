@@ -6,14 +6,15 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import Select, Table, delete, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ytresearch.db.models import (
     ApiKey,
+    Base,
     ChatEvent,
     ChatRequest,
     IngestJob,
@@ -25,6 +26,13 @@ from ytresearch.db.models import (
     utcnow,
 )
 from ytresearch.pagination import Cursor
+
+ACTIVE_REQUEST_STATUSES = ("queued", "streaming")
+
+
+def _table(model: type[Base]) -> Table:
+    """A model's table, for Core statements that skip the ORM's per-object bookkeeping."""
+    return cast(Table, model.__table__)
 
 
 class Repository:
@@ -100,9 +108,30 @@ class Repository:
         self.session.flush()
 
     def touch_session(self, session_id: uuid.UUID) -> None:
-        self.session.execute(
-            update(ResearchSession).where(ResearchSession.id == session_id).values(updated_at=utcnow())
+        # A Core UPDATE: the ORM's bulk update would also look for loaded objects to refresh.
+        table = _table(ResearchSession)
+        self.session.execute(update(table).where(table.c.id == session_id).values(updated_at=utcnow()))
+
+    def session_for_chat(
+        self, user_id: uuid.UUID, session_id: uuid.UUID, since: datetime
+    ) -> tuple[ResearchSession, int, int] | None:
+        """The caller's session with, in the same round trip, the user's running chat requests
+        and the chat messages they sent since ``since`` (the two limits a new chat checks);
+        None when the session is not theirs."""
+        active = (
+            select(func.count())
+            .select_from(ChatRequest)
+            .where(ChatRequest.user_id == user_id, ChatRequest.status.in_(ACTIVE_REQUEST_STATUSES))
+            .scalar_subquery()
         )
+        row = self.session.execute(
+            select(
+                ResearchSession,
+                active,
+                self._recent_writes_query(user_id, "message", since).scalar_subquery(),
+            ).where(ResearchSession.id == session_id, ResearchSession.user_id == user_id)
+        ).first()
+        return None if row is None else (row[0], row[1] or 0, row[2] or 0)
 
     # ------------------------------------------------------------ videos
     def get_video(self, video_id: str, *, for_update: bool = False) -> Video | None:
@@ -228,10 +257,13 @@ class Repository:
         )
 
     # ------------------------------------------------------------ messages
-    def add_message(self, **fields: Any) -> Message:
-        message = Message(**fields)
+    def add_message(self, *, flush: bool = True, **fields: Any) -> Message:
+        """A new message. ``flush=False`` leaves the INSERT to the next flush (the commit), so it
+        goes out with the transaction's other rows; the id is set here either way."""
+        message = Message(id=fields.pop("id", None) or uuid.uuid4(), **fields)
         self.session.add(message)
-        self.session.flush()
+        if flush:
+            self.session.flush()
         return message
 
     def get_message(self, message_id: uuid.UUID) -> Message | None:
@@ -253,33 +285,33 @@ class Repository:
 
     def count_recent_writes(self, user_id: uuid.UUID, kind: str, since: datetime) -> int:
         """How many sessions, video links or chat messages the user created since ``since``."""
+        return self.session.scalar(self._recent_writes_query(user_id, kind, since)) or 0
+
+    @staticmethod
+    def _recent_writes_query(user_id: uuid.UUID, kind: str, since: datetime) -> Select[tuple[int]]:
         if kind == "session":
-            query = (
+            return (
                 select(func.count())
                 .select_from(ResearchSession)
                 .where(ResearchSession.user_id == user_id, ResearchSession.created_at > since)
             )
-        elif kind == "video":
-            query = (
+        if kind == "video":
+            return (
                 select(func.count())
                 .select_from(SessionVideo)
                 .join(ResearchSession, ResearchSession.id == SessionVideo.session_id)
                 .where(ResearchSession.user_id == user_id, SessionVideo.added_at > since)
             )
-        else:
-            query = (
-                select(func.count())
-                .select_from(Message)
-                .join(ResearchSession, ResearchSession.id == Message.session_id)
-                .where(ResearchSession.user_id == user_id, Message.role == "user", Message.created_at > since)
-            )
-        return self.session.scalar(query) or 0
+        return (
+            select(func.count())
+            .select_from(Message)
+            .join(ResearchSession, ResearchSession.id == Message.session_id)
+            .where(ResearchSession.user_id == user_id, Message.role == "user", Message.created_at > since)
+        )
 
-    # ------------------------------------------------------------ chat requests and events
     def add_chat_request(self, **fields: Any) -> ChatRequest:
-        row = ChatRequest(**fields)
-        self.session.add(row)
-        self.session.flush()
+        row = ChatRequest(id=fields.pop("id", None) or uuid.uuid4(), **fields)
+        self.session.add(row)  # written with the transaction's other rows, at commit
         return row
 
     def get_chat_request(self, request_id: uuid.UUID, *, for_update: bool = False) -> ChatRequest | None:
@@ -293,18 +325,43 @@ class Repository:
             self.session.scalar(
                 select(func.count())
                 .select_from(ChatRequest)
-                .where(ChatRequest.user_id == user_id, ChatRequest.status.in_(("queued", "streaming")))
+                .where(ChatRequest.user_id == user_id, ChatRequest.status.in_(ACTIVE_REQUEST_STATUSES))
             )
             or 0
         )
 
+    def finish_chat_request(self, request_id: uuid.UUID, **values: Any) -> None:
+        """Record how a chat request ended (status, last event id, times, the saved reply)."""
+        table = _table(ChatRequest)
+        self.session.execute(update(table).where(table.c.id == request_id).values(**values))
+
+    def flag_cancel(self, request_id: uuid.UUID) -> None:
+        table = _table(ChatRequest)
+        self.session.execute(update(table).where(table.c.id == request_id).values(cancel_requested=True))
+
+    def heartbeat(self, owner: str, now: datetime) -> list[uuid.UUID]:
+        """Mark every running request of this owner (process) alive, in one statement; returns
+        those a client asked to cancel through another process."""
+        table = _table(ChatRequest)
+        rows = self.session.execute(
+            update(table)
+            .where(table.c.owner == owner, table.c.status.in_(ACTIVE_REQUEST_STATUSES))
+            .values(heartbeat_at=now)
+            .returning(table.c.id, table.c.cancel_requested)
+        )
+        return [row.id for row in rows if row.cancel_requested]
+
     def add_chat_events(self, events: Sequence[tuple[uuid.UUID, int, str, dict[str, Any]]]) -> None:
-        """Append (request id, seq, type, data) rows in one multi-row insert."""
+        """Append (request id, seq, type, data) rows in one statement.
+
+        A Core insert on the table, not the ORM's bulk insert: the rows are never loaded back as
+        objects, and the ORM's per-row bookkeeping was most of the cost of a flush."""
         if events:
+            now = utcnow()
             self.session.execute(
-                insert(ChatEvent),
+                insert(_table(ChatEvent)),
                 [
-                    {"request_id": rid, "seq": seq, "type": kind, "data": data, "created_at": utcnow()}
+                    {"request_id": rid, "seq": seq, "type": kind, "data": data, "created_at": now}
                     for rid, seq, kind, data in events
                 ],
             )

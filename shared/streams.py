@@ -26,7 +26,7 @@ from sqlalchemy import delete, select, update
 
 from ytresearch.config import Settings
 from ytresearch.db.models import ChatEvent, ChatRequest, utcnow
-from ytresearch.errors import DependencyUnavailableError, GoneError, NotFoundError, RateLimitedError
+from ytresearch.errors import DependencyUnavailableError, GoneError, NotFoundError
 from ytresearch.events import TERMINAL_TYPES, StreamEvent
 from ytresearch.observability.metrics import (
     ACTIVE_STREAMS,
@@ -229,17 +229,9 @@ class ChatRequestManager:
     def _begin(
         self, user: AuthUser, session_id: uuid.UUID, message: str, video_ids: Sequence[str] | None
     ) -> tuple[ChatRequest, PreparedTurn]:
-        """One transaction: the active-request limit, the user's message and context, the request
-        row. (The per-minute message limit is checked with the other write limits in the turn.)"""
-        limit = self.settings.max_active_requests_per_user
+        """One transaction: the limits, the user's message and context, the request row."""
         now = utcnow()
         with self.store.transaction() as repo:
-            if repo.count_active_requests(user.id) >= limit:
-                raise RateLimitedError(
-                    f"at most {limit} chat requests may run at once; wait for one to finish",
-                    retry_after=5,
-                    code="TOO_MANY_ACTIVE_REQUESTS",
-                )
             turn = prepare_turn_in(
                 repo,
                 self.settings,
@@ -249,6 +241,7 @@ class ChatRequestManager:
                 message,
                 video_ids,
                 max_tokens=self.settings.chat_max_tokens,
+                limit_active=True,
             )
             row = repo.add_chat_request(
                 user_id=user.id,
@@ -361,16 +354,13 @@ class ChatRequestManager:
                 terminal = next((e for e in batch if e.terminal), None)
                 if terminal is None:
                     continue
-                repo.session.execute(
-                    update(ChatRequest)
-                    .where(ChatRequest.id == request_id)
-                    .values(
-                        last_seq=terminal.id,
-                        status=STATUS_BY_TERMINAL[terminal.type],
-                        finished_at=now,
-                        expires_at=now + timedelta(seconds=self.settings.request_ttl_seconds),
-                        assistant_message_id=_uuid_or_none(terminal.data.get("message_id")),
-                    )
+                repo.finish_chat_request(
+                    request_id,
+                    last_seq=terminal.id,
+                    status=STATUS_BY_TERMINAL[terminal.type],
+                    finished_at=now,
+                    expires_at=now + timedelta(seconds=self.settings.request_ttl_seconds),
+                    assistant_message_id=_uuid_or_none(terminal.data.get("message_id")),
                 )
 
     # ------------------------------------------------------------------ read
@@ -516,9 +506,7 @@ class ChatRequestManager:
 
     def _flag_cancel(self, request_id: uuid.UUID) -> None:
         with self.store.transaction() as repo:
-            repo.session.execute(
-                update(ChatRequest).where(ChatRequest.id == request_id).values(cancel_requested=True)
-            )
+            repo.flag_cancel(request_id)
 
     # ------------------------------------------------------------------ background work
     async def _heartbeat_loop(self) -> None:
@@ -526,11 +514,10 @@ class ChatRequestManager:
             await asyncio.sleep(self.heartbeat_interval)
             if time.monotonic() - self._gauge_at >= self.gauge_interval:
                 self._gauge()  # a gauge with no gaps, even when nothing changes
-            running = [rid for rid, r in self.live.items() if not r.finished]
-            if not running:
+            if not self.active_count:
                 continue
             try:
-                to_cancel = await asyncio.to_thread(self._heartbeat, running)
+                to_cancel = await asyncio.to_thread(self._heartbeat)
             except Exception:
                 log.warning("heartbeat failed (database unavailable?)", exc_info=True)
                 continue
@@ -539,18 +526,9 @@ class ChatRequestManager:
                 if live and live.task and not live.task.done():
                     live.task.cancel()
 
-    def _heartbeat(self, running: list[uuid.UUID]) -> list[uuid.UUID]:
+    def _heartbeat(self) -> list[uuid.UUID]:
         with self.store.transaction() as repo:
-            repo.session.execute(
-                update(ChatRequest)
-                .where(ChatRequest.id.in_(running), ChatRequest.owner == self.owner)
-                .values(heartbeat_at=utcnow())
-            )
-            return list(
-                repo.session.scalars(
-                    select(ChatRequest.id).where(ChatRequest.id.in_(running), ChatRequest.cancel_requested)
-                )
-            )
+            return repo.heartbeat(self.owner, utcnow())
 
     async def _cleanup_loop(self, interval: float = 30.0) -> None:
         while True:

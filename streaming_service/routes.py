@@ -48,7 +48,7 @@ EXPIRED_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_manager(request: Request) -> ChatRequestManager:
+async def get_manager(request: Request) -> ChatRequestManager:
     manager: ChatRequestManager = request.app.state.manager
     return manager
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import time
 from functools import lru_cache
@@ -89,9 +90,23 @@ def make_engine(settings: Settings, url: URL | str | None = None) -> Engine:
             pool_recycle=300,
         )
     engine = create_engine(url, **kwargs)
+    # pg8000 runs executemany as one round trip per row; let SQLAlchemy batch plain multi-row
+    # INSERTs into ``VALUES (...), (...)`` pages as it does for psycopg2 (a 100-event flush of
+    # the chat event log: 17 ms of CPU -> 3 ms).
+    engine.dialect.use_insertmanyvalues_wo_returning = True
+    event.listen(engine, "connect", _no_delay)
     if settings.database_secret_arn:
         event.listen(engine, "do_connect", _refresh_credentials(settings.database_secret_arn))
     return engine
+
+
+def _no_delay(dbapi_conn: Any, _record: Any) -> None:
+    """TCP_NODELAY on pg8000's socket. pg8000 writes a statement through an 8 KB buffer; with
+    Nagle's algorithm on, the tail of any larger statement (a long reply, a batch of events) waited
+    for the server's delayed ACK: about 40 ms per such statement."""
+    sock = getattr(dbapi_conn, "_usock", None)  # pg8000 keeps its socket here (no public accessor)
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

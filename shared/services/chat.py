@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from ytresearch.config import Settings
 from ytresearch.db.models import Message, Video
-from ytresearch.errors import InvalidInputError, PayloadTooLargeError
+from ytresearch.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
 from ytresearch.events import StreamEvent
 from ytresearch.ports import (
     ChatModel,
@@ -31,8 +31,7 @@ from ytresearch.ports import (
     Usage,
 )
 from ytresearch.repository import Repository, Store
-from ytresearch.services.limits import enforce_write_rate
-from ytresearch.services.sessions import owned_session
+from ytresearch.services.limits import check_active_requests, check_write_count, window_start
 from ytresearch.services.users import AuthUser
 from ytresearch.views import MessageOut
 
@@ -106,12 +105,18 @@ def prepare_turn_in(
     video_ids: Sequence[str] | None,
     *,
     max_tokens: int,
+    limit_active: bool = False,
 ) -> PreparedTurn:
     """``prepare_turn`` inside the caller's transaction (the streaming service records the chat
-    request in the same one)."""
+    request in the same one, and asks for the running-requests limit with ``limit_active``)."""
     text = check_message(text, settings)
-    session = owned_session(repo, user, session_id)
-    enforce_write_rate(repo, settings, user, "message")
+    found = repo.session_for_chat(user.id, session_id, window_start())
+    if found is None:
+        raise NotFoundError(f"session {session_id} not found", code="SESSION_NOT_FOUND")
+    session, active, recent = found
+    if limit_active:
+        check_active_requests(settings, active)
+    check_write_count(settings, "message", recent)
     linked = repo.session_videos(session.id)
     by_id = {video.id: video for _, video in linked}
     if video_ids:
@@ -127,6 +132,7 @@ def prepare_turn_in(
         selected = [video for _, video in linked]
     history = repo.recent_messages(session.id, HISTORY_LIMIT)
     user_message = repo.add_message(
+        flush=False,  # goes out at commit, with the rest of the transaction's rows
         session_id=session.id,
         role="user",
         content=text,

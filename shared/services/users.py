@@ -85,6 +85,17 @@ class KeyCache:
         self._entries[digest] = (time.monotonic(), user)
 
 
+MAX_API_KEY_CHARS = 200
+
+
+def cached_key_user(cache: KeyCache, api_key: str) -> AuthUser | None:
+    """The user of a recently verified API key, from memory (no database, no thread); None when
+    the key is not in the cache (``authenticate`` then decides)."""
+    if len(api_key) > MAX_API_KEY_CHARS:
+        return None
+    return cache.get(hash_api_key(api_key))
+
+
 def authenticate(store: Store, api_key: str | None, cache: KeyCache | None = None) -> AuthUser:
     if not api_key:
         raise UnauthorizedError(
@@ -92,7 +103,7 @@ def authenticate(store: Store, api_key: str | None, cache: KeyCache | None = Non
             "or an access token as 'Authorization: Bearer <token>'",
             code="MISSING_API_KEY",
         )
-    if len(api_key) > 200:
+    if len(api_key) > MAX_API_KEY_CHARS:
         raise UnauthorizedError("API key is not valid", code="INVALID_API_KEY")
     digest = hash_api_key(api_key)
     if cache is not None and (known := cache.get(digest)) is not None:

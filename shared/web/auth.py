@@ -17,10 +17,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from ytresearch.bootstrap import Container
 from ytresearch.errors import DependencyUnavailableError, UnauthorizedError
-from ytresearch.services.users import AuthUser, authenticate, authenticate_external
+from ytresearch.services.users import AuthUser, authenticate, authenticate_external, cached_key_user
 
 api_key_header = APIKeyHeader(
     name="X-API-Key",
@@ -34,7 +35,9 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
+    # async, like every cheap dependency here: FastAPI runs a plain ``def`` dependency in its
+    # thread pool, and under load each such hop waits for the GIL.
     container: Container = request.app.state.container
     return container
 
@@ -96,14 +99,21 @@ def authenticate_credentials(
     return authenticate(container.store, api_key, container.key_cache)
 
 
-def current_user(
+async def current_user(
     request: Request,
     container: ContainerDep,
     api_key: str | None = Security(api_key_header),
     _bearer: HTTPAuthorizationCredentials | None = Security(bearer_scheme),  # documents the scheme
 ) -> AuthUser:
-    return authenticate_credentials(
-        container, api_key=api_key, authorization=request.headers.get("authorization")
+    authorization = request.headers.get("authorization")
+    if api_key and not authorization and container.key_cache is not None:
+        # A key verified in the last few seconds (a chat's POST, then its stream): from memory.
+        known = cached_key_user(container.key_cache, api_key)
+        if known is not None:
+            return known
+    # Anything else may read the database or fetch the identity provider's keys: off the loop.
+    return await run_in_threadpool(
+        authenticate_credentials, container, api_key=api_key, authorization=authorization
     )
 
 
