@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, delete, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import Select, Table, and_, delete, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,6 +28,7 @@ from ytresearch.db.models import (
 from ytresearch.pagination import Cursor
 
 ACTIVE_REQUEST_STATUSES = ("queued", "streaming")
+TOUCH_SLACK = timedelta(minutes=1)
 
 
 def _table(model: type[Base]) -> Table:
@@ -295,18 +296,26 @@ class Repository:
                 .select_from(ResearchSession)
                 .where(ResearchSession.user_id == user_id, ResearchSession.created_at > since)
             )
+        # Video links and messages are counted through the user's sessions. Every such write
+        # touches its session in the same transaction, so only sessions updated around the window
+        # can hold one: the join reads those few (ix_sessions_user_updated), not every session the
+        # user ever made. The slack covers a transaction that touched the session just before
+        # inserting its row.
+        active_sessions = and_(
+            ResearchSession.user_id == user_id, ResearchSession.updated_at > since - TOUCH_SLACK
+        )
         if kind == "video":
             return (
                 select(func.count())
                 .select_from(SessionVideo)
                 .join(ResearchSession, ResearchSession.id == SessionVideo.session_id)
-                .where(ResearchSession.user_id == user_id, SessionVideo.added_at > since)
+                .where(active_sessions, SessionVideo.added_at > since)
             )
         return (
             select(func.count())
             .select_from(Message)
             .join(ResearchSession, ResearchSession.id == Message.session_id)
-            .where(ResearchSession.user_id == user_id, Message.role == "user", Message.created_at > since)
+            .where(active_sessions, Message.role == "user", Message.created_at > since)
         )
 
     def add_chat_request(self, **fields: Any) -> ChatRequest:

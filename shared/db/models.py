@@ -86,7 +86,12 @@ class ApiKey(Base):
 
 class ResearchSession(Base):
     __tablename__ = "sessions"
-    __table_args__ = (Index("ix_sessions_user_created", "user_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_sessions_user_created", "user_id", "created_at", "id"),
+        # Every write to a session touches updated_at, so "the user's sessions active in the last
+        # minute" (this index) bounds the per-minute write counts to a few rows.
+        Index("ix_sessions_user_updated", "user_id", "updated_at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
