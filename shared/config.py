@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # Streaming service
     stream_ping_seconds: float = Field(default=15.0, gt=0)  # keeps idle connections alive behind the ALB
     stream_poll_seconds: float = Field(default=0.1, gt=0)  # cross-process followers poll the event log
+    # Token deltas after the first are merged into one event per interval (or 64 characters): each
+    # event costs a send per reader and a row in the event log.
+    stream_coalesce_seconds: float = Field(default=0.03, ge=0, le=1.0)
     stream_send_timeout_seconds: float = Field(
         default=30.0, gt=0
     )  # then a client that stopped reading is dropped

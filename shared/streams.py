@@ -258,7 +258,13 @@ class ChatRequestManager:
 
     async def _run(self, live: LiveRequest, turn: PreparedTurn) -> None:
         try:
-            await run_turn(self.store, self.model, turn, live.emit)
+            await run_turn(
+                self.store,
+                self.model,
+                turn,
+                live.emit,
+                coalesce_interval=self.settings.stream_coalesce_seconds,
+            )
         except asyncio.CancelledError:
             # A cancel that landed outside the engine's own handling (e.g. before it started):
             # the request must still end, so readers stop and the active-request count drops.

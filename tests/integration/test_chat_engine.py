@@ -204,3 +204,33 @@ def test_bad_messages_change_nothing(container: Container, claude: Any, bad: str
     with pytest.raises((InvalidInputError, PayloadTooLargeError)):
         turn(container, claude, user, sid, bad)
     assert messages(container, sid) == []
+
+
+def test_the_stream_coalescing_interval_is_a_setting(
+    container: Container, claude: Any, fake_claude: FakeAnthropic
+) -> None:
+    """With a long interval only the 64-character bound splits the reply: the first delta alone,
+    then 64-character events, then the rest."""
+    from ytresearch.streams import ChatRequestManager
+
+    user, _ = make_user(container)
+    sid = new_session(container, user)
+    text = "abcdefgh" * 40
+    fake_claude.enqueue(Reply(text=text, chunk_size=8))
+    settings = container.settings.model_copy(update={"stream_coalesce_seconds": 10.0})
+
+    async def go() -> list[StreamEvent]:
+        manager = ChatRequestManager(container.store, settings, claude)
+        await manager.start()
+        try:
+            row = await manager.start_request(user, sid, "hello", None)
+            live = manager.live[row.id]
+            assert live.task is not None
+            await live.task
+            return live.events
+        finally:
+            await manager.stop()
+
+    tokens = [e.data["text"] for e in asyncio.run(go()) if e.type == "token"]
+    assert "".join(tokens) == text
+    assert [len(t) for t in tokens] == [8, 64, 64, 64, 64, 56]
