@@ -149,6 +149,8 @@ class YtResearchStack(Stack):
         if self.database.proxy is not None:
             # The secret names the instance; clients must connect through the proxy instead.
             app_environment["YTR_DATABASE_HOST"] = self.database.endpoint_host
+            # Named prepared statements would pin every client session to one connection.
+            app_environment["YTR_DB_PREPARED_STATEMENTS"] = "false"
         lambda_environment = {**app_environment, "YTR_DB_POOL_SIZE": "0"}
         # Only ingest fetches transcripts, so only ingest learns where the proxy secret is.
         ingest_environment = dict(lambda_environment)

@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     database_name: str = "ytresearch"
     database_host: str | None = None  # overrides the secret's host (RDS Proxy endpoint)
     db_pool_size: int = Field(default=10, ge=0, le=100)  # 0 means NullPool (Lambda)
+    # PostgreSQL: run statements as named prepared statements cached per connection (one round trip
+    # instead of three). Off behind RDS Proxy, where they pin sessions (ytresearch.db.prepared).
+    db_prepared_statements: bool = True
 
     # Browsers on these origins may call the APIs (empty: same origin only)
     cors_origins: Annotated[list[str], NoDecode] = []

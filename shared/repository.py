@@ -320,7 +320,8 @@ class Repository:
 
     def add_chat_request(self, **fields: Any) -> ChatRequest:
         row = ChatRequest(id=fields.pop("id", None) or uuid.uuid4(), **fields)
-        self.session.add(row)  # written with the transaction's other rows, at commit
+        self.session.add(row)
+        self.session.flush()  # with any pending rows (the chat start's message): one flush
         return row
 
     def get_chat_request(self, request_id: uuid.UUID, *, for_update: bool = False) -> ChatRequest | None:

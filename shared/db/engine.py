@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from ytresearch.config import Settings
+from ytresearch.db import prepared
 
 
 def database_url(settings: Settings) -> URL:
@@ -95,6 +96,8 @@ def make_engine(settings: Settings, url: URL | str | None = None) -> Engine:
     # the chat event log: 17 ms of CPU -> 3 ms).
     engine.dialect.use_insertmanyvalues_wo_returning = True
     event.listen(engine, "connect", _no_delay)
+    if settings.db_prepared_statements:
+        prepared.install(engine)
     if settings.database_secret_arn:
         event.listen(engine, "do_connect", _refresh_credentials(settings.database_secret_arn))
     return engine

@@ -139,3 +139,10 @@ def function_by_handler(synth: Synth, handler: str) -> tuple[str, dict[str, Any]
 def is_intrinsic(value: Any) -> bool:
     """A CloudFormation intrinsic (Ref, Fn::*) rather than a literal."""
     return isinstance(value, dict) and len(value) == 1 and next(iter(value)).startswith(("Ref", "Fn::"))
+
+
+def container_environment(synth: Synth) -> dict[str, Any]:
+    """The streaming service container's environment variables."""
+    task = next(iter(synth.of_type("AWS::ECS::TaskDefinition").values()))["Properties"]
+    (container,) = task["ContainerDefinitions"]
+    return {e["Name"]: e["Value"] for e in container["Environment"]}

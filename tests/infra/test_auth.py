@@ -10,7 +10,7 @@ import pytest
 
 from infra.components.auth import API_SCOPE, TRIGGER_CODE
 from infra.config import ConfigError, InfraConfig
-from tests.infra.synth import Synth, cdk_json_context, function_by_handler
+from tests.infra.synth import Synth, cdk_json_context, container_environment, function_by_handler
 
 
 def _one(synth: Synth, resource_type: str) -> dict[str, Any]:
@@ -182,19 +182,13 @@ def test_the_trigger_keeps_other_overrides_and_adds_the_scope_once() -> None:
 # ------------------------------------------------------------------ what the code is told
 
 
-def _container_environment(synth: Synth) -> dict[str, Any]:
-    task = next(iter(synth.of_type("AWS::ECS::TaskDefinition").values()))["Properties"]
-    (container,) = task["ContainerDefinitions"]
-    return {e["Name"]: e["Value"] for e in container["Environment"]}
-
-
 def test_the_api_function_and_the_streaming_tasks_can_verify_tokens(default_synth: Synth) -> None:
     pool_id = default_synth.logical_id(default_synth.stack.auth.user_pool)
     client_id = default_synth.logical_id(default_synth.stack.auth.client)
     _, api = function_by_handler(default_synth, "functions.api.handler.handler")
     _, ingest = function_by_handler(default_synth, "functions.ingest.handler.handler")
 
-    for variables in (api["Properties"]["Environment"]["Variables"], _container_environment(default_synth)):
+    for variables in (api["Properties"]["Environment"]["Variables"], container_environment(default_synth)):
         # https://cognito-idp.<region>.amazonaws.com/<pool id>: the tokens' iss, the JWKS base
         assert variables["YTR_COGNITO_ISSUER"] == {"Fn::GetAtt": [pool_id, "ProviderURL"]}
         assert variables["YTR_COGNITO_CLIENT_ID"] == {"Ref": client_id}

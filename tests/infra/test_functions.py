@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.infra.synth import REPO_ROOT, Synth, function_by_handler
+from tests.infra.synth import REPO_ROOT, Synth, container_environment, function_by_handler
 
 HANDLERS = (
     "functions.api.handler.handler",
@@ -115,3 +115,14 @@ def test_each_function_has_its_own_bundle(default_synth: Synth) -> None:
     }
 
     assert len(assets) == 3
+
+
+def test_prepared_statements_are_off_behind_the_rds_proxy(default_synth: Synth, full_synth: Synth) -> None:
+    """Named prepared statements pin RDS Proxy sessions: the stack turns them off with the proxy."""
+    for handler in HANDLERS[:2]:
+        _, plain = function_by_handler(default_synth, handler)
+        _, proxied = function_by_handler(full_synth, handler)
+        assert "YTR_DB_PREPARED_STATEMENTS" not in plain["Properties"]["Environment"]["Variables"]
+        assert proxied["Properties"]["Environment"]["Variables"]["YTR_DB_PREPARED_STATEMENTS"] == "false"
+    assert "YTR_DB_PREPARED_STATEMENTS" not in container_environment(default_synth)
+    assert container_environment(full_synth)["YTR_DB_PREPARED_STATEMENTS"] == "false"
