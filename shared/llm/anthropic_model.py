@@ -203,6 +203,23 @@ def _classify(exc: BaseException) -> _Failure | None:
     return None
 
 
+async def _open_event_stream(client: AsyncAnthropic, params: dict[str, Any]) -> Any:
+    """``POST /v1/messages`` with ``stream: true`` as the SDK's own event stream, yielding each event
+    as its JSON object. The same request, SSE decoding and error handling as
+    ``messages.create(stream=True)`` (an ``error`` event raises the SDK's status error), without
+    building a typed model per event: ``cast_to=object`` is the SDK's documented way to get raw
+    data, and skipping the models cuts its CPU per delta by about a fifth (53 -> 43 µs)."""
+    from anthropic import AsyncStream
+
+    return await client.post(
+        "/v1/messages",
+        body={**params, "stream": True},
+        cast_to=object,
+        stream=True,
+        stream_cls=AsyncStream[object],
+    )
+
+
 class _Finish:
     """What the non-text events of one stream say about the reply: the model, the stop reason and
     the usage. ``message_delta`` usage counts are cumulative totals that overwrite
@@ -214,26 +231,28 @@ class _Finish:
         self.stopped = False
         self.usage = {"input_tokens": 0, "output_tokens": 0, "cache_read": 0, "cache_creation": 0}
 
-    def update(self, event: Any) -> None:
-        kind = event.type
+    def update(self, event: dict[str, Any]) -> None:
+        """One stream event as the API sent it (JSON)."""
+        kind = event.get("type")
         if kind == "message_start":
-            self.model = event.message.model
-            self._take(event.message.usage)
+            message = event.get("message") or {}
+            self.model = message.get("model")
+            self._take(message.get("usage"))
         elif kind == "message_delta":
-            self.stop_reason = event.delta.stop_reason
-            self._take(event.usage)
+            self.stop_reason = (event.get("delta") or {}).get("stop_reason")
+            self._take(event.get("usage"))
         elif kind == "message_stop":
             self.stopped = True
 
-    def _take(self, usage: Any) -> None:
+    def _take(self, usage: dict[str, Any] | None) -> None:
         for field_name, key in (
             ("input_tokens", "input_tokens"),
             ("output_tokens", "output_tokens"),
             ("cache_read_input_tokens", "cache_read"),
             ("cache_creation_input_tokens", "cache_creation"),
         ):
-            value = getattr(usage, field_name, None)
-            if value is not None:
+            value = (usage or {}).get(field_name)
+            if isinstance(value, int):
                 self.usage[key] = value
 
     def result(self, requested_model: str) -> StreamFinished:
@@ -250,7 +269,7 @@ class _Finish:
 
 
 class AnthropicChatModel:
-    """Claude through ``AsyncAnthropic.messages.create(stream=True)``.
+    """Claude through the SDK's streaming ``POST /v1/messages`` (``_open_event_stream``).
 
     ``api_key`` may be a callable (e.g. a Secrets Manager read) called once, on first use.
     ``max_retries`` is the number of retries after the first attempt. Backoff is exponential
@@ -358,25 +377,24 @@ class AnthropicChatModel:
         cancelling the consuming task) exits ``async with`` on the SDK's stream, which closes the
         HTTP response and so the upstream connection at once.
 
-        The raw event stream (``messages.create(stream=True)``) is read rather than
-        ``messages.stream()``: the latter also rebuilds a message snapshot and a derived event for
-        every delta, which we do not need and which cost about a third of the relay's CPU."""
+        The raw event stream (``_open_event_stream``) is read rather than ``messages.stream()``:
+        the latter also rebuilds a message snapshot and a derived event for every delta, which we
+        do not need and which cost about a third of the relay's CPU."""
         params = build_messages_params(request, default_model=self.name)
         retry = 0
         while True:
             yielded_text = False
             try:
                 client = await self._get_client()
-                upstream = await client.messages.create(stream=True, **params)
+                upstream = await _open_event_stream(client, params)
                 async with upstream:
                     finish = _Finish()
                     async for event in upstream:
-                        kind = event.type
-                        if kind == "content_block_delta":
-                            delta = event.delta
-                            if delta.type == "text_delta" and delta.text:
+                        if event.get("type") == "content_block_delta":
+                            delta = event.get("delta") or {}
+                            if delta.get("type") == "text_delta" and delta.get("text"):
                                 yielded_text = True
-                                yield TextDelta(delta.text)
+                                yield TextDelta(delta["text"])
                         else:
                             finish.update(event)
                     if not finish.stopped:
