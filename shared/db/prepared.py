@@ -20,6 +20,7 @@ adds a proxy).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import OrderedDict
 from typing import Any
@@ -28,7 +29,10 @@ from sqlalchemy import Engine, event
 
 log = logging.getLogger(__name__)
 
-MAX_PER_CONNECTION = 200  # statement texts kept prepared on one connection (least recently used go)
+MAX_PER_CONNECTION = 100  # statement texts kept prepared on one connection (least recently used go)
+# Texts longer than this (multi-row INSERTs of a few hundred rows) are converted each time, which
+# bounds the conversion cache to a few MB even if every entry were long.
+MAX_CACHED_CHARS = 32_000
 # PostgreSQL errors that mean a prepared statement is stale or gone (its plan no longer matches the
 # schema, or the server forgot it): drop it so the next execution prepares it again.
 _STALE_CODES = {"0A000", "26000"}
@@ -93,13 +97,25 @@ def _execute_prepared(cursor: Any, statement: str, parameters: Any, _context: An
     return True  # handled: SQLAlchemy does not call cursor.execute
 
 
+@functools.lru_cache(maxsize=256)
+def _numbered(statement: str) -> str:
+    """``%s`` placeholders as ``$1, $2...``. pg8000 rescans the text character by character on every
+    execution (about a third of the chat start's CPU); the texts are few, so once is enough."""
+    from pg8000.legacy import convert_paramstyle
+
+    return str(convert_paramstyle("format", statement, ())[0])
+
+
 def _run(conn: Any, paramstyle: str, statement: str, parameters: Any) -> Any:
     from pg8000.core import make_params
     from pg8000.legacy import convert_paramstyle
 
     if not conn._in_transaction and not conn.autocommit:
         conn.execute_simple("begin transaction")  # what pg8000's cursor does before a statement
-    sql, values = convert_paramstyle(paramstyle, statement, parameters)
+    if paramstyle == "format" and isinstance(parameters, tuple | list) and len(statement) <= MAX_CACHED_CHARS:
+        sql, values = _numbered(statement), parameters  # SQLAlchemy's pg8000 style: %s, a tuple
+    else:
+        sql, values = convert_paramstyle(paramstyle, statement, parameters)
     cache: OrderedDict[str, tuple[bytes, Any, Any]] = conn.__dict__.setdefault("_ytr_prepared", OrderedDict())
     entry = cache.get(sql)
     if entry is None:

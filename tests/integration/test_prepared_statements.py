@@ -88,3 +88,12 @@ def test_the_setting_turns_prepared_statements_off(fresh_pg: str):
         assert prepared_on_this_connection(container) == []
     finally:
         container.engine.dispose()
+
+
+def test_placeholders_and_literal_percent_signs_convert_like_pg8000s_own(container: Container):
+    with container.engine.connect() as conn:
+        for _ in range(2):  # converted once, then from the cache
+            value = conn.execute(
+                text("SELECT CAST(:a AS text) || '%' || CAST(:b AS text)"), {"a": "x", "b": 7}
+            )
+            assert value.scalar() == "x%7"
