@@ -203,6 +203,17 @@ def _classify(exc: BaseException) -> _Failure | None:
     return None
 
 
+def model_end_of_life(model: str) -> str | None:
+    """The end-of-life date the SDK lists for a deprecated model, else None. The SDK warns about
+    these from ``messages.create``, which this adapter does not call (``_open_event_stream``)."""
+    try:
+        from anthropic.resources.messages.messages import DEPRECATED_MODELS
+    except ImportError:
+        return None
+    date = DEPRECATED_MODELS.get(model)
+    return str(date) if date else None
+
+
 async def _open_event_stream(client: AsyncAnthropic, params: dict[str, Any]) -> Any:
     """``POST /v1/messages`` with ``stream: true`` as the SDK's own event stream, yielding each event
     as its JSON object. The same request, SSE decoding and error handling as
@@ -298,6 +309,10 @@ class AnthropicChatModel:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
         self.name = model
+        if (end_of_life := model_end_of_life(model)) is not None:
+            log.warning(
+                "the model %s reaches end of life on %s; set YTR_MODEL to a newer model", model, end_of_life
+            )
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max

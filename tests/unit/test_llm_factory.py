@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from ytresearch.config import Settings
@@ -69,3 +71,15 @@ def test_anthropic_provider_without_any_key_is_a_configuration_error():
 def test_an_empty_key_is_a_configuration_error():
     with pytest.raises(ConfigurationError):
         AnthropicChatModel(api_key="  ", model="m")
+
+
+def test_a_model_the_sdk_lists_as_deprecated_is_named_in_a_warning(caplog: pytest.LogCaptureFixture):
+    from ytresearch.llm.anthropic_model import model_end_of_life
+
+    assert model_end_of_life("claude-sonnet-4-5") is not None  # the SDK's table (anthropic 2.11)
+    assert model_end_of_life("claude-sonnet-4-6") is None
+    with caplog.at_level(logging.WARNING, logger="ytresearch.llm.anthropic_model"):
+        AnthropicChatModel(api_key="k", model="claude-sonnet-4-5")
+        AnthropicChatModel(api_key="k", model="claude-sonnet-4-6")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "claude-sonnet-4-5 reaches end of life" in warnings[0]
