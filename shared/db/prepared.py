@@ -40,13 +40,18 @@ _STALE_CODES = {"0A000", "26000"}
 
 
 def supported() -> bool:
+    """Whether the installed pg8000 has the internals this module drives."""
     try:
-        from pg8000.core import CoreConnection, make_params  # noqa: F401
-        from pg8000.dbapi import IntegrityError, ProgrammingError  # noqa: F401
-        from pg8000.legacy import Cursor, convert_paramstyle  # noqa: F401
+        from pg8000 import core, dbapi, legacy
     except ImportError:
         return False
-    return all(hasattr(CoreConnection, name) for name in ("prepare_statement", "execute_named"))
+    needed = {
+        core: ("make_params",),
+        core.CoreConnection: ("prepare_statement", "execute_named", "execute_simple", "execute_unnamed"),
+        legacy: ("convert_paramstyle",),
+        dbapi: ("IntegrityError", "ProgrammingError"),
+    }
+    return all(hasattr(owner, name) for owner, names in needed.items() for name in names)
 
 
 def install(engine: Engine) -> bool:
