@@ -259,7 +259,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.5, help="deltas per second per stream")
     parser.add_argument("--chunks", type=int, default=1200, help="deltas per reply (8 characters each)")
     parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgres"])
-    parser.add_argument("--pool", type=int, default=5, help="our database pool size (YTR_DB_POOL_SIZE)")
+    parser.add_argument(
+        "--pool", type=int, default=None, help="YTR_DB_POOL_SIZE (default: the product default)"
+    )
     args = parser.parse_args()
 
     print(f"machine: {machine()}")
@@ -276,7 +278,11 @@ def main() -> None:
     ):
         key, sessions = user_and_sessions(url, args.streams + 10)
         env = service_env_for(
-            url, upstream, DEFAULT_API_KEY, YTR_DB_POOL_SIZE=args.pool, YTR_MODEL="claude-sonnet-4-6"
+            url,
+            upstream,
+            DEFAULT_API_KEY,
+            YTR_MODEL="claude-sonnet-4-6",
+            **({"YTR_DB_POOL_SIZE": args.pool} if args.pool is not None else {}),
         )
         service = ServiceProcess(env, log_dir=logs)
         service.start()

@@ -124,11 +124,16 @@ async def read(response: httpx.Response, start: float, result: Stream, expect_ch
     return complete
 
 
-async def ours_stream(client: httpx.AsyncClient, base: str, sid: str, expect_chars: int) -> Stream:
+async def post_then_stream(
+    client: httpx.AsyncClient, base: str, post_path: str, body: Any, expect_chars: int | None
+) -> Stream:
+    """The two-step shape: POST to start, then GET the ``stream_url`` it answers with. With
+    ``expect_chars`` (ours) the stream must end with a ``complete`` event carrying that much text;
+    without (the bare two-step relay, which sends no terminal event) it must carry a token."""
     result = Stream()
     start = time.monotonic()
     try:
-        started = await client.post(f"{base}/v1/sessions/{sid}/chat", json={"message": "What is this about?"})
+        started = await client.post(base + post_path, json=body)
         result.post = time.monotonic() - start
         if started.status_code != 201:
             result.error = f"POST {started.status_code}"
@@ -139,12 +144,24 @@ async def ours_stream(client: httpx.AsyncClient, base: str, sid: str, expect_cha
                 result.error = f"GET {response.status_code}"
                 return result
             complete = await read(response, start, result, expect_chars)
-        if not complete and result.error is None:
+        if expect_chars is None:
+            result.error = None if result.tokens else "no token"
+        elif not complete and result.error is None:
             result.error = "no terminal event"
         result.ok = result.error is None
     except httpx.HTTPError as exc:
         result.error = type(exc).__name__
     return result
+
+
+def two_step_stream(client: httpx.AsyncClient, base: str) -> Any:
+    return post_then_stream(client, base, "/start", {}, None)
+
+
+def ours_stream(client: httpx.AsyncClient, base: str, sid: str, expect_chars: int) -> Any:
+    return post_then_stream(
+        client, base, f"/v1/sessions/{sid}/chat", {"message": "What is this about?"}, expect_chars
+    )
 
 
 async def bare_stream(client: httpx.AsyncClient, base: str) -> Stream:
@@ -218,6 +235,7 @@ async def drive(
         # Warm up both (imports, SDK clients, connection pools).
         await asyncio.gather(*(ours_stream(client, ours["base"], next(sessions), expect) for _ in range(3)))
         await asyncio.gather(*(bare_stream(client, bare["base"]) for _ in range(3)))
+        await asyncio.gather(*(two_step_stream(client, bare["base"]) for _ in range(3)))
         for n in levels:
             rounds = rounds_by_level[n]
             print(f"  {n} concurrent streams x {rounds} replies ...", flush=True)
@@ -234,6 +252,13 @@ async def drive(
                 duration,
                 {"server": bare["pid"], "fake": bare["fake"]},
             )
+            t = await run_level(
+                lambda: two_step_stream(client, bare["base"]),
+                n,
+                rounds,
+                duration,
+                {"server": bare["pid"], "fake": bare["fake"]},
+            )
             o = await run_level(
                 ours_one,
                 n,
@@ -241,7 +266,7 @@ async def drive(
                 duration,
                 {"server": ours["pid"], "fake": ours["fake"], "db": ours["db_pid"]},
             )
-            results[n] = {"bare": b, "ours": o}
+            results[n] = {"bare": b, "two-step": t, "ours": o}
     return results
 
 
@@ -256,12 +281,37 @@ def per_thousand(cpu: float, count: int) -> float:
     return cpu / count * 1000 if count else float("nan")
 
 
+def phases(level: Level) -> tuple[list[float], list[float], list[float]]:
+    """A two-step stream's time to first token in three parts: the POST, the GET up to its
+    response headers, and from the headers to the first token."""
+    done = [x for x in level.done if x.post is not None and x.headers is not None and x.ttft is not None]
+    return (
+        [x.post or 0 for x in done],
+        [(x.headers or 0) - (x.post or 0) for x in done],
+        [(x.ttft or 0) - (x.headers or 0) for x in done],
+    )
+
+
 def report(args: argparse.Namespace, results: dict[int, dict[str, Level]]) -> None:
-    ttft_rows, cpu_rows, load_rows, split_rows = [], [], [], []
+    ttft_rows, cpu_rows, load_rows, split_rows, shape_rows = [], [], [], [], []
     for n, r in results.items():
-        b, o = r["bare"], r["ours"]
+        b, t, o = r["bare"], r["two-step"], r["ours"]
         bp50, bp99 = percentile(b.ttfts, 50) * 1000, percentile(b.ttfts, 99) * 1000
+        tp50, tp99 = percentile(t.ttfts, 50) * 1000, percentile(t.ttfts, 99) * 1000
         op50, op99 = percentile(o.ttfts, 50) * 1000, percentile(o.ttfts, 99) * 1000
+        t_pd = per_thousand(t.cpu, len(t.done) * args.chunks)
+        shape_rows.append(
+            [
+                n,
+                len(t.done),
+                fmt(tp50),
+                fmt(tp99),
+                fmt(tp50 - bp50) + " / " + fmt(tp99 - bp99),
+                fmt(op50 - tp50) + " / " + fmt(op99 - tp99),
+            ]
+            + [fmt(percentile(values, 50) * 1000) for values in phases(t)]
+            + [f"{t_pd / per_thousand(b.cpu, len(b.done) * args.chunks):.2f}x"]
+        )
         target = " (target < 5 / < 20)" if n == 100 else ""
         ttft_rows.append(
             [
@@ -276,9 +326,7 @@ def report(args: argparse.Namespace, results: dict[int, dict[str, Level]]) -> No
                 f"{op50 / bp50:.1f}x" if bp50 else "n/a",
             ]
         )
-        posts = [x.post for x in o.done if x.post is not None]
-        o_heads = [x.headers - (x.post or 0) for x in o.done if x.headers is not None]
-        o_first = [x.ttft - x.headers for x in o.done if x.ttft is not None and x.headers is not None]
+        posts, o_heads, o_first = phases(o)
         b_heads = [x.headers for x in b.done if x.headers is not None]
         b_first = [x.ttft - x.headers for x in b.done if x.ttft is not None and x.headers is not None]
         split_rows.append(
@@ -308,7 +356,7 @@ def report(args: argparse.Namespace, results: dict[int, dict[str, Level]]) -> No
                 f"{o_pe / b_pe:.2f}x",
             ]
         )
-        for name, lv in (("bare", b), ("ours", o)):
+        for name, lv in (("bare", b), ("two-step", t), ("ours", o)):
             busy = lv.cpu + lv.db_cpu + lv.driver_cpu + lv.fake_cpu
             load_rows.append(
                 [
@@ -361,6 +409,25 @@ def report(args: argparse.Namespace, results: dict[int, dict[str, Level]]) -> No
     )
     print(
         table(
+            "The floor of the two-step shape: bare POST /start then GET /follow (same server as bare, no"
+            " auth, no database), p50 / p99 ms",
+            [
+                "streams",
+                "two-step ok",
+                "two-step p50",
+                "two-step p99",
+                "two-step minus bare",
+                "ours minus two-step",
+                "two-step: POST p50",
+                "GET->headers p50",
+                "headers->token p50",
+                "CPU /1k deltas vs bare",
+            ],
+            shape_rows,
+        )
+    )
+    print(
+        table(
             "Server CPU (seconds, utime+stime from /proc) per 1,000 upstream deltas and per 1,000 SSE events",
             [
                 "streams",
@@ -407,7 +474,9 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=100, help="deltas per reply (8 characters each)")
     parser.add_argument("--rate", type=float, default=50.0, help="deltas per second per stream")
     parser.add_argument("--db", default="sqlite", choices=["sqlite", "postgres"])
-    parser.add_argument("--pool", type=int, default=5, help="our database pool size (YTR_DB_POOL_SIZE)")
+    parser.add_argument(
+        "--pool", type=int, default=None, help="YTR_DB_POOL_SIZE (default: the product default)"
+    )
     args = parser.parse_args()
 
     levels = [int(x) for x in args.levels.split(",")]
@@ -422,9 +491,8 @@ def main() -> None:
         bare_relay(upstream, DEFAULT_API_KEY, logs=logs) as (bare_base, bare_pid),
     ):
         key, sessions = user_and_sessions(url, total_sessions)
-        env = service_env_for(
-            url, upstream, DEFAULT_API_KEY, YTR_DB_POOL_SIZE=args.pool, YTR_MODEL="claude-sonnet-4-6"
-        )
+        pool = {"YTR_DB_POOL_SIZE": args.pool} if args.pool is not None else {}
+        env = service_env_for(url, upstream, DEFAULT_API_KEY, YTR_MODEL="claude-sonnet-4-6", **pool)
         service = ServiceProcess(env, log_dir=logs)
         service.start()
         try:
