@@ -293,21 +293,28 @@ def postgres_available() -> bool:
 def user_and_sessions(database_url: str, sessions: int) -> tuple[str, list[str]]:
     """A user (its API key) and ``sessions`` fresh research sessions, written straight to the
     database (setup, not measured). A fresh session per chat keeps every prompt the same size."""
+    return users_and_sessions(database_url, 1, sessions)[0]
+
+
+def users_and_sessions(database_url: str, users: int, sessions: int) -> list[tuple[str, list[str]]]:
+    """``users`` users, each with its API key and ``sessions`` fresh research sessions."""
     from tests.conftest import make_user, test_settings
     from ytresearch.bootstrap import Container
 
     container = Container(test_settings(database_url))
     try:
-        user, key = make_user(container)
-        with container.store.transaction() as repo:
-            ids = [str(repo.add_session(user.id, f"bench {i}").id) for i in range(sessions)]
+        made = []
+        for _ in range(users):
+            user, key = make_user(container)
+            with container.store.transaction() as repo:
+                made.append((key, [str(repo.add_session(user.id, f"bench {i}").id) for i in range(sessions)]))
         if container.engine.dialect.name == "postgresql":
             # Statistics as autovacuum would have them on a live database: a fresh one has none,
             # and plans made without them (prepared statements keep theirs) are not production's.
             with container.engine.connect() as conn:
                 conn.execute(text("ANALYZE"))
                 conn.commit()
-        return key, ids
+        return made
     finally:
         container.engine.dispose()
 

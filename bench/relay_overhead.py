@@ -11,7 +11,8 @@ fake); the baseline (bench/bare_relay.py: Starlette ``StreamingResponse`` yieldi
 At each level, ``N`` workers start at random moments within one reply's duration (so the streams
 overlap without all connecting in the same millisecond) and each runs its level's ``--rounds``
 replies back to back, so up to ``N`` streams are open at once (the mean and peak actually open are
-printed). Ours: ``POST /v1/sessions/{id}/chat`` then ``GET /v1/streams/{id}``; baseline:
+printed). Each worker is its own user with its own sessions, one chat at a time: 100 streams are
+at least 20 users under the default limit of 5 running requests per user. Ours: ``POST /v1/sessions/{id}/chat`` then ``GET /v1/streams/{id}``; baseline:
 ``GET /stream``. For ours, TTFT is also split into the POST, the GET up to its response headers,
 and from those headers to the first token.
 
@@ -56,7 +57,7 @@ from bench.common import (
     service_env_for,
     table,
     tree_cpu_seconds,
-    user_and_sessions,
+    users_and_sessions,
 )
 from tests.fakes.anthropic_server import DEFAULT_API_KEY
 from tests.support.processes import ServiceProcess
@@ -125,7 +126,12 @@ async def read(response: httpx.Response, start: float, result: Stream, expect_ch
 
 
 async def post_then_stream(
-    client: httpx.AsyncClient, base: str, post_path: str, body: Any, expect_chars: int | None
+    client: httpx.AsyncClient,
+    base: str,
+    post_path: str,
+    body: Any,
+    expect_chars: int | None,
+    headers: dict[str, str] | None = None,
 ) -> Stream:
     """The two-step shape: POST to start, then GET the ``stream_url`` it answers with. With
     ``expect_chars`` (ours) the stream must end with a ``complete`` event carrying that much text;
@@ -133,12 +139,12 @@ async def post_then_stream(
     result = Stream()
     start = time.monotonic()
     try:
-        started = await client.post(base + post_path, json=body)
+        started = await client.post(base + post_path, json=body, headers=headers)
         result.post = time.monotonic() - start
         if started.status_code != 201:
             result.error = f"POST {started.status_code}"
             return result
-        async with client.stream("GET", base + started.json()["stream_url"]) as response:
+        async with client.stream("GET", base + started.json()["stream_url"], headers=headers) as response:
             result.headers = time.monotonic() - start
             if response.status_code != 200:
                 result.error = f"GET {response.status_code}"
@@ -158,9 +164,14 @@ def two_step_stream(client: httpx.AsyncClient, base: str) -> Any:
     return post_then_stream(client, base, "/start", {}, None)
 
 
-def ours_stream(client: httpx.AsyncClient, base: str, sid: str, expect_chars: int) -> Any:
+def ours_stream(client: httpx.AsyncClient, base: str, key: str, sid: str, expect_chars: int) -> Any:
     return post_then_stream(
-        client, base, f"/v1/sessions/{sid}/chat", {"message": "What is this about?"}, expect_chars
+        client,
+        base,
+        f"/v1/sessions/{sid}/chat",
+        {"message": "What is this about?"},
+        expect_chars,
+        headers={"X-API-Key": key},
     )
 
 
@@ -186,13 +197,13 @@ async def run_level(run_one: Any, n: int, rounds: int, spread: float, pids: dict
     level = Level()
     running = 0
 
-    async def worker() -> None:
+    async def worker(index: int) -> None:
         nonlocal running
         await asyncio.sleep(random.uniform(0, spread) if n > 1 else 0)
         for _ in range(rounds):
             running += 1
             try:
-                level.streams.append(await run_one())
+                level.streams.append(await run_one(index))
             finally:
                 running -= 1
 
@@ -212,7 +223,7 @@ async def run_level(run_one: Any, n: int, rounds: int, spread: float, pids: dict
 
     before, t0 = snapshot(), time.monotonic()
     sampler = asyncio.create_task(sample_open())
-    await asyncio.gather(*(worker() for _ in range(n)))
+    await asyncio.gather(*(worker(i) for i in range(n)))
     level.wall = time.monotonic() - t0
     sampler.cancel()
     await asyncio.sleep(0.3)  # our write-behind flushes the last batch just after the end
@@ -229,31 +240,32 @@ async def drive(
     rounds_by_level = rounds_for(args)
     duration = args.chunks / args.rate
     expect = args.chunks * 8
-    sessions = iter(ours["sessions"])
+    # Worker i is user i, with sessions of its own: a user runs one chat at a time, as people do
+    # (and as the default limit of 5 running requests per user requires of 100 streams).
+    users = [(key, iter(sessions)) for key, sessions in ours["users"]]
     results: dict[int, dict[str, Level]] = {}
-    async with async_client(max(levels) * 2, headers={"X-API-Key": ours["key"]}) as client:
+    async with async_client(max(levels) * 2) as client:
+
+        def ours_one(index: int) -> Any:
+            key, sessions = users[index]
+            return ours_stream(client, ours["base"], key, next(sessions), expect)
+
         # Warm up both (imports, SDK clients, connection pools).
-        await asyncio.gather(*(ours_stream(client, ours["base"], next(sessions), expect) for _ in range(3)))
+        await asyncio.gather(*(ours_one(i) for i in range(3)))
         await asyncio.gather(*(bare_stream(client, bare["base"]) for _ in range(3)))
         await asyncio.gather(*(two_step_stream(client, bare["base"]) for _ in range(3)))
         for n in levels:
             rounds = rounds_by_level[n]
             print(f"  {n} concurrent streams x {rounds} replies ...", flush=True)
-            sids = [next(sessions) for _ in range(n * rounds)]
-            pending = iter(sids)
-
-            def ours_one(pending: Any = pending) -> Any:
-                return ours_stream(client, ours["base"], next(pending), expect)
-
             b = await run_level(
-                lambda: bare_stream(client, bare["base"]),
+                lambda _index: bare_stream(client, bare["base"]),
                 n,
                 rounds,
                 duration,
                 {"server": bare["pid"], "fake": bare["fake"]},
             )
             t = await run_level(
-                lambda: two_step_stream(client, bare["base"]),
+                lambda _index: two_step_stream(client, bare["base"]),
                 n,
                 rounds,
                 duration,
@@ -482,7 +494,7 @@ def main() -> None:
     levels = [int(x) for x in args.levels.split(",")]
     print(f"machine: {machine()}")
     print(f"open-file limit: {raise_nofile(max(levels) * 6 + 1000)}; levels: {levels}; database: {args.db}")
-    total_sessions = 3 + sum(n * r for n, r in rounds_for(args).items())
+    sessions_per_user = 1 + sum(rounds_for(args).values())
     logs = log_dir("relay_overhead")
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -490,7 +502,7 @@ def main() -> None:
         fake_upstream(args.chunks, 8, args.rate, logs=logs) as (upstream, fake_pid),
         bare_relay(upstream, DEFAULT_API_KEY, logs=logs) as (bare_base, bare_pid),
     ):
-        key, sessions = user_and_sessions(url, total_sessions)
+        users = users_and_sessions(url, max(levels), sessions_per_user)
         pool = {"YTR_DB_POOL_SIZE": args.pool} if args.pool is not None else {}
         env = service_env_for(url, upstream, DEFAULT_API_KEY, YTR_MODEL="claude-sonnet-4-6", **pool)
         service = ServiceProcess(env, log_dir=logs)
@@ -500,8 +512,7 @@ def main() -> None:
             ours = {
                 "base": service.base_url,
                 "pid": service.proc.pid,
-                "key": key,
-                "sessions": sessions,
+                "users": users,
                 "fake": fake_pid,
                 "db_pid": db_pid,
             }

@@ -107,6 +107,10 @@ def make_engine(settings: Settings, url: URL | str | None = None) -> Engine:
         prepared.install(engine)
     if settings.database_secret_arn:
         event.listen(engine, "do_connect", _refresh_credentials(settings.database_secret_arn))
+    else:
+        tls_probe = _TlsProbeOnce()
+        event.listen(engine, "do_connect", tls_probe.reuse)
+        event.listen(engine, "connect", tls_probe.learn)
     return engine
 
 
@@ -144,6 +148,31 @@ def _socket_errors_are_disconnects(context: Any) -> Any:
         context.is_disconnect = True
         return DBAPIError(context.statement, context.parameters, original, connection_invalidated=True)
     return None
+
+
+class _TlsProbeOnce:
+    """Given no ``ssl_context`` (a plain ``postgresql://`` URL), pg8000 asks the server for TLS on
+    every new connection and, to do so, first builds ``ssl.create_default_context()``: about 18 ms
+    of CPU loading the system CA bundle, with the GIL held, per connection. The first connection
+    asks; later ones reuse its answer: one unverified context (what pg8000 would build) when the
+    server spoke TLS, plain TCP (``False``) when it did not."""
+
+    def __init__(self) -> None:
+        self.answer: ssl.SSLContext | bool | None = None
+
+    def reuse(self, _dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+        if self.answer is not None and cparams.get("ssl_context") is None:
+            cparams["ssl_context"] = self.answer
+
+    def learn(self, dbapi_conn: Any, _record: Any) -> None:
+        if self.answer is None:
+            if isinstance(getattr(dbapi_conn, "_usock", None), ssl.SSLSocket):
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+                self.answer = context
+            else:
+                self.answer = False
 
 
 def _no_delay(dbapi_conn: Any, _record: Any) -> None:

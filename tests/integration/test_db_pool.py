@@ -3,6 +3,8 @@ request uses it (a ping after idling); one in steady use is not pinged."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import text
 
@@ -58,3 +60,31 @@ def test_a_connection_killed_between_busy_uses_fails_once_then_the_pool_recovers
     finally:
         container.engine.dispose()
         other.engine.dispose()
+
+
+def test_only_the_first_new_connection_builds_a_tls_context_to_probe(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    """pg8000, given a plain URL, builds ssl.create_default_context() (18 ms of CPU) on every new
+    connection to ask the server for TLS; the engine asks once and reuses the answer."""
+    import ssl
+
+    built: list[int] = []
+    real = ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        built.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    container = Container(test_settings(pg_url, db_pool_size=2))
+    try:
+        connections = [container.engine.connect() for _ in range(3)]  # three new connections
+        pids = {int(c.execute(text("SELECT pg_backend_pid()")).scalar_one()) for c in connections}
+        for connection in connections:
+            connection.close()
+
+        assert len(pids) == 3
+        assert len(built) == 1
+    finally:
+        container.engine.dispose()
