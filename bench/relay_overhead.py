@@ -12,7 +12,8 @@ At each level, ``N`` workers start at random moments within one reply's duration
 overlap without all connecting in the same millisecond) and each runs its level's ``--rounds``
 replies back to back, so up to ``N`` streams are open at once (the mean and peak actually open are
 printed). Each worker is its own user with its own sessions, one chat at a time: 100 streams are
-at least 20 users under the default limit of 5 running requests per user. Ours: ``POST /v1/sessions/{id}/chat`` then ``GET /v1/streams/{id}``; baseline:
+at least 20 users under the default limit of 5 running requests per user. Ours:
+``POST /v1/sessions/{id}/chat`` then ``GET /v1/streams/{id}``; baseline:
 ``GET /stream``. For ours, TTFT is also split into the POST, the GET up to its response headers,
 and from those headers to the first token.
 
