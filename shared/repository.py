@@ -130,9 +130,13 @@ class Repository:
                 ResearchSession,
                 active,
                 self._recent_writes_query(user_id, "message", since).scalar_subquery(),
-            ).where(ResearchSession.id == session_id, ResearchSession.user_id == user_id)
+            ).where(ResearchSession.id == session_id)  # by primary key only; owner checked below
         ).first()
-        return None if row is None else (row[0], row[1] or 0, row[2] or 0)
+        # (With the owner in the WHERE clause too, a generic plan made without statistics used
+        # the (user_id, updated_at) index and filtered every session of the user by id.)
+        if row is None or row[0].user_id != user_id:
+            return None
+        return row[0], row[1] or 0, row[2] or 0
 
     # ------------------------------------------------------------ videos
     def get_video(self, video_id: str, *, for_update: bool = False) -> Video | None:
