@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, delete, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import Integer, Select, Table, delete, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import cast as cast_sql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -318,7 +319,10 @@ class Repository:
                 Message.session_id == recent.c.id, Message.role == "user", Message.created_at > since
             )
         return (
-            select(func.coalesce(func.sum(per_session.correlate(recent).scalar_subquery()), 0))
+            # SUM of counts is NUMERIC in PostgreSQL: cast back to a plain integer.
+            select(
+                cast_sql(func.coalesce(func.sum(per_session.correlate(recent).scalar_subquery()), 0), Integer)
+            )
             .select_from(recent)
             .where(recent.c.user_id == user_id, recent.c.updated_at > since - TOUCH_SLACK)
         )
