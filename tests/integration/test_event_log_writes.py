@@ -48,8 +48,7 @@ def test_postgres_connections_send_without_nagle_delay(pg_url: str):
     container = Container(test_settings(pg_url))
     try:
         with container.engine.connect() as conn:
-            raw = conn.connection.dbapi_connection
-            sock = raw._usock  # type: ignore[union-attr]
+            sock = conn.connection.dbapi_connection._usock  # pg8000's socket
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         container.engine.dispose()
