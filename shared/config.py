@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     summary_max_tokens: int = Field(default=1024, ge=64, le=8192)
     chat_max_tokens: int = Field(default=2048, ge=64, le=16384)
     sync_chat_max_tokens: int = Field(default=1024, ge=64, le=4096)
+    # A whole reply is in memory when it is saved: the save is retried through a database outage
+    # this long (streams), or this long within API Gateway's 30 s (the synchronous REST chat).
+    reply_save_timeout_seconds: float = Field(default=60.0, ge=0)
+    sync_reply_save_timeout_seconds: float = Field(default=5.0, ge=0, le=20)
     context_budget_tokens: int = Field(default=150_000, ge=2_000)
     llm_max_retries: int = Field(default=3, ge=0, le=10)
     llm_timeout_seconds: float = Field(default=60.0, gt=0)

@@ -109,6 +109,23 @@ class Repository:
         self.session.delete(row)
         self.session.flush()
 
+    def session_exists(self, session_id: uuid.UUID) -> bool:
+        found = self.session.scalar(select(ResearchSession.id).where(ResearchSession.id == session_id))
+        return found is not None
+
+    def lock_user(self, user_id: uuid.UUID) -> None:
+        """Serialise this user's chat starts until the transaction ends, so the running-requests
+        count read next and the request row written after it are one atomic step. PostgreSQL: a
+        row lock that does not block inserts referencing the user (FOR NO KEY UPDATE). SQLite has
+        no row locks: a no-op write takes the database's write lock at once."""
+        users = _table(User)
+        if self.session.get_bind().dialect.name == "sqlite":
+            self.session.execute(update(users).where(users.c.id == user_id).values(email=users.c.email))
+        else:
+            self.session.execute(
+                select(users.c.id).where(users.c.id == user_id).with_for_update(key_share=True)
+            )
+
     def touch_session(self, session_id: uuid.UUID) -> None:
         # A Core UPDATE: the ORM's bulk update would also look for loaded objects to refresh.
         table = _table(ResearchSession)
@@ -339,6 +356,9 @@ class Repository:
             query = query.with_for_update()
         return self.session.scalar(query)
 
+    def get_chat_requests(self, request_ids: Sequence[uuid.UUID]) -> list[ChatRequest]:
+        return list(self.session.scalars(select(ChatRequest).where(ChatRequest.id.in_(request_ids))))
+
     def count_active_requests(self, user_id: uuid.UUID) -> int:
         return (
             self.session.scalar(
@@ -358,9 +378,10 @@ class Repository:
         table = _table(ChatRequest)
         self.session.execute(update(table).where(table.c.id == request_id).values(cancel_requested=True))
 
-    def heartbeat(self, owner: str, now: datetime) -> list[uuid.UUID]:
+    def heartbeat(self, owner: str, now: datetime) -> dict[uuid.UUID, bool]:
         """Mark every running request of this owner (process) alive, in one statement; returns
-        those a client asked to cancel through another process."""
+        each one's id with whether a client asked to cancel it through another process (a running
+        request missing here was deleted, with its session)."""
         table = _table(ChatRequest)
         rows = self.session.execute(
             update(table)
@@ -368,7 +389,7 @@ class Repository:
             .values(heartbeat_at=now)
             .returning(table.c.id, table.c.cancel_requested)
         )
-        return [row.id for row in rows if row.cancel_requested]
+        return {row.id: bool(row.cancel_requested) for row in rows}
 
     def add_chat_events(self, events: Sequence[tuple[uuid.UUID, int, str, dict[str, Any]]]) -> None:
         """Append (request id, seq, type, data) rows in one statement.
@@ -384,6 +405,9 @@ class Repository:
                     for rid, seq, kind, data in events
                 ],
             )
+
+    def chat_event(self, request_id: uuid.UUID, seq: int) -> ChatEvent | None:
+        return self.session.get(ChatEvent, (request_id, seq))
 
     def chat_events_after(self, request_id: uuid.UUID, after_seq: int) -> list[ChatEvent]:
         return list(

@@ -26,6 +26,7 @@ from sqlalchemy import delete, select, update
 
 from ytresearch.config import Settings
 from ytresearch.db.models import ChatEvent, ChatRequest, utcnow
+from ytresearch.db.outage import is_outage
 from ytresearch.errors import DependencyUnavailableError, GoneError, NotFoundError
 from ytresearch.events import TERMINAL_TYPES, StreamEvent
 from ytresearch.observability.metrics import (
@@ -39,7 +40,10 @@ from ytresearch.observability.metrics import (
 from ytresearch.ports import ChatModel
 from ytresearch.repository import Store
 from ytresearch.services.chat import (
+    EVENT_LOG_FAILED,
+    SESSION_DELETED,
     SHUTDOWN,
+    TAKEN_OVER,
     Generation,
     PreparedTurn,
     prepare_turn_in,
@@ -53,6 +57,7 @@ log = logging.getLogger(__name__)
 
 FINAL_STATUSES = ("complete", "cancelled", "failed")
 RECONNECT_MS = 1000
+TERMINAL_WRITE_WAIT = 5.0  # how long readers wait for a request's end to be written before seeing it
 STATUS_BY_TERMINAL = {"complete": "complete", "cancelled": "cancelled", "error": "failed"}
 
 
@@ -62,7 +67,12 @@ def process_id() -> str:
 
 @dataclass
 class LiveRequest:
-    """A request running on this process."""
+    """A request running on this process.
+
+    Readers are sent only the events already in the log (``visible``): what a client was shown
+    survives a crash of this process, and the event that closes an interrupted request gets an id
+    no client has seen. A request whose rows are gone (its session was deleted) is ``detached``:
+    its events stay in memory only, and readers are sent them from there."""
 
     id: uuid.UUID
     user_id: uuid.UUID
@@ -73,6 +83,7 @@ class LiveRequest:
     wrote: asyncio.Event = field(default_factory=asyncio.Event)
     text_parts: list[str] = field(default_factory=list)
     finished: bool = False
+    detached: bool = False
     persisted_seq: int = 0  # the last event id written to the event log
     persisted: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -80,24 +91,40 @@ class LiveRequest:
     def text(self) -> str:
         return "".join(self.text_parts)
 
+    @property
+    def visible(self) -> int:
+        """How many events readers may be sent."""
+        return len(self.events) if self.detached else self.persisted_seq
+
     def emit(self, event: StreamEvent) -> None:
         event = replace(event, id=len(self.events) + 1)
         self.events.append(event)
-        self.unsaved.append(event)
         if event.type == "token":
             self.text_parts.append(event.data["text"])
         if event.terminal:
             self.finished = True
+        if self.detached:
+            self.wake()
+            return
+        self.unsaved.append(event)
         self.wrote.set()
+        if event.terminal:
+            self.wake()  # readers start waiting for the end to be written (see follow)
+
+    def detach(self) -> None:
+        self.detached = True
+        self.unsaved = []
+        self.persisted.set()
         self.wake()
 
     def mark_persisted(self, seq: int) -> None:
         self.persisted_seq = seq
         self.persisted.set()
+        self.wake()
 
     async def wait_persisted(self, seq: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while self.persisted_seq < seq and time.monotonic() < deadline:
+        while self.persisted_seq < seq and not self.detached and time.monotonic() < deadline:
             self.persisted.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.persisted.wait(), deadline - time.monotonic())
@@ -108,9 +135,10 @@ class LiveRequest:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def wait_after(self, seq: int, timeout: float) -> None:
-        """Return when an event past ``seq`` exists, or after ``timeout`` seconds."""
-        if len(self.events) > seq or self.finished:
+    async def wait_visible(self, seq: int, timeout: float) -> None:
+        """Return when an event past ``seq`` may be sent, when the request ends, or after
+        ``timeout`` seconds."""
+        if self.visible > seq:
             return
         waiter = asyncio.get_running_loop().create_future()
         self.waiters.append(waiter)
@@ -264,13 +292,14 @@ class ChatRequestManager:
                 turn,
                 live.emit,
                 coalesce_interval=self.settings.stream_coalesce_seconds,
+                save_timeout=self.settings.reply_save_timeout_seconds,
             )
         except asyncio.CancelledError:
             # A cancel that landed outside the engine's own handling (e.g. before it started):
             # the request must still end, so readers stop and the active-request count drops.
             if not live.finished:
                 live.emit(StreamEvent("cancelled", {"text": live.text}))
-        except Exception as exc:  # the engine handles model errors; this is the last resort
+        except Exception:  # the engine handles model errors; this is the last resort
             log.exception("chat request %s crashed", live.id)
             if not live.finished:
                 live.emit(
@@ -279,12 +308,28 @@ class ChatRequestManager:
                         {
                             "code": "INTERNAL_ERROR",
                             "retryable": True,
-                            "message": f"the reply failed ({type(exc).__name__})",
+                            "message": f"the server failed while writing this reply (request id {live.id})",
+                            "text": live.text,
                         },
                     )
                 )
         finally:
             self._finished(live)
+            if live.detached:
+                await self._record_detached_end(live)
+
+    async def _record_detached_end(self, live: LiveRequest) -> None:
+        """A request ended in memory only: still record its end (the terminal event, under the id
+        its readers were given, and the final status) when its row exists, so it is not left
+        running, to be closed later as orphaned with a second copy of the reply."""
+        terminal = live.events[-1] if live.events and live.events[-1].terminal else None
+        if terminal is None:
+            return
+        try:
+            await asyncio.to_thread(self._persist, [(live.id, [terminal])])
+        except Exception:
+            log.info("chat request %s: its end was not recorded (its rows are gone)", live.id)
+        asyncio.get_running_loop().call_later(30, self.live.pop, live.id, None)
 
     def _finished(self, live: LiveRequest) -> None:
         """ChatReplies by final status, Errors by code for a failed reply, the new ActiveStreams,
@@ -315,19 +360,20 @@ class ChatRequestManager:
         self.metrics.count(ACTIVE_STREAMS, self.active_count)
 
     async def _flusher(self) -> None:
-        """Write-behind of every live request's new events to the log: one transaction per
-        ``persist_interval`` for all of them (terminal events are written at once)."""
+        """Write-behind of every live request's new events to the log: one transaction for all of
+        them, at once when the flusher is idle (so the first token is not held back) and then at
+        most once per ``persist_interval`` while events keep coming."""
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            if not any(live.finished and live.unsaved for live in self.live.values()):
-                await asyncio.sleep(self.persist_interval)
             try:
                 await self._flush_all()
             except Exception:
-                log.exception("could not write chat events; will retry")
+                log.warning("could not write chat events (database unavailable?); will retry", exc_info=True)
                 self._dirty.set()
                 await asyncio.sleep(0.5)
+                continue
+            await asyncio.sleep(self.persist_interval)
 
     async def _flush_all(self) -> None:
         batches = [(live, live.unsaved) for live in list(self.live.values()) if live.unsaved]
@@ -335,18 +381,64 @@ class ChatRequestManager:
             return
         for live, _ in batches:
             live.unsaved = []
+        pending = list(batches)  # not written yet, in order
         try:
-            await asyncio.to_thread(self._persist, [(live.id, batch) for live, batch in batches])
-        except BaseException:
-            for live, batch in batches:  # put them back in order for the next attempt
+            try:
+                await asyncio.to_thread(self._persist, [(live.id, batch) for live, batch in batches])
+            except Exception as exc:
+                if is_outage(exc) or len(batches) == 1:
+                    raise
+                # One request's rows are refused (e.g. its session was just deleted): write each
+                # request alone, so no request's events wait on another's.
+                for live, batch in batches:
+                    await asyncio.to_thread(self._persist, [(live.id, batch)])
+                    pending.remove((live, batch))
+                    self._written(live, batch)
+                return
+            pending = []
+            for live, batch in batches:
+                self._written(live, batch)
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            refused, _ = pending.pop(0)
+            await self._give_up(refused, exc)
+            self._dirty.set()  # the others go out on the next pass
+        finally:
+            for live, batch in pending:  # put them back in order for the next attempt
                 live.unsaved = batch + live.unsaved
-            raise
-        loop = asyncio.get_running_loop()
-        for live, batch in batches:
-            live.mark_persisted(batch[-1].id or 0)
-            if live.finished and not live.unsaved:
-                # Readers on this process may still be replaying from memory; keep it a while.
-                loop.call_later(30, self.live.pop, live.id, None)
+
+    def _written(self, live: LiveRequest, batch: list[StreamEvent]) -> None:
+        live.mark_persisted(batch[-1].id or 0)
+        if live.finished and not live.unsaved:
+            # Readers on this process may still be replaying from memory; keep it a while.
+            asyncio.get_running_loop().call_later(30, self.live.pop, live.id, None)
+
+    async def _give_up(self, live: LiveRequest, exc: BaseException) -> None:
+        """A request whose events the log refuses is ended and kept in memory only: with
+        SESSION_DELETED when its rows are gone, otherwise as failed with its partial text."""
+        try:
+            gone = not await asyncio.to_thread(self._request_exists, live.id)
+        except Exception:
+            gone = False
+        log.warning(
+            "chat request %s: events refused by the database (%s); ending it",
+            live.id,
+            "its session was deleted" if gone else type(exc).__name__,
+            extra={"chat_request_id": str(live.id)},
+        )
+        self._end_detached(live, SESSION_DELETED if gone else EVENT_LOG_FAILED)
+
+    def _end_detached(self, live: LiveRequest, reason: str) -> None:
+        live.detach()
+        if live.task is not None and not live.task.done():
+            live.task.cancel(reason)
+        else:
+            asyncio.get_running_loop().call_later(30, self.live.pop, live.id, None)
+
+    def _request_exists(self, request_id: uuid.UUID) -> bool:
+        with self.store.transaction() as repo:
+            return repo.get_chat_request(request_id) is not None
 
     def _persist(self, batches: list[tuple[uuid.UUID, list[StreamEvent]]]) -> None:
         with self.store.transaction() as repo:
@@ -391,8 +483,9 @@ class ChatRequestManager:
         await self.get_request(user, request_id)
 
     async def follow(self, request_id: uuid.UUID, after: int = 0) -> AsyncIterator[StreamEvent | None]:
-        """Events after ``after`` until the terminal one. Yields None when nothing happened for
-        ``ping_interval`` seconds so transports can send a keep-alive."""
+        """Events after ``after`` until the terminal one; a cursor at or past the end gets the
+        terminal event again. Yields None when nothing happened for ``ping_interval`` seconds so
+        transports can send a keep-alive. Every pass awaits: a reader never spins."""
         seq = after
         last_sent = time.monotonic()
         while True:
@@ -403,18 +496,9 @@ class ChatRequestManager:
                 )
                 return
             live = self.live.get(request_id)
-            if live is not None:
-                if len(live.events) <= seq and not live.finished:
-                    await live.wait_after(seq, self.ping_interval)
-                batch = live.events[seq:]
-            else:
-                batch = await self._poll(request_id, seq)
+            batch = await (self._live_batch(live, seq) if live is not None else self._poll(request_id, seq))
             for event in batch:
-                if event.terminal and live is not None:
-                    # The end is only announced once it is in the log, so whatever the client
-                    # does next, on any task, sees the request as finished.
-                    await live.wait_persisted(event.id or 0, timeout=5.0)
-                seq = event.id or seq
+                seq = max(seq, event.id or seq)
                 last_sent = time.monotonic()
                 yield event
                 if event.terminal:
@@ -422,6 +506,22 @@ class ChatRequestManager:
             if not batch and time.monotonic() - last_sent >= self.ping_interval:
                 last_sent = time.monotonic()
                 yield None
+
+    async def _live_batch(self, live: LiveRequest, seq: int) -> list[StreamEvent]:
+        """The events after ``seq`` that readers may be sent, waiting up to a ping interval."""
+        if live.finished and seq >= len(live.events):
+            # A reconnect at or after the end: the end again, once it is in the log.
+            await live.wait_persisted(len(live.events), TERMINAL_WRITE_WAIT)
+            return [live.events[-1]]
+        if live.visible <= seq and not live.finished:
+            await live.wait_visible(seq, self.ping_interval)
+        if live.visible <= seq and live.finished:
+            deadline = time.monotonic() + TERMINAL_WRITE_WAIT
+            await live.wait_visible(seq, TERMINAL_WRITE_WAIT)
+            if live.visible <= seq and time.monotonic() >= deadline:
+                # The end could not be written (database down): the reader learns it anyway.
+                return live.events[seq:]
+        return live.events[seq : live.visible]
 
     async def _poll(self, request_id: uuid.UUID, after: int) -> list[StreamEvent]:
         events, row_status, stale = await asyncio.to_thread(self._read_log, request_id, after)
@@ -456,6 +556,11 @@ class ChatRequestManager:
             row = repo.get_chat_request(request_id)
             if row is None:
                 return [], "expired", False
+            if row.status in FINAL_STATUSES and row.last_seq:
+                # A reconnect at or after the end: the end again.
+                terminal = repo.chat_event(request_id, row.last_seq)
+                if terminal is not None:
+                    return [stored_event(terminal)], row.status, False
             stale = row.status in ("queued", "streaming") and (
                 row.heartbeat_at is None or row.heartbeat_at < utcnow() - timedelta(seconds=self.stale_after)
             )
@@ -465,7 +570,7 @@ class ChatRequestManager:
         row = await self.get_request(user, request_id)
         live = self.live.get(request_id)
         if live is not None:
-            events = list(live.events)
+            events = live.events[: live.visible]
         else:
             events = await asyncio.to_thread(self._stored_events, request_id)
         text = "".join(e.data.get("text", "") for e in events if e.type == "token")
@@ -523,18 +628,32 @@ class ChatRequestManager:
             if not self.active_count:
                 continue
             try:
-                to_cancel = await asyncio.to_thread(self._heartbeat)
+                await self.heartbeat()
             except Exception:
                 log.warning("heartbeat failed (database unavailable?)", exc_info=True)
-                continue
-            for rid in to_cancel:
-                live = self.live.get(rid)
-                if live and live.task and not live.task.done():
-                    live.task.cancel()
 
-    def _heartbeat(self) -> list[uuid.UUID]:
+    async def heartbeat(self) -> None:
+        """Keep this process's running requests fresh, stop those a client cancelled through
+        another process, and end those whose rows are gone (their session was deleted) or that
+        another process closed as orphaned while this one could not reach the database."""
+        running = [live for live in self.live.values() if not live.finished and not live.detached]
+        alive, missing = await asyncio.to_thread(self._heartbeat, [live.id for live in running])
+        for live in running:
+            if live.id in missing:
+                self._end_detached(live, SESSION_DELETED if missing[live.id] else TAKEN_OVER)
+            elif alive.get(live.id) and live.task and not live.task.done():
+                live.task.cancel()
+
+    def _heartbeat(self, running: list[uuid.UUID]) -> tuple[dict[uuid.UUID, bool], dict[uuid.UUID, bool]]:
+        """(running rows with their cancel flag, the given running requests without a running row,
+        each with True when its row is gone)."""
         with self.store.transaction() as repo:
-            return repo.heartbeat(self.owner, utcnow())
+            alive = repo.heartbeat(self.owner, utcnow())
+            lost = [rid for rid in running if rid not in alive]
+            if not lost:
+                return alive, {}
+            existing = {row.id for row in repo.get_chat_requests(lost)}
+            return alive, {rid: rid not in existing for rid in lost}
 
     async def _cleanup_loop(self, interval: float = 30.0) -> None:
         while True:
@@ -550,6 +669,8 @@ class ChatRequestManager:
         orphans = await asyncio.to_thread(self._stale_requests)
         closed = 0
         for rid in orphans:
+            if rid in self.live:
+                continue  # ours: its heartbeat was only late (the database was away)
             closed += int(await asyncio.to_thread(self._close_orphan, rid))
         expired = await asyncio.to_thread(self._expire)
         return {"orphans_closed": closed, "expired": expired}

@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ytresearch.db.outage import is_outage
 from ytresearch.observability.context import request_id_var
 from ytresearch.observability.metrics import ERRORS, REQUESTS, Metrics, code_dimension, status_class
 
@@ -23,15 +24,6 @@ __all__ = ["BodySizeLimitMiddleware", "RequestContextMiddleware", "request_id_va
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _ERROR_BODY_LIMIT = 16 * 1024  # error bodies are small; larger ones are not ours
 _QUIET_ROUTES = frozenset({"/health", "/health/live"})  # load-balancer probes: DEBUG, not INFO
-
-
-def _db_outage(exc: BaseException) -> bool:
-    """True for errors meaning "the database is unreachable", not "our query is wrong"."""
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
-    if isinstance(exc, (OperationalError, InterfaceError)):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 async def _send_json(send: Send, status: int, body: dict[str, Any], request_id: str) -> None:
@@ -89,7 +81,7 @@ class RequestContextMiddleware:
                 log.exception("unhandled error after the response started")
                 outcome.error_code = outcome.error_code or "INTERNAL_ERROR"
                 return
-            if _db_outage(exc):
+            if is_outage(exc):
                 log.warning("database unavailable: %s", type(exc).__name__)
                 outcome.status, outcome.error_code = 503, "DATABASE_UNAVAILABLE"
                 await _send_json(

@@ -1,0 +1,228 @@
+"""Regression tests for stream defects found under faults and load: a reconnect after the end, a
+session deleted while its reply streams, and parallel chat starts racing the active-request limit.
+
+The first two run against a service process (a regression freezes that process, not the test run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import AsyncGenerator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from streaming_service.app import create_app
+from tests.conftest import RecordingQueue, client_for, make_user, test_settings
+from tests.fakes.anthropic_server import DEFAULT_API_KEY, FakeAnthropic, Reply
+from tests.support.processes import ServiceProcess, service_env
+from tests.support.server import serve
+from tests.support.sse import SSEEvent, read_stream, text_of
+from ytresearch.bootstrap import Container
+from ytresearch.config import Settings
+from ytresearch.events import StreamEvent
+from ytresearch.llm import OfflineChatModel
+from ytresearch.ports import ModelEvent, ModelRequest, TextDelta
+from ytresearch.services.sessions import create_session, delete_session
+from ytresearch.services.users import AuthUser, authenticate
+from ytresearch.streams import ChatRequestManager
+
+ANSWER = "Panels turn light into current. " * 6
+
+
+@pytest.fixture
+def db(pg_url: str) -> Iterator[Container]:
+    c = Container(test_settings(pg_url))
+    yield c
+    c.engine.dispose()
+
+
+@pytest.fixture
+def key(db: Container) -> str:
+    return make_user(db)[1]
+
+
+@pytest.fixture(scope="module")
+def process(
+    pg_database: str, fake_anthropic_server: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    env = service_env(pg_database, fake_anthropic_server.base_url, DEFAULT_API_KEY)
+    proc = ServiceProcess(env, log_dir=tmp_path_factory.mktemp("logs"))
+    yield proc
+    if proc.proc is not None and proc.proc.poll() is None:
+        proc.kill()  # a frozen process ignores SIGINT
+
+
+@pytest.fixture
+def service(process: ServiceProcess, pg_url: str, fake_claude: FakeAnthropic) -> ServiceProcess:
+    if process.proc is None or process.proc.poll() is not None:
+        process.start()
+    return process
+
+
+def owner(db: Container, key: str) -> AuthUser:
+    return authenticate(db.store, key)
+
+
+def new_session(db: Container, key: str) -> uuid.UUID:
+    return create_session(db.store, db.settings, owner(db, key), "t").id
+
+
+def health_answers(base_url: str) -> bool:
+    try:
+        return httpx.get(base_url + "/health", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def chat(api: httpx.Client, sid: uuid.UUID, message: str = "q") -> list[SSEEvent]:
+    started = api.post(f"/v1/sessions/{sid}/chat", json={"message": message})
+    assert started.status_code == 201, started.text
+    return read_stream(api, "GET", started.json()["stream_url"])[1]
+
+
+# ------------------------------------------------------------------ reconnect after the end
+
+
+@pytest.mark.postgres
+def test_reconnect_at_and_after_the_end_gets_the_end_again_and_never_freezes_the_server(
+    service: ServiceProcess, db: Container, key: str, fake_claude: FakeAnthropic
+) -> None:
+    # Given a reply that just finished (still in the server's memory)
+    fake_claude.enqueue(Reply(text=ANSWER, chunk_size=5))
+    api = client_for(service.base_url, key)
+    api.timeout = httpx.Timeout(5)
+    started = api.post(f"/v1/sessions/{new_session(db, key)}/chat", json={"message": "q"}).json()
+    _, events, _ = read_stream(api, "GET", started["stream_url"])
+    terminal = events[-1]
+    assert terminal.event == "complete" and terminal.id is not None
+    last = int(terminal.id)
+    for cursor in (last, last + 1):
+        # When the client reconnects with the last id it has (or one past it)
+        try:
+            _, again, _ = read_stream(
+                api, "GET", started["stream_url"], headers={"Last-Event-ID": str(cursor)}
+            )
+        except httpx.TimeoutException:
+            again = []
+        # Then it gets the end again, and the server keeps answering
+        assert [(e.event, e.id, e.json) for e in again] == [(terminal.event, terminal.id, terminal.json)]
+        assert health_answers(service.base_url)
+
+
+# ------------------------------------------------------------------ a session deleted mid-stream
+
+
+@pytest.mark.postgres
+def test_deleting_a_session_mid_stream_ends_its_reply_and_later_replies_are_unharmed(
+    service: ServiceProcess, db: Container, key: str, fake_claude: FakeAnthropic
+) -> None:
+    # Given a reply streaming slowly in a session
+    fake_claude.enqueue(Reply(text="slow words " * 200, chunk_size=5, delay_per_chunk=0.02))
+    api = client_for(service.base_url, key)
+    api.timeout = httpx.Timeout(15)
+    doomed = new_session(db, key)
+    started = api.post(f"/v1/sessions/{doomed}/chat", json={"message": "q"}).json()
+    _, first, _ = read_stream(api, "GET", started["stream_url"], stop_after=3)
+    # When the session is deleted (as the REST API does it, from another process)
+    delete_session(db.store, owner(db, key), doomed)
+    # Then the reply's readers are told it ended because the session is gone
+    _, rest, _ = read_stream(
+        api, "GET", started["stream_url"], headers={"Last-Event-ID": first[-1].id or "0"}
+    )
+    assert rest[-1].event == "error" and rest[-1].json["code"] == "SESSION_DELETED"
+    assert rest[-1].json["retryable"] is False
+    # And every later reply on the same server completes, more of them than the active limit
+    other = new_session(db, key)
+    for i in range(db.settings.max_active_requests_per_user + 1):
+        fake_claude.enqueue(Reply(text=f"answer {i}"))
+        began = time.monotonic()
+        events = chat(api, other, f"q{i}")
+        assert events[-1].event == "complete" and text_of(events) == f"answer {i}"
+        assert time.monotonic() - began < 5, "a later reply waited on the deleted session's events"
+
+
+# ------------------------------------------------------------------ the active-request limit
+
+
+@pytest.fixture
+def app_settings(database_url: str) -> Settings:
+    return test_settings(database_url, db_pool_size=12)
+
+
+@pytest.fixture
+def slow_app(app_settings: Settings, claude: Any, fake_claude: FakeAnthropic) -> Iterator[tuple[str, str]]:
+    fake_claude.responder = lambda _body: Reply(text="slow " * 400, chunk_size=5, delay_per_chunk=0.02)
+    container = Container(app_settings, queue=RecordingQueue(), chat_model=claude)
+    _, api_key = make_user(container)
+    try:
+        with serve(create_app(container, include_rest=True)) as server:
+            yield server.base_url, api_key
+    finally:
+        container.engine.dispose()
+
+
+def test_parallel_chat_starts_never_exceed_the_active_request_limit(
+    slow_app: tuple[str, str], app_settings: Settings
+) -> None:
+    # Given a user with a session and a slow model (nothing finishes during the test)
+    base_url, api_key = slow_app
+    sid = client_for(base_url, api_key).post("/v1/sessions", json={"title": "t"}).json()["id"]
+    limit = app_settings.max_active_requests_per_user
+    # When twelve chat starts arrive at once
+    barrier = threading.Barrier(12)
+    results: list[httpx.Response] = []
+
+    def start() -> None:
+        with client_for(base_url, api_key) as api:
+            barrier.wait()
+            results.append(api.post(f"/v1/sessions/{sid}/chat", json={"message": "q"}))
+
+    threads = [threading.Thread(target=start) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    # Then exactly the limit is accepted and the rest are told to wait
+    codes = sorted(r.status_code for r in results)
+    assert codes == [201] * limit + [429] * (12 - limit)
+    refused = [r.json()["error"]["code"] for r in results if r.status_code == 429]
+    assert set(refused) == {"TOO_MANY_ACTIVE_REQUESTS"}
+    for r in results:
+        if r.status_code == 201:
+            client_for(base_url, api_key).post(f"/v1/requests/{r.json()['request_id']}/cancel")
+
+
+class BrokenModel(OfflineChatModel):
+    """A model adapter with a bug: its stream raises something that is not a ModelError."""
+
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+        yield TextDelta("partial ")
+        raise KeyError("secret_internal_detail")
+
+
+def test_a_reply_that_crashes_says_the_server_failed_with_the_request_id_and_nothing_more(
+    container: Container, alice: tuple[AuthUser, str]
+) -> None:
+    user, _ = alice
+    sid = create_session(container.store, container.settings, user, "t").id
+
+    async def scenario() -> tuple[uuid.UUID, list[StreamEvent]]:
+        manager = ChatRequestManager(container.store, container.settings, BrokenModel())
+        await manager.start()
+        try:
+            row = await manager.start_request(user, sid, "q", None)
+            events = [e async for e in manager.follow(row.id) if e is not None]
+            return row.id, events
+        finally:
+            await manager.stop()
+
+    request_id, events = asyncio.run(scenario())
+    end = events[-1]
+    assert end.type == "error" and end.data["code"] == "INTERNAL_ERROR"
+    assert str(request_id) in end.data["message"]
+    assert "KeyError" not in end.data["message"] and "secret" not in end.data["message"]
