@@ -293,6 +293,7 @@ class ChatRequestManager:
                 live.emit,
                 coalesce_interval=self.settings.stream_coalesce_seconds,
                 save_timeout=self.settings.reply_save_timeout_seconds,
+                reference=str(live.id),
             )
         except asyncio.CancelledError:
             # A cancel that landed outside the engine's own handling (e.g. before it started):

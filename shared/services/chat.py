@@ -560,6 +560,7 @@ async def run_turn(
     coalesce_interval: float = 0.03,
     coalesce_chars: int = 64,
     save_timeout: float = 60.0,
+    reference: str = "",
 ) -> TurnResult:
     """Generate and save one reply, emitting stage/token/usage and then exactly one terminal event
     (complete, error or cancelled). Cancelling the task running this closes the upstream stream and
@@ -593,6 +594,14 @@ async def run_turn(
     except ModelError as exc:
         error = exc
         ending = Ending("failed", exc.code, exc.message, exc.retryable)
+    except Exception:
+        # A bug, not a model error: say only that the server failed (``reference`` names the
+        # request to quote), keep the partial reply, and leave the details to the log.
+        log.exception("a reply failed (%s)", reference or "no reference")
+        where = f" (request id {reference})" if reference else ""
+        ending = Ending(
+            "failed", "INTERNAL_ERROR", f"the server failed while writing this reply{where}", True
+        )
     result = await end_reply(store, model, turn, generation, ending, emit, save_timeout=save_timeout)
     result.error = error
     return result

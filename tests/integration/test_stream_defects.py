@@ -205,7 +205,7 @@ class BrokenModel(OfflineChatModel):
         raise KeyError("secret_internal_detail")
 
 
-def test_a_reply_that_crashes_says_the_server_failed_with_the_request_id_and_nothing_more(
+def test_a_reply_that_crashes_says_the_server_failed_with_the_request_id_and_keeps_the_text(
     container: Container, alice: tuple[AuthUser, str]
 ) -> None:
     user, _ = alice
@@ -226,3 +226,8 @@ def test_a_reply_that_crashes_says_the_server_failed_with_the_request_id_and_not
     assert end.type == "error" and end.data["code"] == "INTERNAL_ERROR"
     assert str(request_id) in end.data["message"]
     assert "KeyError" not in end.data["message"] and "secret" not in end.data["message"]
+    # And the partial reply the client was shown is kept
+    with container.store.transaction() as repo:
+        reply = repo.recent_messages(sid, 10)[-1]
+        assert (reply.role, reply.status, reply.content) == ("assistant", "failed", "partial ")
+        assert reply.error_code == "INTERNAL_ERROR"
