@@ -6,12 +6,15 @@ A bundle is a directory Lambda unzips into /var/task:
     functions/    <- the Lambda entry points
     <packages>    <- the unit's locked requirements (infra/requirements/<profile>.txt)
 
-Dependencies are installed with ``pip install --target`` for the Lambda platform (manylinux2014,
-aarch64, CPython 3.11, wheels only) from the hashed requirement file, ``--no-deps`` because the
-file is already the full locked closure. Environment markers are evaluated here for the *target*
-platform (pip would evaluate them for the host). When the host runs CPython 3.11, the bundle is
-byte-compiled with hash-based .pyc files so cold starts skip compilation and the bundle stays
-reproducible.
+Dependencies are installed with ``pip install --target`` for the Lambda platform (manylinux up to
+glibc 2.34, aarch64, CPython 3.13, wheels only) from the hashed requirement file, ``--no-deps``
+because the file is already the full locked closure. Environment markers are evaluated here for the
+*target* platform (pip would evaluate them for the host). Before pip runs, :func:`missing_wheels`
+checks that the lock names a wheel the target can load for every package, so a lock resolved for
+another Python fails with the package names instead of a hash mismatch. When the host runs the
+target's CPython, the bundle is byte-compiled with hash-based .pyc files so cold starts skip
+compilation and the bundle stays reproducible (the API function's SnapStart snapshot holds the
+compiled modules either way).
 
 CDK calls :class:`LocalBundler` through ``BundlingOptions.local``. It always bundles (or raises), so
 CDK never falls back to Docker; the image and command CDK requires are a placeholder that would
@@ -45,11 +48,12 @@ SOURCE_TREES: tuple[tuple[str, str], ...] = (("shared", "ytresearch"), ("functio
 IGNORED_NAMES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 IGNORED_SUFFIXES = (".pyc", ".pyo")
 
-LAMBDA_PYTHON_VERSION = "3.11"
-# The python3.11 runtime runs on Amazon Linux 2, glibc 2.26: manylinux2014 (= manylinux_2_17) wheels
-# and newer-style tags up to manylinux_2_26 all load there (greenlet, for one, ships only
+LAMBDA_PYTHON_VERSION = "3.13"
+LAMBDA_ABI = "cp313"
+# The python3.13 runtime runs on Amazon Linux 2023, glibc 2.34: manylinux2014 (= manylinux_2_17)
+# wheels and newer-style tags up to manylinux_2_34 all load there (greenlet, for one, ships only
 # manylinux_2_24+ wheels for aarch64). pip does not expand these tags itself, so list them.
-LAMBDA_GLIBC_MINOR = 26
+LAMBDA_GLIBC_MINOR = 34
 LAMBDA_PLATFORMS: tuple[str, ...] = (
     "manylinux2014_aarch64",
     *(f"manylinux_2_{minor}_aarch64" for minor in range(17, LAMBDA_GLIBC_MINOR + 1)),
@@ -66,9 +70,9 @@ class TargetPlatform:
 
 
 def lambda_arm64() -> TargetPlatform:
-    """The Lambda python3.11 runtime on Graviton (Amazon Linux 2, glibc 2.26, aarch64)."""
+    """The Lambda python3.13 runtime on Graviton (Amazon Linux 2023, glibc 2.34, aarch64)."""
     return TargetPlatform(
-        name="lambda-python3.11-arm64",
+        name=f"lambda-python{LAMBDA_PYTHON_VERSION}-arm64",
         pip_args=(
             *(arg for platform in LAMBDA_PLATFORMS for arg in ("--platform", platform)),
             "--implementation",
@@ -76,19 +80,19 @@ def lambda_arm64() -> TargetPlatform:
             "--python-version",
             LAMBDA_PYTHON_VERSION,
             "--abi",
-            "cp311",
+            LAMBDA_ABI,
             "--only-binary=:all:",
         ),
         markers={
             "implementation_name": "cpython",
-            "implementation_version": "3.11.0",
+            "implementation_version": f"{LAMBDA_PYTHON_VERSION}.0",
             "os_name": "posix",
             "platform_machine": "aarch64",
             "platform_python_implementation": "CPython",
             "platform_release": "",
             "platform_system": "Linux",
             "platform_version": "",
-            "python_full_version": "3.11.0",
+            "python_full_version": f"{LAMBDA_PYTHON_VERSION}.0",
             "python_version": LAMBDA_PYTHON_VERSION,
             "sys_platform": "linux",
         },
@@ -211,10 +215,63 @@ def install_dependencies(spec: BundleSpec, out_dir: Path) -> None:
     shutil.rmtree(out_dir / "bin", ignore_errors=True)
 
 
+def missing_wheels(spec: BundleSpec) -> list[str]:
+    """``name==version`` of each selected requirement whose hashes name no wheel that the Lambda
+    target can load (checked against the wheel file names recorded in uv.lock)."""
+    entries = select_requirements(spec.requirements_file.read_text(), spec.target.markers)
+    wheels = _locked_wheel_names()
+    missing = []
+    for entry in entries:
+        pin = entry.split(" ", 1)[0].split(";", 1)[0].strip()
+        hashes = {part.split("=", 1)[1] for part in entry.split() if part.startswith("--hash=")}
+        names = [wheels[digest] for digest in hashes if digest in wheels]
+        if not any(_wheel_fits_lambda(name) for name in names):
+            missing.append(pin)
+    return missing
+
+
+def _locked_wheel_names() -> dict[str, str]:
+    """sha256 digest -> wheel file name, for every wheel uv.lock records."""
+    import tomllib
+
+    lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
+    names: dict[str, str] = {}
+    for package in lock.get("package", []):
+        for wheel in package.get("wheels", []):
+            names[wheel["hash"]] = wheel["url"].rsplit("/", 1)[-1]
+    return names
+
+
+def _wheel_fits_lambda(filename: str) -> bool:
+    """A wheel loads on the Lambda target: pure Python, or cp313/abi3 for a manylinux aarch64 tag
+    no newer than the runtime's glibc."""
+    stem = filename.removesuffix(".whl").split("-")
+    python_tags, abi_tags, platform_tags = (set(stem[-3].split(".")), stem[-2], stem[-1].split("."))
+    if "any" in platform_tags:
+        return bool(python_tags & {"py3", "py2.py3", "py30"} or python_tags & {"py313", LAMBDA_ABI})
+    python_ok = LAMBDA_ABI in python_tags or (
+        "abi3" in abi_tags and any(tag.startswith("cp3") and int(tag[3:]) <= 13 for tag in python_tags)
+    )
+    platform_ok = any(
+        tag == "manylinux2014_aarch64"
+        or (
+            tag.startswith("manylinux_2_")
+            and tag.endswith("_aarch64")
+            and int(tag.split("_")[2]) <= LAMBDA_GLIBC_MINOR
+        )
+        for tag in platform_tags
+    )
+    return python_ok and platform_ok
+
+
+class LockedForAnotherPythonError(RuntimeError):
+    """uv.lock names no wheel the Lambda runtime can load for some packages."""
+
+
 def byte_compile(out_dir: Path) -> None:
     """Pre-compile with hash-based .pyc (reproducible; /var/task is read-only at run time)."""
-    if sys.version_info[:2] != (3, 11):
-        return  # .pyc files are version-specific; without a 3.11 host, Lambda compiles on import
+    if f"{sys.version_info[0]}.{sys.version_info[1]}" != LAMBDA_PYTHON_VERSION:
+        return  # .pyc files are version-specific; without a matching host, Lambda compiles on import
     subprocess.run(
         [
             sys.executable,
@@ -237,6 +294,12 @@ def build_bundle(spec: BundleSpec, out_dir: Path, *, repo_root: Path = REPO_ROOT
     out_dir.mkdir(parents=True, exist_ok=True)
     copy_sources(out_dir, repo_root=repo_root)
     if spec.install_dependencies:
+        if spec.platform is None and (missing := missing_wheels(spec)):
+            raise LockedForAnotherPythonError(
+                f"uv.lock has no {LAMBDA_ABI} manylinux aarch64 wheel for {', '.join(missing)}: "
+                f"widen pyproject's requires-python to include {LAMBDA_PYTHON_VERSION}, run "
+                "`uv lock`, then `python -m infra.lockfile`"
+            )
         install_dependencies(spec, out_dir)
         byte_compile(out_dir)
     return out_dir

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, TypeVar
 
+from ytresearch.config import DEFAULT_MODEL
+
 ENVIRONMENTS = ("dev", "staging", "prod")
 DEFAULT_REGION = "us-east-1"
 ARCHITECTURES = ("ARM64", "X86_64")
@@ -32,6 +34,15 @@ DRAIN_GRACE_SECONDS = 90
 UVICORN_CLOSE_SECONDS = 10
 UVICORN_GRACEFUL_SECONDS = DRAIN_GRACE_SECONDS + UVICORN_CLOSE_SECONDS
 STREAM_PING_SECONDS = 15
+# The API function's concurrency cap by default: sized against db.t4g.micro, which PostgreSQL on
+# RDS gives about 80-110 connections (LEAST(DBInstanceClassMemory/9531392, 5000)); see the README's
+# connection budget.
+DEFAULT_API_MAX_CONCURRENCY = 20
+# Worst case of one ingest attempt (the code's own defaults, shared/config.py): transcript list and
+# fetch, 3 attempts each at 10 s plus backoff (~70 s); oEmbed and the Data API at 10 s each (20 s);
+# the summary, 60 s per Claude call and 3 retries plus backoff (~250 s); database round trips
+# (~20 s). About 360 s: the function gets 420 s, the code stops starting work before its deadline.
+DEFAULT_INGEST_TIMEOUT_SECONDS = 420
 
 T = TypeVar("T")
 # Cognito's rule for callback and sign-out URLs: HTTPS, or plain HTTP to localhost; no fragment.
@@ -116,15 +127,20 @@ class InfraConfig:
     db_backup_retention_days: int = 7
     db_multi_az: bool = False
     db_deletion_protection: bool | None = None  # None: on for prod, off elsewhere
-    db_proxy: bool = False
+    db_proxy: bool | None = None  # None: on outside dev (staging, prod), off in dev
     db_rotation_days: int = 30
 
     # Queues and functions
     api_memory_mib: int = 1024
     api_timeout_seconds: int = 29  # API Gateway HTTP APIs stop waiting after 30 s
+    # Reserved concurrency of the CRUD function: each concurrent invocation holds one database
+    # connection (NullPool), so this caps the function's share of the connection budget.
+    api_max_concurrency: int = DEFAULT_API_MAX_CONCURRENCY
     ingest_memory_mib: int = 1024
-    ingest_timeout_seconds: int = 120
-    ingest_batch_size: int = 2
+    ingest_timeout_seconds: int = DEFAULT_INGEST_TIMEOUT_SECONDS
+    # One video per invocation: a batch of n needs n times the worst case inside one timeout, and
+    # a record the deadline cuts off waits a whole visibility timeout before its retry.
+    ingest_batch_size: int = 1
     ingest_max_concurrency: int = 2
     ingest_max_receive_count: int = 5
     migrate_timeout_seconds: int = 300
@@ -141,11 +157,22 @@ class InfraConfig:
     fargate_desired_count: int = 1
     fargate_max_count: int = 3
     fargate_cpu_target_percent: int = 60
+    # Scale out when the tasks average more open chat streams than this (ActiveStreams metric).
+    fargate_streams_per_task: int = 40
     alb_idle_timeout_seconds: int = 300
     deregistration_delay_seconds: int = 120
     container_stop_timeout_seconds: int = FARGATE_MAX_STOP_TIMEOUT
     container_insights: bool = False
     certificate_arn: str | None = None
+    # The DNS name ``certificate_arn`` covers, pointed (CNAME/alias) at the load balancer: CloudFront
+    # then reaches the origin over HTTPS at this name. Without it the origin leg is HTTP.
+    domain_name: str | None = None
+    # CloudFront (HTTPS on *.cloudfront.net) in front of the streaming load balancer. Off: the load
+    # balancer is the public endpoint (HTTPS with certificate_arn; plain HTTP only in dev).
+    cloudfront: bool = True
+    # The managed prefix list com.amazonaws.global.cloudfront.origin-facing differs per region;
+    # None looks its id up at deploy time (a custom resource), so synth needs no credentials.
+    cloudfront_prefix_list_id: str | None = None
 
     # Sign-in (Cognito)
     # Where the hosted UI may send browsers back after sign-in / sign-out (authorization code
@@ -156,13 +183,15 @@ class InfraConfig:
     cognito_threat_protection: bool = False  # the Plus feature plan, billed per active user
 
     # Application
-    model: str = "claude-sonnet-4-5"
+    model: str = DEFAULT_MODEL  # YTR_MODEL; one source of truth in the domain package
     log_level: str = "INFO"
     transcript_proxy: bool = False
 
     # Operations
     log_retention_days: int = 30
     alarm_email: str | None = None
+    # AWS Budgets: alert the alarm topic at 80% of actual and 100% of forecast monthly cost (0: none).
+    monthly_budget_usd: int = 200
 
     # Packaging: false skips `pip install` into the Lambda bundles (tests: no network, no Docker)
     bundle_dependencies: bool = True
@@ -216,6 +245,12 @@ class InfraConfig:
         for memory, name in ((self.api_memory_mib, "api"), (self.ingest_memory_mib, "ingest")):
             if not 128 <= memory <= 10_240:
                 problems.append(f"{name}_memory_mib must be between 128 and 10240")
+        if not 0 <= self.api_max_concurrency <= 1000:
+            problems.append("api_max_concurrency must be between 0 (no cap) and 1000")
+        if self.fargate_streams_per_task < 1:
+            problems.append("fargate_streams_per_task must be at least 1")
+        if self.monthly_budget_usd < 0:
+            problems.append("monthly_budget_usd must be 0 (no budget) or a positive amount")
         if self.api_throttle_rate < 1 or self.api_throttle_burst < 1:
             problems.append("api_throttle_rate and api_throttle_burst must be positive")
         for origin in self.cors_origins:
@@ -249,6 +284,26 @@ class InfraConfig:
             r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]+", self.certificate_arn
         ):
             problems.append("certificate_arn must be an ACM certificate ARN")
+        if self.domain_name is not None:
+            if not re.fullmatch(
+                r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", self.domain_name
+            ):
+                problems.append("domain_name must be a lower-case DNS name like stream.example.org")
+            if self.certificate_arn is None:
+                problems.append("domain_name needs certificate_arn (an ACM certificate that covers it)")
+        if self.cloudfront and self.certificate_arn is not None and self.domain_name is None:
+            # CloudFront checks the origin's certificate against the origin's name; the load
+            # balancer's own *.elb.amazonaws.com name is never on an ACM certificate.
+            problems.append("certificate_arn behind CloudFront needs domain_name (the name it covers)")
+        if not self.cloudfront and self.certificate_arn is None and self.environment != "dev":
+            problems.append(
+                f"{self.environment} refuses a plain-HTTP public endpoint: keep cloudfront=true "
+                "(HTTPS on *.cloudfront.net) or give certificate_arn"
+            )
+        if self.cloudfront_prefix_list_id is not None and not re.fullmatch(
+            r"pl-[0-9a-f]{8,17}", self.cloudfront_prefix_list_id
+        ):
+            problems.append("cloudfront_prefix_list_id must be a prefix list id like pl-3b927c52")
         for name, urls in (
             ("auth_callback_urls", self.auth_callback_urls),
             ("auth_logout_urls", self.auth_logout_urls),
@@ -291,7 +346,14 @@ class InfraConfig:
 
     @property
     def https(self) -> bool:
-        return self.certificate_arn is not None
+        """The public streaming endpoint speaks HTTPS (CloudFront, or a certificate on the ALB)."""
+        return self.cloudfront or self.certificate_arn is not None
+
+    @property
+    def use_db_proxy(self) -> bool:
+        if self.db_proxy is None:
+            return self.environment != "dev"
+        return self.db_proxy
 
     @property
     def stack_name(self) -> str:

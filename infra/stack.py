@@ -10,9 +10,11 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.bundling import BundleSpec
+from infra.components.admin import AdminFunction
 from infra.components.api import HttpApi
 from infra.components.auth import UserAuth, default_domain_prefix
-from infra.components.database import Database
+from infra.components.database import Database, estimated_max_connections
+from infra.components.edge import StreamingEdge
 from infra.components.functions import AppFunction
 from infra.components.log_archive import LogArchive
 from infra.components.migrations import SchemaMigrations
@@ -23,9 +25,13 @@ from infra.components.secrets import AppSecrets
 from infra.components.streaming import StreamingService
 from infra.config import DRAIN_GRACE_SECONDS, InfraConfig
 from infra.lockfile import REPO_ROOT
+from infra.nag import skip_checkov
 
 DATABASE_NAME = "ytresearch"
 SERVICE_NAME = "ytresearch"
+# Per streaming task: a pool of 5 plus up to 5 overflow connections (shared/db/engine.py), so 10 at
+# most; see the README's connection budget.
+STREAMING_DB_POOL_SIZE = 5
 ACCESS_LOG_ARCHIVE_DAYS = 90
 
 RETENTION_BY_DAYS: dict[int, logs.RetentionDays] = {
@@ -103,7 +109,7 @@ class YtResearchStack(Stack):
             multi_az=config.db_multi_az,
             deletion_protection=config.deletion_protection,
             rotation_days=config.db_rotation_days,
-            with_proxy=config.db_proxy,
+            with_proxy=config.use_db_proxy,
             log_retention=retention,
             log_removal_policy=removal,
         )
@@ -174,6 +180,10 @@ class YtResearchStack(Stack):
             environment={**lambda_environment, **token_environment},
             memory_mib=config.api_memory_mib,
             timeout=Duration.seconds(config.api_timeout_seconds),
+            # Initialized once per published version, restored from a snapshot on cold starts;
+            # functions/api/handler.py drops connections and caches around the snapshot.
+            snap_start=True,
+            reserved_concurrency=config.api_max_concurrency or None,
             **function_defaults,  # type: ignore[arg-type]
         )
         self.ingest_function = AppFunction(
@@ -228,7 +238,7 @@ class YtResearchStack(Stack):
             environment={
                 **app_environment,
                 **token_environment,
-                "YTR_DB_POOL_SIZE": "10",
+                "YTR_DB_POOL_SIZE": str(STREAMING_DB_POOL_SIZE),
                 "YTR_DRAIN_GRACE_SECONDS": str(DRAIN_GRACE_SECONDS),
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_LOG_LEVEL": config.log_level,
@@ -239,16 +249,38 @@ class YtResearchStack(Stack):
             desired_count=config.fargate_desired_count,
             max_count=config.fargate_max_count,
             cpu_target_percent=config.fargate_cpu_target_percent,
+            streams_per_task=config.fargate_streams_per_task,
+            service_name=SERVICE_NAME,
             idle_timeout=Duration.seconds(config.alb_idle_timeout_seconds),
             deregistration_delay=Duration.seconds(config.deregistration_delay_seconds),
             stop_timeout=Duration.seconds(config.container_stop_timeout_seconds),
             certificate_arn=config.certificate_arn,
+            behind_cloudfront=config.cloudfront,
             container_insights=config.container_insights,
             access_log_bucket=self.log_archive.bucket,
             log_retention=retention,
             log_removal_policy=removal,
         )
         task_role = self.streaming.task_definition.task_role
+        self.edge: StreamingEdge | None = None
+        self.streaming_url = self.streaming.url
+        if config.cloudfront:
+            self.edge = StreamingEdge(
+                self,
+                "StreamingEdge",
+                load_balancer=self.streaming.load_balancer,
+                listener=self.streaming.listener,
+                listener_port=self.streaming.listener_port,
+                target_group=self.streaming.target_group,
+                origin_domain=config.domain_name,
+                prefix_list_id=config.cloudfront_prefix_list_id,
+                removal_policy=removal,
+                log_retention=retention,
+            )
+            self.streaming_url = self.edge.url
+        if self.streaming_url.startswith("https://"):
+            # The page the streaming service serves at / signs in through the hosted UI.
+            self.auth.add_page_url(self.streaming_url)
 
         # Grants and network paths: each unit gets exactly what its code uses.
         for unit in (self.api_function, self.ingest_function, self.migrate_function):
@@ -280,8 +312,26 @@ class YtResearchStack(Stack):
         self.ingest_function.function.node.add_dependency(self.migrations.resource)
         self.streaming.service.node.add_dependency(self.migrations.resource)
 
+        # Users and API keys without a database connection: `ytr admin --deployed <AdminFunctionName>`.
+        self.admin = AdminFunction(
+            self,
+            "Admin",
+            database=self.database,
+            database_name=DATABASE_NAME,
+            environment_name=config.environment,
+            install_dependencies=config.bundle_dependencies,
+            run_after=self.migrations.resource,
+            **function_defaults,  # type: ignore[arg-type]
+        )
+        CfnOutput(
+            self,
+            "AdminFunctionName",
+            value=self.admin.function.function_name,
+            description="ytr admin --deployed <this> create-user you@example.com (IAM invoke only)",
+        )
+
         api_settings = {
-            "handler": self.api_function.function,
+            "handler": self.api_function.target,  # the live alias: SnapStart serves versions only
             "integration_timeout": Duration.seconds(config.api_timeout_seconds),
             "cors_origins": config.cors_origins,
             "throttle_rate": config.api_throttle_rate,
@@ -327,7 +377,13 @@ class YtResearchStack(Stack):
             load_balancer=self.streaming.load_balancer,
             target_group=self.streaming.target_group,
             service=self.streaming.service,
+            min_tasks=config.fargate_desired_count,
+            container_insights=config.container_insights,
             database=self.database.instance,
+            database_max_connections=estimated_max_connections(config.db_instance_type),
+            database_burstable=config.db_instance_type.startswith("t"),
+            service_name=SERVICE_NAME,
+            monthly_budget_usd=config.monthly_budget_usd,
             alarm_email=config.alarm_email,
         )
 
@@ -340,7 +396,19 @@ class YtResearchStack(Stack):
             value=self.key_api.url,
             description="REST API base URL for API keys (X-API-Key)",
         )
-        CfnOutput(self, "StreamingUrl", value=self.streaming.url, description="Streaming base URL")
+        CfnOutput(
+            self,
+            "StreamingUrl",
+            value=self.streaming_url,
+            description="Streaming base URL (HTTPS through CloudFront unless cloudfront=false)",
+        )
+        if self.edge is not None and config.domain_name:
+            CfnOutput(
+                self,
+                "OriginDnsTarget",
+                value=self.streaming.load_balancer.load_balancer_dns_name,
+                description=f"Point {config.domain_name} (CNAME or alias) here",
+            )
         CfnOutput(self, "UserPoolId", value=self.auth.user_pool.user_pool_id)
         CfnOutput(
             self,
@@ -372,3 +440,23 @@ class YtResearchStack(Stack):
         )
         CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
         CfnOutput(self, "DeadLetterQueueUrl", value=self.queues.dead_letter_queue.queue_url)
+        self._skip_stack_wide_checks()
+
+    def _skip_stack_wide_checks(self) -> None:
+        """checkov findings that hold for every resource of a type in this stack, for one reason."""
+        skip_checkov(
+            self,
+            "CKV_AWS_158",
+            "CloudWatch Logs encrypts every log group at rest with its own keys; the logs hold no "
+            "secrets (every line is masked) and a customer KMS key would need a key policy for the "
+            "Logs service in each region and cost more than the logs themselves.",
+            resource_type="AWS::Logs::LogGroup",
+        )
+        skip_checkov(
+            self,
+            "CKV_AWS_149",
+            "Secrets are encrypted with the AWS-managed aws/secretsmanager key; who may read each "
+            "one is decided by the per-unit IAM grants, which a customer key would only duplicate "
+            "in a key policy, at $1 per key per month.",
+            resource_type="AWS::SecretsManager::Secret",
+        )

@@ -22,6 +22,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from ytresearch.errors import ConfigurationError
 
 DEFAULT_SQLITE_URL = "sqlite:///.ytr/local.db"
+# The one place the default Claude model is named: the settings, the CDK app (infra/config.py) and
+# the tests read it. tests/unit/test_default_model.py fails once the locked anthropic SDK no longer
+# lists it or lists it as deprecated.
+DEFAULT_MODEL = "claude-sonnet-5-5"
 
 
 class Settings(BaseSettings):
@@ -39,12 +43,17 @@ class Settings(BaseSettings):
     # PostgreSQL: run statements as named prepared statements cached per connection (one round trip
     # instead of three). Off behind RDS Proxy, where they pin sessions (ytresearch.db.prepared).
     db_prepared_statements: bool = True
+    # TLS to PostgreSQL (ytresearch.db.tls): "auto" is verify-full with the RDS secret, else pg8000's
+    # own unverified TLS when offered. The CA bundle defaults to the RDS bundle shipped in db/certs.
+    db_tls: Literal["auto", "verify-full", "require", "disable"] = "auto"
+    db_ca_bundle: Path | None = None
 
     # Browsers on these origins may call the APIs (empty: same origin only)
     cors_origins: Annotated[list[str], NoDecode] = []
 
     # Auth
-    auth_cache_seconds: float = Field(default=30.0, ge=0)  # verified API keys remembered per process
+    # Verified API keys remembered per process; also how long a key revoked elsewhere keeps working.
+    auth_cache_seconds: float = Field(default=5.0, ge=0)
     dev_api_key: SecretStr | None = None
     # Cognito access tokens (Authorization: Bearer), accepted beside API keys when both the issuer
     # (https://cognito-idp.<region>.amazonaws.com/<pool id>) and the app client id are set.
@@ -70,7 +79,7 @@ class Settings(BaseSettings):
     offline_token_delay_seconds: float = Field(
         default=0.02, ge=0, le=1
     )  # so the offline answer visibly streams
-    model: str = "claude-sonnet-4-5"
+    model: str = DEFAULT_MODEL
     summary_max_tokens: int = Field(default=1024, ge=64, le=8192)
     chat_max_tokens: int = Field(default=2048, ge=64, le=16384)
     sync_chat_max_tokens: int = Field(default=1024, ge=64, le=4096)
@@ -102,6 +111,9 @@ class Settings(BaseSettings):
 
     # Limits
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    # A client that stops sending its body this long (between chunks) is answered 408: a body
+    # shorter than its Content-Length must not hold a worker and a connection until the ALB gives up.
+    body_read_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     max_message_chars: int = Field(default=8_000, ge=1)
     max_session_title_chars: int = Field(default=200, ge=1)
     max_videos_per_session: int = Field(default=25, ge=1)

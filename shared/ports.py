@@ -155,7 +155,7 @@ class ModelError(AppError):
 class ChatModel(Protocol):
     name: str  # the model id used by default
 
-    def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+    def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent]:
         """Yield TextDelta events then exactly one StreamFinished. Errors before the first delta
         are retried inside the adapter; later ones raise ModelError. Closing the iterator
         (``aclose``) closes the upstream connection at once."""

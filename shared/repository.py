@@ -81,6 +81,28 @@ class Repository:
             .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
         )
 
+    def list_api_keys(self, user_id: uuid.UUID) -> list[ApiKey]:
+        """A user's keys, revoked ones included, oldest first."""
+        query = select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.created_at, ApiKey.id)
+        return list(self.session.scalars(query))
+
+    def find_api_keys(
+        self, user_id: uuid.UUID, *, key_id: uuid.UUID | None = None, prefix: str | None = None
+    ) -> list[ApiKey]:
+        """The user's keys with this id or display prefix (a prefix may, rarely, name several)."""
+        query = select(ApiKey).where(ApiKey.user_id == user_id)
+        if key_id is not None:
+            query = query.where(ApiKey.id == key_id)
+        if prefix is not None:
+            query = query.where(ApiKey.prefix == prefix)
+        return list(self.session.scalars(query.order_by(ApiKey.created_at, ApiKey.id)))
+
+    def revoke_api_key(self, key: ApiKey, when: datetime) -> None:
+        """Mark a key revoked (once: a key already revoked keeps its first time)."""
+        if key.revoked_at is None:
+            key.revoked_at = when
+            self.session.flush()
+
     # ------------------------------------------------------------ sessions
     def add_session(self, user_id: uuid.UUID, title: str) -> ResearchSession:
         row = ResearchSession(user_id=user_id, title=title)
@@ -105,9 +127,14 @@ class Repository:
         query = query.order_by(ResearchSession.created_at.desc(), ResearchSession.id.desc())
         return list(self.session.scalars(query.limit(limit)))
 
-    def delete_session(self, row: ResearchSession) -> None:
-        self.session.delete(row)
-        self.session.flush()
+    def delete_session(self, user_id: uuid.UUID, session_id: uuid.UUID) -> bool:
+        """Delete one of the user's sessions (the database cascades to what hangs off it); False
+        when there was none. The DELETE itself decides: of concurrent deletes exactly one wins."""
+        table = _table(ResearchSession)
+        result = self.session.execute(
+            delete(table).where(table.c.id == session_id, table.c.user_id == user_id)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def session_exists(self, session_id: uuid.UUID) -> bool:
         found = self.session.scalar(select(ResearchSession.id).where(ResearchSession.id == session_id))
@@ -192,10 +219,14 @@ class Repository:
         except IntegrityError:
             return False
 
-    def unlink_video(self, session_id: uuid.UUID, video_id: str) -> bool:
+    def unlink_video(self, user_id: uuid.UUID, session_id: uuid.UUID, video_id: str) -> bool:
+        """Unlink a video from one of the user's sessions; False when nothing was unlinked (not
+        linked, or not the user's session). Like ``delete_session``, the DELETE itself decides."""
+        links, sessions = _table(SessionVideo), _table(ResearchSession)
+        owned = select(sessions.c.id).where(sessions.c.id == session_id, sessions.c.user_id == user_id)
         result = self.session.execute(
-            delete(SessionVideo).where(
-                SessionVideo.session_id == session_id, SessionVideo.video_id == video_id
+            delete(links).where(
+                links.c.session_id == session_id, links.c.video_id == video_id, owned.exists()
             )
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]

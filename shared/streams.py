@@ -610,6 +610,9 @@ class ChatRequestManager:
         if live is not None and live.task is not None:
             live.task.cancel()
             await asyncio.gather(live.task, return_exceptions=True)
+            # Answer once the end is recorded: a chat started right after this no longer counts
+            # the cancelled one against the active-request limit.
+            await live.wait_persisted(len(live.events), TERMINAL_WRITE_WAIT)
             terminal = next((e for e in reversed(live.events) if e.terminal), None)
             # A reply that had already finished when the cancel arrived keeps its real status.
             return STATUS_BY_TERMINAL[terminal.type] if terminal else "cancelled"

@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from functions.api.app import install_middleware
 from ytresearch import __version__
 from ytresearch.bootstrap import Container
 from ytresearch.streams import ChatRequestManager
 from ytresearch.web.errors import install_error_handlers
+from ytresearch.web.middleware import install_middleware
 
 
 def create_app(container: Container | None = None, *, include_rest: bool = False) -> FastAPI:
@@ -51,5 +51,5 @@ def create_app(container: Container | None = None, *, include_rest: bool = False
         from functions.api.routes import router as rest_router
 
         app.include_router(rest_router)
-    install_middleware(app, container)
+    install_middleware(app, container.settings)  # the REST app's: request context, body limit, CORS
     return app

@@ -79,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         f"  model:       {model}\n"
         f"  transcripts: {settings.transcript_source}\n"
         f"  API key:     {key}\n"
-        f"Try:  curl -H 'X-API-Key: {key}' -X POST {base}/v1/sessions\n",
+        f"Try:  curl -H 'X-API-Key: {key}' -X POST {base}/v1/sessions\n"
+        f"ytr from any folder (from this one it finds the key by itself):\n"
+        f"  export YTR_API_URL={base} YTR_STREAM_URL={base}\n"
+        f"  export YTR_API_KEY={key}\n",
         file=sys.stderr,
         flush=True,
     )

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from tests.fakes.anthropic_server import DEFAULT_API_KEY, FakeAnthropic
 from tests.support.postgres import PostgresServer
 from ytresearch.bootstrap import Container
-from ytresearch.config import Settings, load_settings
+from ytresearch.config import DEFAULT_MODEL, Settings, load_settings
 from ytresearch.db.migrations import upgrade_to_head
 from ytresearch.db.models import Base
 from ytresearch.ports import IngestMessage
@@ -151,7 +151,7 @@ def claude(fake_claude: FakeAnthropic) -> Any:
 
     return AnthropicChatModel(
         api_key=DEFAULT_API_KEY,
-        model="claude-sonnet-4-5",
+        model=DEFAULT_MODEL,
         base_url=fake_claude.base_url,
         max_retries=3,
         backoff_base=0.01,

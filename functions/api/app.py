@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from functions.api.routes import health_router, router
 from ytresearch import __version__
 from ytresearch.bootstrap import Container
 from ytresearch.web.errors import install_error_handlers
-from ytresearch.web.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from ytresearch.web.middleware import install_middleware
 
 
 def create_app(container: Container | None = None) -> FastAPI:
@@ -23,21 +22,5 @@ def create_app(container: Container | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health_router)
     app.include_router(router)
-    install_middleware(app, container)
+    install_middleware(app, container.settings)  # request context, body limit, CORS
     return app
-
-
-def install_middleware(app: FastAPI, container: Container) -> None:
-    # Added last = outermost: the request context wraps everything, including the body limit.
-    if container.settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=container.settings.cors_origins,
-            allow_credentials=False,
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["X-API-Key", "Authorization", "Content-Type", "Last-Event-ID"],
-            expose_headers=["X-Request-ID", "Retry-After"],
-            max_age=600,
-        )
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=container.settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware)

@@ -4,25 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Annotations, Duration, RemovalPolicy
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.bundling import BundleSpec, lambda_code
-from infra.nag import acknowledge
+from infra.nag import acknowledge, skip_checkov
 
-RUNTIME = lambda_.Runtime.PYTHON_3_11
+RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
+LIVE_ALIAS = "live"
 _PARTITION_POLICY = "arn:<AWS::Partition>:iam::aws:policy/service-role/"
 
 
 class AppFunction(Construct):
-    """A Python 3.11 arm64 function in the VPC's private subnets, with its own security group,
+    """A Python 3.13 arm64 function in the VPC's private subnets, with its own security group,
     a log group with retention, JSON logs and the Powertools settings.
 
-    Exposes ``function``, ``security_group`` and ``log_group``.
+    With ``snap_start``, Lambda snapshots the initialized function when a version is published;
+    the construct publishes one per code or configuration change and points the ``live`` alias at
+    it. Callers invoke ``target`` (the alias, or the function itself without SnapStart): SnapStart
+    applies only to published versions, never to ``$LATEST``.
+
+    Exposes ``function``, ``target``, ``alias`` (or None), ``security_group`` and ``log_group``.
     """
 
     def __init__(
@@ -42,6 +48,8 @@ class AppFunction(Construct):
         log_level: str,
         log_retention: logs.RetentionDays,
         log_removal_policy: RemovalPolicy,
+        snap_start: bool = False,
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.security_group = ec2.SecurityGroup(
@@ -78,14 +86,52 @@ class AppFunction(Construct):
             application_log_level_v2=lambda_.ApplicationLogLevel(log_level.replace("WARNING", "WARN")),
             system_log_level_v2=lambda_.SystemLogLevel.WARN,
             recursive_loop=lambda_.RecursiveLoop.TERMINATE,
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
+            # Lambda bills the snapshot cache of every version that exists: delete replaced ones.
+            current_version_options=(
+                lambda_.VersionOptions(removal_policy=RemovalPolicy.DESTROY) if snap_start else None
+            ),
+            reserved_concurrent_executions=reserved_concurrency,
         )
+        self.alias: lambda_.Alias | None = None
+        self.target: lambda_.IFunction = self.function
+        if snap_start:
+            # current_version publishes a new version whenever the code or configuration changes.
+            self.alias = lambda_.Alias(
+                self, "Live", alias_name=LIVE_ALIAS, version=self.function.current_version
+            )
+            self.target = self.alias
+            Annotations.of(self.function).acknowledge_warning(
+                "@aws-cdk/aws-lambda:snapStartRequirePublish",
+                "The live alias points at current_version, which publishes a version on every change.",
+            )
         self.code_hash = _asset_hash(self.function)
         acknowledge(
             self.function,
             "AwsSolutions-L1",
-            "Pinned to python3.11 on purpose: the project requires Python 3.11 (pyproject "
-            "requires-python) and the bundle's compiled wheels are built for cp311.",
+            "Pinned to python3.13 on purpose: the bundle's compiled wheels are built for cp313 on "
+            "Amazon Linux 2023, and a runtime change must move together with the lock file.",
         )
+        skip_checkov(
+            self.function,
+            "CKV_AWS_173",
+            "The environment holds names, ARNs and URLs only, never secret values (those are read "
+            "from Secrets Manager at run time); Lambda encrypts it at rest with its own key anyway.",
+        )
+        skip_checkov(
+            self.function,
+            "CKV_AWS_116",
+            "Invocations are synchronous (HTTP API, the migration custom resource) or come from SQS, "
+            "whose redrive policy owns the dead letters; a function-level DLQ only serves async calls.",
+        )
+        if reserved_concurrency is None:
+            skip_checkov(
+                self.function,
+                "CKV_AWS_115",
+                "Only the CRUD function gets reserved concurrency (it holds one database connection "
+                "per invocation); ingest is capped by the SQS event source's maximum concurrency "
+                "and migrations run once per deploy, so reserving capacity for them would waste it.",
+            )
         acknowledge(
             self.function,
             f"AwsSolutions-IAM4[Policy::{_PARTITION_POLICY}AWSLambdaBasicExecutionRole]",

@@ -6,7 +6,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.nag import acknowledge
+from infra.nag import acknowledge, skip_checkov
 
 
 class LogArchive(Construct):
@@ -37,4 +37,11 @@ class LogArchive(Construct):
             "AwsSolutions-S1",
             "This bucket is itself the access-log destination; logging its own access would "
             "write logs about writing logs. Delivery is by the ELB and VPC Flow Logs services.",
+            checkov="CKV_AWS_18",
+        )
+        skip_checkov(
+            self.bucket,
+            "CKV_AWS_21",
+            "Log objects are written once by AWS services and expire by the lifecycle rule; versions "
+            "would only keep deleted logs past their retention and make the bucket harder to empty.",
         )

@@ -3,6 +3,16 @@
 Long-lived streams shape the settings: the ALB idle timeout outlasts the 15 s pings many times over,
 a draining task keeps serving its open streams for the deregistration delay, and a stopping task
 gets ``stop_timeout`` between SIGTERM and SIGKILL, more than uvicorn's graceful shutdown window.
+
+Behind CloudFront (``behind_cloudfront``, see edge.py) the listener answers 403 unless a rule
+forwards and its port is closed to everyone; edge.py adds the rule and the CloudFront-only ingress.
+Otherwise the load balancer is the public endpoint: HTTPS with a certificate (and a redirect from
+port 80), plain HTTP on port 80 without one (the config allows that only in dev).
+
+The service scales on two target-tracking policies, whichever asks for more tasks: CPU, and the
+open chat streams per task (the ``ActiveStreams`` gauge every task writes to the logs in EMF,
+``YtResearch`` namespace, ``service`` dimension; its average over the tasks' samples is the mean
+per task). Streams are mostly idle I/O, so a task can be full of them long before its CPU is.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy, Size
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
@@ -19,12 +30,14 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from infra.nag import acknowledge
+from infra.nag import acknowledge, skip_checkov
 
 CONTAINER_PORT = 8000
 HEALTH_PATH = "/health/live"  # 503 only while draining: a database outage must not cycle tasks
 DOCKERFILE = "streaming_service/Dockerfile"
-# python:3.11-slim has no curl; the interpreter is always there. Loopback only.
+METRICS_NAMESPACE = "YtResearch"  # shared/observability/metrics.py
+ACTIVE_STREAMS_METRIC = "ActiveStreams"
+# python:3.13-slim has no curl; the interpreter is always there. Loopback only.
 HEALTH_COMMAND = (
     "import sys, urllib.request; "
     f"sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:{CONTAINER_PORT}{HEALTH_PATH}', "
@@ -33,8 +46,9 @@ HEALTH_COMMAND = (
 
 
 class StreamingService(Construct):
-    """Exposes ``cluster``, ``task_definition``, ``container``, ``service``, ``security_group``,
-    ``load_balancer``, ``target_group``, ``listener``, ``log_group`` and ``url``."""
+    """Exposes ``cluster``, ``task_definition``, ``container``, ``service``, ``scaling``,
+    ``security_group``, ``load_balancer``, ``target_group``, ``listener`` (on ``listener_port``),
+    ``log_group`` and ``url`` (the load balancer's own URL; behind CloudFront, not public)."""
 
     def __init__(
         self,
@@ -52,10 +66,13 @@ class StreamingService(Construct):
         desired_count: int,
         max_count: int,
         cpu_target_percent: int,
+        streams_per_task: int,
+        service_name: str,
         idle_timeout: Duration,
         deregistration_delay: Duration,
         stop_timeout: Duration,
         certificate_arn: str | None,
+        behind_cloudfront: bool,
         container_insights: bool,
         access_log_bucket: s3.IBucket,
         log_retention: logs.RetentionDays,
@@ -78,6 +95,7 @@ class StreamingService(Construct):
                 "Container Insights is off by default because its per-task custom metrics cost "
                 "more than the one small task; the service, ALB and alarms keep the standard "
                 "ECS/ALB metrics. Enable with -c container_insights=true.",
+                checkov="CKV_AWS_65",
             )
 
         self.log_group = logs.LogGroup(
@@ -156,11 +174,26 @@ class StreamingService(Construct):
             health_check_grace_period=Duration.seconds(60),
             enable_execute_command=False,
         )
-        scaling = self.service.auto_scale_task_count(min_capacity=desired_count, max_capacity=max_count)
-        scaling.scale_on_cpu_utilization(
+        self.scaling = self.service.auto_scale_task_count(min_capacity=desired_count, max_capacity=max_count)
+        self.scaling.scale_on_cpu_utilization(
             "CpuScaling",
             target_utilization_percent=cpu_target_percent,
             scale_in_cooldown=Duration.minutes(5),
+            scale_out_cooldown=Duration.minutes(1),
+        )
+        self.active_streams = cloudwatch.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name=ACTIVE_STREAMS_METRIC,
+            dimensions_map={"service": service_name},
+            statistic="Average",
+            period=Duration.minutes(1),
+        )
+        self.scaling.scale_to_track_custom_metric(
+            "StreamScaling",
+            metric=self.active_streams,
+            target_value=streams_per_task,
+            # Draining a task ends its streams (clients reconnect elsewhere): scale in slowly.
+            scale_in_cooldown=Duration.minutes(10),
             scale_out_cooldown=Duration.minutes(1),
         )
 
@@ -168,14 +201,12 @@ class StreamingService(Construct):
             self,
             "LoadBalancerSecurityGroup",
             vpc=vpc,
-            description="Streaming load balancer: public HTTP(S) in, tasks out",
+            description=(
+                "Streaming load balancer: CloudFront only in, tasks out"
+                if behind_cloudfront
+                else "Streaming load balancer: public HTTP(S) in, tasks out"
+            ),
             allow_all_outbound=False,
-        )
-        acknowledge(
-            alb_security_group,
-            "AwsSolutions-EC23",
-            "This is the internet-facing load balancer of a public API; it must accept HTTP(S) "
-            "from any address. Only the listener ports are open and tasks accept only the ALB.",
         )
         self.load_balancer = elbv2.ApplicationLoadBalancer(
             self,
@@ -211,24 +242,52 @@ class StreamingService(Construct):
                 )
             ],
         )
+        # Behind CloudFront nothing but edge.py's secret-header rule forwards.
+        default_action = (
+            elbv2.ListenerAction.fixed_response(403, content_type="text/plain", message_body="Forbidden")
+            if behind_cloudfront
+            else elbv2.ListenerAction.forward([self.target_group])
+        )
         if certificate_arn:
+            self.listener_port = 443
             self.listener = self.load_balancer.add_listener(
                 "Https",
                 port=443,
                 protocol=elbv2.ApplicationProtocol.HTTPS,
                 certificates=[elbv2.ListenerCertificate.from_arn(certificate_arn)],
                 ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
-                default_target_groups=[self.target_group],
-                open=True,
+                default_action=default_action,
+                open=not behind_cloudfront,
             )
-            self.load_balancer.add_redirect(source_port=80, target_port=443)
+            if not behind_cloudfront:  # CloudFront always connects on 443
+                self.load_balancer.add_redirect(source_port=80, target_port=443, open=True)
             self.url = f"https://{self.load_balancer.load_balancer_dns_name}"
         else:
+            self.listener_port = 80
             self.listener = self.load_balancer.add_listener(
                 "Http",
                 port=80,
                 protocol=elbv2.ApplicationProtocol.HTTP,
-                default_target_groups=[self.target_group],
-                open=True,
+                default_action=default_action,
+                open=not behind_cloudfront,
             )
             self.url = f"http://{self.load_balancer.load_balancer_dns_name}"
+            reason = (
+                "Plain HTTP only between CloudFront and the load balancer, which admits CloudFront's "
+                "origin-facing servers alone and forwards only requests with the secret origin "
+                "header; viewers get HTTPS from CloudFront. Set domain_name and certificate_arn for "
+                "HTTPS on this leg too."
+                if behind_cloudfront
+                else "Plain HTTP is a dev-only trial endpoint (config.py refuses it outside dev); "
+                "give certificate_arn or keep CloudFront for HTTPS."
+            )
+            for check_id in ("CKV_AWS_2", "CKV_AWS_103"):
+                skip_checkov(self.listener, check_id, reason)
+        if not behind_cloudfront:
+            acknowledge(
+                alb_security_group,
+                "AwsSolutions-EC23",
+                "Without CloudFront this is the internet-facing endpoint of a public API; it must "
+                "accept HTTP(S) from any address. Only the listener ports are open and tasks accept "
+                "only the ALB.",
+            )

@@ -1,23 +1,60 @@
-"""`ytr admin ...`: create users and API keys against the configured database."""
+"""`ytr admin ...`: users and API keys, either against the configured database (a local run, or a
+machine that can reach the database) or, with ``--deployed FUNCTION``, through a deployed stack's
+admin Lambda function (``AdminFunctionName`` in the stack outputs), invoked with your AWS
+credentials: the database of a deployment sits in isolated subnets.
+
+Nothing of the server is imported for ``--deployed`` (boto3 is imported when the call is made),
+and nothing of boto3 for the direct path.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from typing import Any
 
-from ytresearch.bootstrap import Container
-from ytresearch.db.migrations import upgrade_to_head
-from ytresearch.errors import AppError
-from ytresearch.services.users import create_api_key, create_user, link_external_identity
+from ytresearch.cli.errors import (
+    EXIT_AUTH,
+    EXIT_ERROR,
+    EXIT_NOT_FOUND,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    CliError,
+)
+
+# The admin function's actions (ytresearch.services.admin.ACTIONS); the direct path adds migrate
+# and link-identity. Spelled out here so --deployed imports nothing of the server.
+DEPLOYED_ACTIONS = ("create-user", "create-key", "list-keys", "revoke-key")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    admin = sub.add_parser("admin", help="administer users and keys (talks to the database)")
+    admin = sub.add_parser(
+        "admin",
+        help="administer users and keys (talks to the database, or to a deployed admin function)",
+        description="Administer users and API keys. By default against the configured database "
+        "(YTR_DATABASE_URL); with --deployed, through the admin Lambda function of a deployed "
+        "stack (stack output AdminFunctionName), using your AWS credentials.",
+    )
+    admin.add_argument(
+        "--deployed",
+        metavar="FUNCTION",
+        help="the admin function's name or ARN (needs AWS credentials allowed lambda:InvokeFunction)",
+    )
+    admin.add_argument("--json", action="store_true", help="print the result as one JSON document")
     cmds = admin.add_subparsers(dest="admin_command", required=True)
     p = cmds.add_parser("create-user", help="create a user and print their first API key")
     p.add_argument("email")
     p = cmds.add_parser("create-key", help="print a new API key for an existing user")
     p.add_argument("email")
+    p = cmds.add_parser("list-keys", help="list a user's API keys (id, prefix, created, revoked)")
+    p.add_argument("email")
+    p = cmds.add_parser("revoke-key", help="revoke one of a user's API keys: it stops working at once")
+    p.add_argument("email")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--key-id", metavar="ID", help="the key's id (from list-keys)")
+    which.add_argument("--prefix", metavar="PREFIX", help="the key's first characters, e.g. ytr_AbC123")
     p = cmds.add_parser(
         "link-identity",
         help="let a sign-in identity (Cognito sub) act as an existing user, e.g. one with API keys",
@@ -29,27 +66,173 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        result = run_deployed(args) if args.deployed else run_direct(args)
+    except CliError as exc:
+        if args.json:
+            print(json.dumps(exc.as_json()))
+        else:
+            print(exc.line(), file=sys.stderr)
+        return exc.exit_code
+    show(args, result)
+    return 0
+
+
+def event_for(args: argparse.Namespace) -> dict[str, Any]:
+    event: dict[str, Any] = {"action": args.admin_command, "email": args.email}
+    if args.admin_command == "revoke-key":
+        if args.key_id:
+            event["key_id"] = args.key_id
+        else:
+            event["prefix"] = args.prefix
+    return event
+
+
+def show(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    if args.json:
+        print(json.dumps(result))
+        return
+    command = args.admin_command
+    if command in ("create-user", "create-key"):
+        if command == "create-user":
+            print(f"created user {result['user']['email']} ({result['user']['id']})", file=sys.stderr)
+        else:
+            print(f"created a new key for {result['email']}", file=sys.stderr)
+        print(result["api_key"])
+        print("store it now: it is shown once and kept only as a hash", file=sys.stderr)
+    elif command == "list-keys":
+        keys = result["keys"]
+        if not keys:
+            print("no keys")
+        for key in keys:
+            state = f"revoked {key['revoked_at']}" if key["revoked_at"] else "active"
+            print(f"{key['id']}  {key['prefix']}…  created {key['created_at']}  {state}")
+    elif command == "revoke-key":
+        key = result["revoked"]
+        print(f"revoked {key['prefix']}… ({key['id']}) at {key['revoked_at']}")
+    elif command == "link-identity":
+        print(f"{result['subject']} now signs in as {result['user']['email']} ({result['user']['id']})")
+        if result.get("moved_from"):
+            print(f"(moved from {result['moved_from']}; that user's sessions stay with it)", file=sys.stderr)
+    elif command == "migrate":
+        print(f"database at revision {result['revision']}")
+
+
+# ---------------------------------------------------------------------- against the database
+
+
+def run_direct(args: argparse.Namespace) -> dict[str, Any]:
+    from ytresearch.bootstrap import Container
+    from ytresearch.db.migrations import upgrade_to_head
+    from ytresearch.errors import AppError
+    from ytresearch.services.users import link_external_identity
+
     container = Container()
     try:
         if args.admin_command == "migrate":
-            print(f"database at revision {upgrade_to_head(container.settings)}")
-            return 0
+            return {"revision": upgrade_to_head(container.settings)}
         upgrade_to_head(container.settings)
         if args.admin_command == "link-identity":
             user, moved_from = link_external_identity(container.store, args.email, args.subject)
-            print(f"{args.subject} now signs in as {user.email} ({user.id})")
-            if moved_from:
-                print(f"(moved from {moved_from}; that user's sessions stay with it)", file=sys.stderr)
-            return 0
-        if args.admin_command == "create-user":
-            user, key = create_user(container.store, args.email)
-            print(f"created user {user.email} ({user.id})", file=sys.stderr)
-        else:
-            key = create_api_key(container.store, args.email)
-            print(f"created a new key for {args.email}", file=sys.stderr)
-        print(key)
-        print("store it now: it is shown once and kept only as a hash", file=sys.stderr)
-        return 0
+            return {
+                "subject": args.subject,
+                "user": {"id": str(user.id), "email": user.email},
+                "moved_from": moved_from,
+            }
+        # The same code the admin function runs, so both paths answer alike.
+        from ytresearch.services.admin import run_admin_action
+
+        return run_admin_action(container.store, event_for(args), cache=container.key_cache)
     except AppError as exc:
-        print(f"error: {exc.message} ({exc.code})", file=sys.stderr)
-        return 1
+        raise CliError(exc.code, exc.message, EXIT_ERROR) from None
+    finally:
+        container.engine.dispose()
+
+
+# ---------------------------------------------------------------------- through the admin function
+
+
+def _region_of(function: str) -> str | None:
+    """The region named by a function ARN (arn:aws:lambda:<region>:<account>:function:<name>)."""
+    parts = function.split(":")
+    return parts[3] if function.startswith("arn:") and len(parts) >= 7 and parts[3] else None
+
+
+def run_deployed(args: argparse.Namespace) -> dict[str, Any]:
+    if args.admin_command not in DEPLOYED_ACTIONS:
+        raise CliError(
+            "USAGE",
+            f"{args.admin_command} is not available with --deployed "
+            f"(use one of {', '.join(DEPLOYED_ACTIONS)})",
+            EXIT_USAGE,
+        )
+    answer = invoke(args.deployed, event_for(args))
+    error = answer.get("error")
+    if isinstance(error, dict):
+        code = str(error.get("code") or "ADMIN_ERROR")
+        exit_code = EXIT_NOT_FOUND if code.endswith("NOT_FOUND") else EXIT_ERROR
+        if code == "DATABASE_UNAVAILABLE":
+            exit_code = EXIT_UNAVAILABLE
+        raise CliError(code, str(error.get("message") or "the admin function refused"), exit_code)
+    return answer
+
+
+def invoke(function: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Invoke the admin function synchronously (lambda:InvokeFunction) and return its answer."""
+    import boto3
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+    )
+
+    try:
+        # The ARN's region, else AWS_REGION (as the AWS CLI reads it), else boto3's own chain.
+        region = _region_of(function) or os.environ.get("AWS_REGION") or None
+        client = boto3.client("lambda", region_name=region)
+        response = client.invoke(
+            FunctionName=function, InvocationType="RequestResponse", Payload=json.dumps(event).encode()
+        )
+        raw = response["Payload"].read()
+    except NoRegionError:
+        raise CliError(
+            "MISSING_AWS_REGION",
+            "no AWS region: give the function's ARN, or set AWS_REGION (or aws configure)",
+            EXIT_USAGE,
+        ) from None
+    except NoCredentialsError:
+        raise CliError(
+            "MISSING_AWS_CREDENTIALS", "no AWS credentials found (aws configure / aws sso login)", EXIT_AUTH
+        ) from None
+    except EndpointConnectionError as exc:
+        raise CliError("AWS_UNREACHABLE", f"cannot reach AWS Lambda: {exc}", EXIT_UNAVAILABLE) from None
+    except ClientError as exc:
+        info = exc.response.get("Error", {})
+        kind, message = str(info.get("Code", "ClientError")), str(info.get("Message", exc))
+        if kind == "ResourceNotFoundException":
+            raise CliError(
+                "FUNCTION_NOT_FOUND", f"{message} (see the stack output AdminFunctionName)", EXIT_NOT_FOUND
+            ) from None
+        if kind in ("AccessDeniedException", "UnrecognizedClientException", "ExpiredTokenException"):
+            raise CliError("AWS_ACCESS_DENIED", message, EXIT_AUTH) from None
+        raise CliError("LAMBDA_ERROR", f"{kind}: {message}", EXIT_UNAVAILABLE) from None
+    except BotoCoreError as exc:
+        raise CliError("LAMBDA_ERROR", str(exc), EXIT_UNAVAILABLE) from None
+    try:
+        answer = json.loads(raw or b"null")
+    except ValueError:
+        answer = None
+    if response.get("FunctionError"):
+        detail = answer.get("errorMessage") if isinstance(answer, dict) else None
+        raise CliError(
+            "FUNCTION_ERROR", f"the admin function failed: {detail or 'no detail'}", EXIT_UNAVAILABLE
+        )
+    if not isinstance(answer, dict):
+        raise CliError(
+            "FUNCTION_ERROR",
+            "the admin function answered something other than a JSON object",
+            EXIT_UNAVAILABLE,
+        )
+    return answer

@@ -3,9 +3,10 @@
 The client talks to Cognito's user pool API directly over HTTPS (no AWS SDK, no AWS credentials:
 these calls are public, keyed by the app client id): ``POST https://cognito-idp.<region>.amazonaws.com/``
 with ``X-Amz-Target: AWSCognitoIdentityProviderService.InitiateAuth`` and an
-``application/x-amz-json-1.1`` body. ``USER_PASSWORD_AUTH`` signs in (a TOTP code is asked for
-when the user turned MFA on), ``REFRESH_TOKEN_AUTH`` renews the access token when it is about to
-expire. Tokens are kept in the config file (0600); the password never is.
+``application/x-amz-json-1.1`` body. ``USER_PASSWORD_AUTH`` signs in (a new password is asked
+for when the user still has the temporary one from ``admin-create-user``, a TOTP code when the user
+turned MFA on), ``REFRESH_TOKEN_AUTH`` renews the access token when it is about to expire. Tokens
+are kept in the config file (0600); passwords never are.
 """
 
 from __future__ import annotations
@@ -122,7 +123,15 @@ class CognitoClient:
             raise _cognito_error(response.status_code, data)
         return data
 
-    def password_sign_in(self, username: str, password: str, mfa_code: Callable[[], str]) -> Tokens:
+    def password_sign_in(
+        self,
+        username: str,
+        password: str,
+        mfa_code: Callable[[], str],
+        new_password: Callable[[], str] | None = None,
+    ) -> Tokens:
+        """Sign in; ``new_password`` is asked for when Cognito requires one (a user created with
+        ``admin-create-user`` signs in first with a temporary password), ``mfa_code`` for MFA."""
         answer = self.call(
             "InitiateAuth",
             {
@@ -130,18 +139,22 @@ class CognitoClient:
                 "AuthParameters": {"USERNAME": username, "PASSWORD": password},
             },
         )
-        for _ in range(3):  # a challenge may follow another (e.g. a wrong MFA code is final, though)
+        for _ in range(3):  # a challenge may follow another (a new password, then MFA)
             challenge = answer.get("ChallengeName")
             if not challenge:
                 return _tokens(answer)
-            if challenge != "SOFTWARE_TOKEN_MFA":
+            if challenge == "SOFTWARE_TOKEN_MFA":
+                responses = {"USERNAME": username, "SOFTWARE_TOKEN_MFA_CODE": mfa_code()}
+            elif challenge == "NEW_PASSWORD_REQUIRED" and new_password is not None:
+                responses = _new_password_responses(username, answer, new_password)
+            else:
                 raise _unsupported_challenge(str(challenge))
             answer = self.call(
                 "RespondToAuthChallenge",
                 {
                     "ChallengeName": challenge,
                     "Session": answer.get("Session"),
-                    "ChallengeResponses": {"USERNAME": username, "SOFTWARE_TOKEN_MFA_CODE": mfa_code()},
+                    "ChallengeResponses": responses,
                 },
             )
         raise CliError("LOGIN_FAILED", "sign-in did not finish (too many challenges)", EXIT_AUTH)
@@ -180,6 +193,28 @@ def _tokens(answer: dict[str, Any]) -> Tokens:
     return Tokens(access, refresh if isinstance(refresh, str) else None, expires_at)
 
 
+def _new_password_responses(
+    username: str, answer: dict[str, Any], new_password: Callable[[], str]
+) -> dict[str, str]:
+    parameters = answer.get("ChallengeParameters") or {}
+    try:
+        required = json.loads(parameters.get("requiredAttributes") or "[]")
+    except ValueError:
+        required = []
+    if required:
+        # Attributes the pool requires and the admin did not set: the hosted UI asks for them.
+        names = ", ".join(str(name).removeprefix("userAttributes.") for name in required)
+        raise CliError(
+            "LOGIN_CHALLENGE",
+            f"Cognito asks for a new password and for {names}: sign in once in the hosted UI",
+            EXIT_AUTH,
+        )
+    # The user's Cognito user name (the sub when people sign in by email), which the challenge
+    # answer must name.
+    user_id = parameters.get("USER_ID_FOR_SRP") or username
+    return {"USERNAME": str(user_id), "NEW_PASSWORD": new_password()}
+
+
 def _unsupported_challenge(challenge: str) -> CliError:
     hints = {
         "NEW_PASSWORD_REQUIRED": "set a new password first (sign in once in the hosted UI, or ask an "
@@ -201,6 +236,12 @@ def _cognito_error(status: int, data: Any) -> CliError:
         return CliError("LOGIN_FAILED", message, EXIT_AUTH)
     if kind in ("TooManyRequestsException", "LimitExceededException", "TooManyFailedAttemptsException"):
         return CliError("RATE_LIMITED", message, EXIT_RATE_LIMITED)
+    if kind == "InvalidPasswordException":  # a new password below the pool's policy
+        return CliError(
+            "INVALID_NEW_PASSWORD",
+            f"{message}; run `ytr login` again with the temporary password",
+            EXIT_USAGE,
+        )
     if kind in ("ResourceNotFoundException", "InvalidParameterException"):
         return CliError("INVALID_COGNITO_SETTINGS", f"{message} (check the client id and region)", EXIT_USAGE)
     return CliError("COGNITO_ERROR", f"{kind}: {message}", EXIT_UNAVAILABLE if status >= 500 else EXIT_AUTH)

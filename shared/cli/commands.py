@@ -102,7 +102,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "access and refresh tokens are saved in the config file (readable only by you) and sent as "
         "'Authorization: Bearer' from then on; the access token is renewed automatically. "
         "The password is asked for without echo, or read from stdin with --password-stdin; "
-        "it is never saved.",
+        "it is never saved. A user an admin created (temporary password) chooses a new password "
+        "on the first sign-in: asked for twice without echo, or the next stdin line.",
     )
     add_global_options(login, in_subcommand=True)
     who = login.add_mutually_exclusive_group(required=True)
@@ -310,6 +311,37 @@ def _read_secret(prompt: str, *, from_stdin: bool, what: str) -> str:
     return value
 
 
+def _read_new_password(*, from_stdin: bool, attempts: int = 3) -> str:
+    """The new password: the next stdin line with --password-stdin, else typed twice, hidden."""
+    if from_stdin:
+        value = sys.stdin.readline().rstrip("\r\n")
+        if not value:
+            raise CliError(
+                "USAGE",
+                "Cognito asks for a new password: give it on the line after the temporary one",
+                EXIT_USAGE,
+            )
+        return value
+    if not sys.stdin.isatty():
+        raise CliError(
+            "USAGE",
+            "Cognito asks for a new password and there is no terminal: pipe the temporary and "
+            "the new password, one a line, with --password-stdin",
+            EXIT_USAGE,
+        )
+    import getpass
+
+    for _ in range(attempts):
+        first = getpass.getpass("New password: ")
+        if not first:
+            print("the new password is empty", file=sys.stderr)
+            continue
+        if getpass.getpass("New password again: ") == first:
+            return first
+        print("the two passwords differ; try again", file=sys.stderr)
+    raise CliError("USAGE", "no new password was confirmed; run `ytr login` again", EXIT_USAGE)
+
+
 def run_login(args: argparse.Namespace) -> int:
     out = Output(json_mode=bool(getattr(args, "json", False)))
     try:
@@ -362,8 +394,12 @@ def _login(args: argparse.Namespace, out: Output) -> int:
                 raise CliError("USAGE", "MFA is on for this user: give the code with --mfa-code", EXIT_USAGE)
             return input("MFA code: ").strip()
 
+        def new_password() -> str:
+            out.note("Cognito asks for a new password (the one you signed in with was temporary).")
+            return _read_new_password(from_stdin=args.password_stdin)
+
         with CognitoClient(endpoint, client_id) as cognito:
-            tokens = cognito.password_sign_in(args.username, password, mfa_code)
+            tokens = cognito.password_sign_in(args.username, password, mfa_code, new_password)
         who = args.username
         saved = {"cognito_client_id": client_id}
         if region:

@@ -1,5 +1,6 @@
 """Where the client finds its deployment: flags, then environment, then the config file, then
-(for the local default address only) the key `make run` generated in ``.ytr/dev_api_key``."""
+(for a local address only: loopback, any port) the key `make run` generated in ``.ytr/dev_api_key``.
+The stream URL defaults to the API URL (`make run` serves both at one address)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 from ytresearch.cli.errors import EXIT_USAGE, CliError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-LOCAL_DEFAULTS = frozenset({DEFAULT_URL, "http://localhost:8000"})
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 DEV_KEY_FILE = Path(".ytr/dev_api_key")
 CONFIG_KEYS = (
     "api_url",
@@ -78,6 +79,12 @@ def read_config(path: Path) -> dict[str, str]:
     return values
 
 
+def is_local(url: str) -> bool:
+    """A plain-HTTP loopback address, any port (`make run PORT=8100`): where the local key may go."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and parts.hostname in LOCAL_HOSTS
+
+
 def normalise_url(url: str, what: str) -> str:
     url = url.strip().rstrip("/")
     parts = urlsplit(url)
@@ -106,7 +113,7 @@ def resolve(
         return None
 
     api = normalise_url(pick(api_url, "YTR_API_URL", "api_url") or DEFAULT_URL, "the API URL")
-    stream = normalise_url(pick(stream_url, "YTR_STREAM_URL", "stream_url") or DEFAULT_URL, "the stream URL")
+    stream = normalise_url(pick(stream_url, "YTR_STREAM_URL", "stream_url") or api, "the stream URL")
     key, source = None, "none"
     token, token_source = None, "none"
     # Most specific source first; within a source a token beats a key.
@@ -123,7 +130,7 @@ def resolve(
             else:
                 key, source = value.strip(), where
             break
-    if key is None and token is None and api in LOCAL_DEFAULTS:
+    if key is None and token is None and is_local(api):
         # The local quick start: `make run` printed (and saved) this key; no copying needed.
         if env.get("YTR_DEV_API_KEY", "").strip():
             key, source = env["YTR_DEV_API_KEY"].strip(), "YTR_DEV_API_KEY"

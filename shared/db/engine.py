@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from ytresearch.config import Settings
-from ytresearch.db import prepared
+from ytresearch.db import prepared, tls
 
 
 def database_url(settings: Settings) -> URL:
@@ -74,15 +74,10 @@ def make_engine(settings: Settings, url: URL | str | None = None) -> Engine:
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    if settings.database_secret_arn:
-        # RDS enforces TLS; the Lambda image has no RDS CA bundle, so encrypt without verifying.
-        # (Verifying needs the RDS CA bundle shipped with the code; not done yet.)
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        kwargs["connect_args"] = {"ssl_context": ctx, "timeout": 10}
-    else:
-        kwargs["connect_args"] = {"timeout": 10}
+    tls_context = tls.ssl_context_for(settings)  # verify-full by default with the RDS secret
+    kwargs["connect_args"] = {"timeout": 10}
+    if tls_context is not None:
+        kwargs["connect_args"]["ssl_context"] = tls_context
     # A round trip per checkout is a fifth of a short transaction's cost: ping only connections that
     # sat idle in the pool (see _ping_if_idle); fresh ones and busy ones need none.
     kwargs["pool_pre_ping"] = False
@@ -107,10 +102,13 @@ def make_engine(settings: Settings, url: URL | str | None = None) -> Engine:
         prepared.install(engine)
     if settings.database_secret_arn:
         event.listen(engine, "do_connect", _refresh_credentials(settings.database_secret_arn))
-    else:
+    if tls_context is None:  # pg8000's own choice ("prefer"): ask the server once per engine
         tls_probe = _TlsProbeOnce()
         event.listen(engine, "do_connect", tls_probe.reuse)
         event.listen(engine, "connect", tls_probe.learn)
+    elif tls.tls_mode(settings) == "verify-full":
+        # Last: this listener makes the connection, with the parameters the others filled in.
+        event.listen(engine, "do_connect", tls.explain_certificate_errors(tls.ca_bundle_path(settings)))
     return engine
 
 

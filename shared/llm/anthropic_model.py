@@ -8,6 +8,8 @@ retry before the response starts, and it cannot know whether text already reache
 We retry rate limits, overload, 5xx, connection trouble, timeouts and a mid-stream
 ``overloaded_error`` as long as no text has been yielded; after the first ``TextDelta`` an error
 ends the stream with ``MODEL_STREAM_INTERRUPTED`` and the caller keeps the partial text.
+A model the API does not know (404 ``not_found_error``, e.g. one past its end of life) is
+``MODEL_UNAVAILABLE``: never retried, and it does not trip the circuit breaker (it is ours to fix).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import math
 import random
 import time
 import weakref
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,20 +51,22 @@ MAX_CACHE_BREAKPOINTS = 4
 
 MODEL_RATE_LIMITED = "MODEL_RATE_LIMITED"
 MODEL_OVERLOADED = "MODEL_OVERLOADED"
-MODEL_UNAVAILABLE = "MODEL_UNAVAILABLE"
+MODEL_UNREACHABLE = "MODEL_UNREACHABLE"
 MODEL_TIMEOUT = "MODEL_TIMEOUT"
 MODEL_AUTH_FAILED = "MODEL_AUTH_FAILED"
 MODEL_BAD_REQUEST = "MODEL_BAD_REQUEST"
+MODEL_UNAVAILABLE = "MODEL_UNAVAILABLE"
 MODEL_STREAM_INTERRUPTED = "MODEL_STREAM_INTERRUPTED"
 MODEL_ERROR = "MODEL_ERROR"
 
 _MESSAGES = {
     MODEL_RATE_LIMITED: "The AI model is rate limited right now; try again shortly.",
     MODEL_OVERLOADED: "The AI model is overloaded right now; try again shortly.",
-    MODEL_UNAVAILABLE: "The AI model could not be reached; try again shortly.",
+    MODEL_UNREACHABLE: "The AI model could not be reached; try again shortly.",
     MODEL_TIMEOUT: "The AI model did not answer in time.",
     MODEL_AUTH_FAILED: "The AI model rejected the service's credentials.",
     MODEL_BAD_REQUEST: "The AI model rejected the request.",
+    MODEL_UNAVAILABLE: "The configured AI model does not exist or is no longer available.",
     MODEL_STREAM_INTERRUPTED: "The AI model's reply was interrupted before it finished.",
     MODEL_ERROR: "The AI model failed.",
 }
@@ -182,14 +186,17 @@ def _classify(exc: BaseException) -> _Failure | None:
         elif kind == "timeout_error" or status in (408, 504):
             failure = _Failure(MODEL_TIMEOUT, True, status, kind)
         elif kind == "api_error" or status >= 500 or status == 409:
-            failure = _Failure(MODEL_UNAVAILABLE, True, status, kind)
+            failure = _Failure(MODEL_UNREACHABLE, True, status, kind)
         elif kind == "billing_error" or status == 402:
+            failure = _Failure(MODEL_UNREACHABLE, False, status, kind)
+        elif kind == "not_found_error":
+            # The adapter only calls POST /v1/messages, so "not found" means the model.
             failure = _Failure(MODEL_UNAVAILABLE, False, status, kind)
-        elif kind in ("invalid_request_error", "not_found_error", "request_too_large"):
+        elif kind in ("invalid_request_error", "request_too_large"):
             failure = _Failure(MODEL_BAD_REQUEST, False, status, kind)
         elif status < 400:  # an unknown error event mid-stream: the provider failed, not us
-            failure = _Failure(MODEL_UNAVAILABLE, True, status, kind)
-        else:  # 400, 404, 413, 422 ...: the request itself is wrong
+            failure = _Failure(MODEL_UNREACHABLE, True, status, kind)
+        else:  # 400, 413, 422 ...: the request itself is wrong
             failure = _Failure(MODEL_BAD_REQUEST, False, status, kind)
         if failure.retryable and headers is not None and headers.get("x-should-retry") == "false":
             failure = _Failure(failure.code, False, status, kind, failure.retry_after)
@@ -197,20 +204,26 @@ def _classify(exc: BaseException) -> _Failure | None:
     if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
         return _Failure(MODEL_TIMEOUT, True)
     if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError | _StreamEndedEarly):
-        return _Failure(MODEL_UNAVAILABLE, True)
+        return _Failure(MODEL_UNREACHABLE, True)
     if isinstance(exc, anthropic.AnthropicError):
         return _Failure(MODEL_ERROR, False)
     return None
 
 
-def model_end_of_life(model: str) -> str | None:
-    """The end-of-life date the SDK lists for a deprecated model, else None. The SDK warns about
-    these from ``messages.create``, which this adapter does not call (``_open_event_stream``)."""
+def sdk_deprecated_models() -> Mapping[str, str] | None:
+    """The SDK's table of deprecated models and their end-of-life dates; None if this SDK version
+    keeps it elsewhere (it is not public API: ``messages.py`` imports it from ``anthropic._data``)."""
     try:
         from anthropic.resources.messages.messages import DEPRECATED_MODELS
     except ImportError:
         return None
-    date = DEPRECATED_MODELS.get(model)
+    return DEPRECATED_MODELS
+
+
+def model_end_of_life(model: str) -> str | None:
+    """The end-of-life date the SDK lists for a deprecated model, else None. The SDK warns about
+    these from ``messages.create``, which this adapter does not call (``_open_event_stream``)."""
+    date = (sdk_deprecated_models() or {}).get(model)
     return str(date) if date else None
 
 
@@ -387,7 +400,7 @@ class AnthropicChatModel:
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
 
-    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent]:
         """Yield TextDelta events, then one StreamFinished. Closing the generator (``aclose`` or
         cancelling the consuming task) exits ``async with`` on the SDK's stream, which closes the
         HTTP response and so the upstream connection at once.
@@ -427,6 +440,14 @@ class AnthropicChatModel:
                     )
                     log.warning("model stream interrupted after text (%s): %s", failure.code, exc)
                     raise interrupted.error(attempts=retry + 1) from exc
+                if failure.code == MODEL_UNAVAILABLE:
+                    log.warning(
+                        "the API does not know the model %s (%s); set YTR_MODEL to a current model",
+                        params["model"],
+                        exc,
+                        extra={"model": params["model"], "error_code": failure.code},
+                    )
+                    raise failure.error(attempts=retry + 1) from exc
                 if not failure.retryable or retry >= self.max_retries:
                     log.warning(
                         "model call failed (%s) after %d attempt(s): %s",

@@ -16,7 +16,7 @@ from ytresearch.ports import ChatModel, Completion, ModelError, ModelEvent, Mode
 TRIPPING_CODES = frozenset(
     {
         "MODEL_OVERLOADED",
-        "MODEL_UNAVAILABLE",
+        "MODEL_UNREACHABLE",
         "MODEL_TIMEOUT",
         "MODEL_RATE_LIMITED",
         "MODEL_STREAM_INTERRUPTED",
@@ -97,7 +97,7 @@ class CircuitBreakerChatModel:
         with self._lock:
             self.probe_in_flight = False
 
-    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent]:
         self._admit()
         verdict = False
         try:

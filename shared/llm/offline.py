@@ -257,7 +257,7 @@ class OfflineChatModel:
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
 
-    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent]:
         answer = offline_answer(request)
         input_tokens = sum(estimate_tokens(b.text) for b in request.system)
         input_tokens += sum(estimate_tokens(b.text) for m in request.messages for b in m.content)

@@ -38,7 +38,7 @@ class MeteredChatModel:
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
 
-    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent]:
         started = time.monotonic()
         first_token = False
         async with contextlib.aclosing(self.inner.stream(request)) as events:

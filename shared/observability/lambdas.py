@@ -101,13 +101,13 @@ class NoOpTracingProvider(BaseProvider):
     """Tracing that records nothing (no X-Ray SDK, or not in Lambda)."""
 
     @contextlib.contextmanager
-    def in_subsegment(self, name: str | None = None, **kwargs: Any) -> Generator[BaseSegment, None, None]:
+    def in_subsegment(self, name: str | None = None, **kwargs: Any) -> Generator[BaseSegment]:
         yield NoOpSegment()
 
     @contextlib.asynccontextmanager
     async def in_subsegment_async(
         self, name: str | None = None, **kwargs: Any
-    ) -> AsyncGenerator[BaseSegment, None]:
+    ) -> AsyncGenerator[BaseSegment]:
         yield NoOpSegment()
 
     def put_annotation(self, key: str, value: str | numbers.Number | bool) -> None:

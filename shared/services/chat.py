@@ -491,7 +491,7 @@ async def end_reply(
     saving = asyncio.ensure_future(_save_until(store, model, turn, generation, ending, save_timeout))
     while not saving.done():
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(saving)
+            await asyncio.wait({saving})  # a cancel of this task leaves the save running
     try:
         saved = saving.result()
     except SessionGoneError:

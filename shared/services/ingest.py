@@ -10,9 +10,10 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 from ytresearch.config import Settings
 from ytresearch.db.models import IngestJob, Video, utcnow
@@ -34,11 +35,37 @@ log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=15)
 
+_T = TypeVar("_T")
+
+# Worst cases behind StageBudget. youtube-transcript-api makes up to four requests per attempt
+# (watch page, its consent-cookie retry, innertube, captions), each bounded by the HTTP timeout;
+# metadata is oEmbed plus the Data API when a key is set.
+TRANSCRIPT_REQUESTS_PER_ATTEMPT = 4
+TRANSCRIPT_BACKOFF_BASE, TRANSCRIPT_BACKOFF_MAX = 0.5, 4.0  # youtube.retry's defaults
+# Writing the outcome (the video row, or releasing the lease): one connection (10 s timeout) and
+# a short transaction.
+STORE_RESERVE_SECONDS = 10.0
+
 
 class IngestRetryError(AppError):
     """A transient failure: the message must be delivered again (SQS retries, then the DLQ)."""
 
     code = "INGEST_RETRY"
+    retryable = True
+
+
+class IngestDeferredError(IngestRetryError):
+    """Not started: the invocation has too little time left to finish the message. The queue
+    delivers it again (to an invocation with its whole timeout ahead)."""
+
+    code = "INGEST_DEFERRED"
+
+
+class IngestDeadlineError(AppError):
+    """Stopped between stages, or the summary cut short: the invocation ran out of time. Nothing
+    is kept; the lease is released and the message is retried like any transient failure."""
+
+    code = "INGEST_DEADLINE"
     retryable = True
 
 
@@ -58,6 +85,54 @@ class IngestDeps:
     metrics: Metrics = field(default_factory=NullMetrics)
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """The time the current invocation has left (a Lambda's remaining time), read when asked."""
+
+    remaining_seconds: Callable[[], float]
+
+    def remaining(self) -> float:
+        return self.remaining_seconds()
+
+
+@dataclass(frozen=True)
+class StageBudget:
+    """Worst-case seconds of each ingest stage under the given settings: a stage starts only when
+    it and every stage after it can still finish. The summary counts one model attempt: its
+    retries run only while time is left (ingest_video cuts it off with ``store`` seconds left)."""
+
+    transcript: float
+    metadata: float
+    model_attempt: float
+    store: float = STORE_RESERVE_SECONDS
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StageBudget:
+        attempts = settings.youtube_fetch_attempts
+        backoff = sum(
+            min(TRANSCRIPT_BACKOFF_MAX, TRANSCRIPT_BACKOFF_BASE * 2**retry) for retry in range(attempts - 1)
+        )
+        metadata_requests = 2 if settings.youtube_data_api_key is not None else 1
+        return cls(
+            transcript=attempts * TRANSCRIPT_REQUESTS_PER_ATTEMPT * settings.http_timeout_seconds + backoff,
+            metadata=metadata_requests * settings.http_timeout_seconds,
+            model_attempt=settings.llm_timeout_seconds,
+        )
+
+    @property
+    def message(self) -> float:
+        """To start a message: every stage."""
+        return self.transcript + self.metadata + self.model_attempt + self.store
+
+    @property
+    def from_metadata(self) -> float:
+        return self.metadata + self.model_attempt + self.store
+
+    @property
+    def from_summary(self) -> float:
+        return self.model_attempt + self.store
+
+
 def parse_message(body: object) -> IngestMessage:
     if not isinstance(body, dict):
         raise PoisonMessageError("ingest message must be a JSON object")
@@ -74,10 +149,25 @@ def parse_message(body: object) -> IngestMessage:
     )
 
 
-def ingest_video(deps: IngestDeps, message: IngestMessage, *, receive_count: int = 1) -> str:
+def ingest_video(
+    deps: IngestDeps,
+    message: IngestMessage,
+    *,
+    receive_count: int = 1,
+    deadline: Deadline | None = None,
+    may_defer_start: bool = True,
+) -> str:
     """Run one ingest job. Returns the job's final status ("done" or "failed"); raises
-    IngestRetryError for transient failures so the queue delivers the message again."""
+    IngestRetryError for transient failures so the queue delivers the message again.
+
+    With a ``deadline``, work that cannot finish in time is not started: the message is not
+    begun (IngestDeferredError) when the whole of it may not fit, a stage is not begun when it and
+    the stages after it may not fit, and the summary is cut off where only the time to store is
+    left (both IngestDeadlineError, handled as a transient failure: the lease is released).
+    ``may_defer_start=False`` for an invocation's first message, which handing back could not
+    give more time."""
     store, settings = deps.store, deps.settings
+    budget = StageBudget.from_settings(settings)
     job_id = uuid.UUID(message.job_id)
     with store.transaction() as repo:
         job = repo.get_job(job_id)
@@ -88,6 +178,12 @@ def ingest_video(deps: IngestDeps, message: IngestMessage, *, receive_count: int
         if video.status == "ready":
             _finish_jobs(repo, message.video_id, "done", extra_job=job)
             return "done"
+        if deadline is not None and may_defer_start and deadline.remaining() < budget.message:
+            deps.metrics.count(INGEST_FAILURES, code=IngestDeferredError.code)
+            raise IngestDeferredError(
+                f"{deadline.remaining():.0f} s left, an ingest may need {budget.message:.0f} s: "
+                "left for the next delivery"
+            )
         if not repo.claim_video(message.video_id, utcnow() + LEASE):
             raise IngestRetryError(f"video {message.video_id} is being ingested by another worker")
         job.attempts += 1
@@ -103,18 +199,24 @@ def ingest_video(deps: IngestDeps, message: IngestMessage, *, receive_count: int
                 code="TRANSCRIPT_TOO_LARGE",
                 retryable=False,
             )
+        _ensure_time(deadline, budget.from_metadata, "fetching_metadata")
         _stage(store, message.video_id, "fetching_metadata")
         meta = deps.metadata.fetch(message.video_id)
+        _ensure_time(deadline, budget.from_summary, "summarising")
         _stage(store, message.video_id, "summarising")
         completion = asyncio.run(
-            summarize_transcript(
-                deps.model,
-                title=meta.title,
-                transcript_text=transcript.text,
-                context_budget_tokens=settings.context_budget_tokens,
-                max_tokens=settings.summary_max_tokens,
+            _within(
+                None if deadline is None else deadline.remaining() - budget.store,
+                summarize_transcript(
+                    deps.model,
+                    title=meta.title,
+                    transcript_text=transcript.text,
+                    context_budget_tokens=settings.context_budget_tokens,
+                    max_tokens=settings.summary_max_tokens,
+                ),
             )
         )
+        # No check before storing: the summary stopped with budget.store left for exactly this.
         _stage(store, message.video_id, "storing")
         with store.transaction() as repo:
             video = _video(repo, message.video_id)
@@ -139,7 +241,7 @@ def ingest_video(deps: IngestDeps, message: IngestMessage, *, receive_count: int
         log.info("ingested video %s (%d segments)", message.video_id, len(transcript.segments))
         _measure(deps, started, "done")
         return "done"
-    except (TranscriptError, ModelError) as exc:
+    except (TranscriptError, ModelError, IngestDeadlineError) as exc:
         final = not exc.retryable or receive_count >= settings.ingest_max_receives
         _record_failure(store, message.video_id, exc, final=final)
         _measure(deps, started, "failed" if final else "retry", failure=exc.code)
@@ -155,6 +257,26 @@ def ingest_video(deps: IngestDeps, message: IngestMessage, *, receive_count: int
         _record_failure(store, message.video_id, unexpected, final=final)
         _measure(deps, started, "failed" if final else "retry", failure=unexpected.code)
         raise IngestRetryError(f"unexpected ingest error: {type(exc).__name__}") from exc
+
+
+def _ensure_time(deadline: Deadline | None, needed: float, stage: str) -> None:
+    if deadline is not None and (left := deadline.remaining()) < needed:
+        raise IngestDeadlineError(f"{left:.0f} s left before {stage}, which may need {needed:.0f} s")
+
+
+async def _within(seconds: float | None, work: Awaitable[_T]) -> _T:
+    """``work``, cancelled (IngestDeadlineError) after ``seconds``: bounds the model's own
+    timeouts and retries by the time the invocation has left."""
+    if seconds is None:
+        return await work
+    limit = asyncio.timeout(max(0.0, seconds))
+    try:
+        async with limit:
+            return await work
+    except TimeoutError:
+        if limit.expired():
+            raise IngestDeadlineError(f"the summary did not finish in the {seconds:.0f} s left") from None
+        raise
 
 
 def _measure(deps: IngestDeps, started: float, outcome: str, *, failure: str | None = None) -> None:

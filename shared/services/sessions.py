@@ -25,8 +25,12 @@ def owned_session(repo: Repository, user: AuthUser, session_id: uuid.UUID) -> Re
     """The caller's session, or NotFoundError (also for another user's: we never confirm it exists)."""
     row = repo.get_session(user.id, session_id)
     if row is None:
-        raise NotFoundError(f"session {session_id} not found", code="SESSION_NOT_FOUND")
+        raise session_not_found(session_id)
     return row
+
+
+def session_not_found(session_id: uuid.UUID) -> NotFoundError:
+    return NotFoundError(f"session {session_id} not found", code="SESSION_NOT_FOUND")
 
 
 def clean_title(title: str | None, settings: Settings) -> str:
@@ -69,7 +73,9 @@ def delete_session(store: Store, user: AuthUser, session_id: uuid.UUID) -> None:
     """Delete a session with its messages, chat requests and video links. The shared video rows
     stay (other sessions may use them); ingest jobs stay with the user, unlinked."""
     with store.transaction() as repo:
-        repo.delete_session(owned_session(repo, user, session_id))
+        # The DELETE decides who deleted it: of concurrent calls, one succeeds and the rest 404.
+        if not repo.delete_session(user.id, session_id):
+            raise session_not_found(session_id)
 
 
 def list_messages(

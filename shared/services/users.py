@@ -5,8 +5,12 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
+from ytresearch.db.models import ApiKey, utcnow
 from ytresearch.errors import ConflictError, InvalidInputError, NotFoundError, UnauthorizedError
 from ytresearch.repository import Store
 from ytresearch.security import generate_api_key, hash_api_key, key_display_prefix
@@ -50,6 +54,86 @@ def create_api_key(store: Store, email: str) -> str:
     return key
 
 
+@dataclass(frozen=True)
+class KeyInfo:
+    """What may be shown about an API key: never the key, never its digest."""
+
+    id: uuid.UUID
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyInfo:
+        return cls(key.id, key.prefix, key.created_at, key.revoked_at)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "prefix": self.prefix,
+            "created_at": self.created_at.isoformat(),
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
+
+def list_keys(store: Store, email: str) -> list[KeyInfo]:
+    """A user's API keys (revoked ones included), oldest first."""
+    email = normalize_email(email)
+    with store.transaction() as repo:
+        user = repo.get_user_by_email(email)
+        if user is None:
+            raise NotFoundError(f"no user with email {email}", code="USER_NOT_FOUND")
+        return [KeyInfo.of(key) for key in repo.list_api_keys(user.id)]
+
+
+def revoke_key(
+    store: Store,
+    email: str,
+    *,
+    key_id: str | None = None,
+    prefix: str | None = None,
+    cache: KeyCache | None = None,
+) -> KeyInfo:
+    """Revoke one of a user's API keys, named by its id or its display prefix (``ytr_abc123``).
+
+    From then on the key fails everywhere: the database lookup skips revoked keys, ``cache`` (this
+    process's) forgets it at once, and other processes' caches within their few-second TTL.
+    Revoking a revoked key is not an error (it keeps its first revocation time).
+    """
+    email = normalize_email(email)
+    if (key_id is None) == (prefix is None):
+        raise InvalidInputError(
+            "name the key by its id or by its prefix (one of them)", code="INVALID_KEY_REF"
+        )
+    wanted_id = None
+    if key_id is not None:
+        try:
+            wanted_id = uuid.UUID(key_id.strip())
+        except ValueError:
+            raise InvalidInputError(f"not a key id: {key_id!r}", code="INVALID_KEY_ID") from None
+    with store.transaction() as repo:
+        user = repo.get_user_by_email(email)
+        if user is None:
+            raise NotFoundError(f"no user with email {email}", code="USER_NOT_FOUND")
+        found = repo.find_api_keys(
+            user.id, key_id=wanted_id, prefix=prefix.strip() if prefix is not None else None
+        )
+        if not found:
+            raise NotFoundError(f"{email} has no key {key_id or prefix}", code="KEY_NOT_FOUND")
+        if len(found) > 1:
+            raise ConflictError(
+                f"{len(found)} keys of {email} start with {prefix}: revoke by id (see list-keys)",
+                code="AMBIGUOUS_KEY_PREFIX",
+                details={"key_ids": [str(key.id) for key in found]},
+            )
+        (key,) = found
+        repo.revoke_api_key(key, utcnow())
+        info, digest = KeyInfo.of(key), key.key_hash
+    if cache is not None:
+        cache.discard(digest)
+    return info
+
+
 def ensure_user_with_key(store: Store, email: str, key: str) -> AuthUser:
     """Make sure ``email`` exists and ``key`` is one of its keys (the local run's dev user)."""
     email = normalize_email(email)
@@ -66,23 +150,34 @@ def ensure_user_with_key(store: Store, email: str, key: str) -> AuthUser:
 class KeyCache:
     """Recently verified API keys (by digest) for a few seconds, per process: a chat costs two
     authenticated requests (POST, then the stream), and the lookup is a database round trip.
-    A key deleted from the database keeps working here for at most ``ttl`` seconds."""
 
-    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+    Revocation: ``revoke_key`` evicts the key from the cache of the process that revokes it, so
+    there it fails at once; every other process (each Lambda container, each Fargate task) stops
+    accepting it when its entry expires, within ``ttl`` seconds (YTR_AUTH_CACHE_SECONDS, default
+    5). A short TTL rather than a revocation check per hit: a check is the very database round
+    trip the cache saves, and a few seconds is far shorter than any key-leak response."""
+
+    def __init__(
+        self, ttl: float, max_entries: int = 10_000, clock: Callable[[], float] | None = None
+    ) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
+        self._clock = clock or time.monotonic
         self._entries: dict[str, tuple[float, AuthUser]] = {}
 
     def get(self, digest: str) -> AuthUser | None:
         entry = self._entries.get(digest)
-        if entry is None or time.monotonic() - entry[0] > self.ttl:
+        if entry is None or self._clock() - entry[0] > self.ttl:
             return None
         return entry[1]
 
     def put(self, digest: str, user: AuthUser) -> None:
         if len(self._entries) >= self.max_entries:
             self._entries.clear()  # crude but bounded; entries are cheap to rebuild
-        self._entries[digest] = (time.monotonic(), user)
+        self._entries[digest] = (self._clock(), user)
+
+    def discard(self, digest: str) -> None:
+        self._entries.pop(digest, None)
 
 
 MAX_API_KEY_CHARS = 200

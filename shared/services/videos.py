@@ -123,8 +123,9 @@ def remove_video(store: Store, user: AuthUser, session_id: uuid.UUID, video_id: 
     """Unlink a video from a session. The shared video row and its transcript stay cached."""
     check_video_id(video_id)
     with store.transaction() as repo:
-        owned_session(repo, user, session_id)
-        if not repo.unlink_video(session_id, video_id):
+        # The DELETE decides who removed it: of concurrent calls, one succeeds and the rest 404.
+        if not repo.unlink_video(user.id, session_id, video_id):
+            owned_session(repo, user, session_id)  # SESSION_NOT_FOUND when the session is not theirs
             raise NotFoundError(f"video {video_id} is not in this session", code="VIDEO_NOT_FOUND")
         repo.touch_session(session_id)
 

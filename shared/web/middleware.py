@@ -4,12 +4,14 @@ Requests/Errors metrics)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import time
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,16 +19,33 @@ from ytresearch.db.outage import is_outage
 from ytresearch.observability.context import request_id_var
 from ytresearch.observability.metrics import ERRORS, REQUESTS, Metrics, code_dimension, status_class
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from ytresearch.config import Settings
+
 log = logging.getLogger("ytresearch.web")
 
-__all__ = ["BodySizeLimitMiddleware", "RequestContextMiddleware", "request_id_var"]
+__all__ = [
+    "BodyReadTimeoutMiddleware",
+    "BodySizeLimitMiddleware",
+    "RequestContextMiddleware",
+    "install_middleware",
+    "request_id_var",
+]
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _ERROR_BODY_LIMIT = 16 * 1024  # error bodies are small; larger ones are not ours
 _QUIET_ROUTES = frozenset({"/health", "/health/live"})  # load-balancer probes: DEBUG, not INFO
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any], request_id: str) -> None:
+async def _send_json(
+    send: Send,
+    status: int,
+    body: dict[str, Any],
+    request_id: str,
+    extra_headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
     raw = json.dumps(body).encode()
     await send(
         {
@@ -36,6 +55,7 @@ async def _send_json(send: Send, status: int, body: dict[str, Any], request_id: 
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(raw)).encode()),
                 (b"x-request-id", request_id.encode()),
+                *extra_headers,
             ],
         }
     )
@@ -66,8 +86,10 @@ class RequestContextMiddleware:
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"x-request-id" for name, _ in headers):  # once only
+                    headers.append((b"x-request-id", request_id.encode()))
+                message["headers"] = headers
             outcome.saw(message)
             if outcome.complete and not outcome.observed:
                 # Before the last bytes go out: the client cannot have moved on yet.
@@ -262,3 +284,73 @@ class BodySizeLimitMiddleware:
         except Exception:
             if not rejected:
                 raise
+
+
+class BodyReadTimeoutMiddleware:
+    """408 when the client stops sending its body: a wait for the next body chunk longer than the
+    timeout ends the request (answered at once if no response has started; the app is told the
+    client went away). Once the body is complete, waits (for a disconnect) are the app's own."""
+
+    def __init__(self, app: ASGIApp, timeout_seconds: float) -> None:
+        self.app = app
+        self.timeout_seconds = timeout_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = scope.get("state", {}).get("request_id", "")
+        body_done = False
+        started = False
+        timed_out = False
+
+        async def timed_receive() -> Message:
+            nonlocal body_done, timed_out
+            if body_done:
+                return await receive()
+            if timed_out:
+                return {"type": "http.disconnect"}
+            try:
+                msg = await asyncio.wait_for(receive(), self.timeout_seconds)
+            except TimeoutError:
+                timed_out = True
+                if not started:
+                    message = f"the request body did not arrive within {self.timeout_seconds:g} s"
+                    # The unread rest of the body would be taken for the next request: close.
+                    await _send_json(
+                        send,
+                        408,
+                        _error("REQUEST_TIMEOUT", message),
+                        request_id,
+                        [(b"connection", b"close")],
+                    )
+                return {"type": "http.disconnect"}
+            if msg["type"] != "http.request" or not msg.get("more_body", False):
+                body_done = True
+            return msg
+
+        async def guarded_send(msg: Message) -> None:
+            nonlocal started
+            if timed_out and not started:
+                return  # we answered 408 for the app
+            started = started or msg["type"] == "http.response.start"
+            await send(msg)
+
+        try:
+            await self.app(scope, timed_receive, guarded_send)
+        except Exception:
+            if not timed_out:
+                raise
+
+
+def install_middleware(app: FastAPI, settings: Settings) -> None:
+    """The outer layers both apps share, from the outside in: the request context (it wraps
+    everything, so even a refused preflight has a request id and a log line), the body read
+    timeout, the body size limit, then CORS. Added innermost first: Starlette puts each new
+    middleware outside."""
+    from ytresearch.web.cors import install_cors
+
+    install_cors(app, settings.cors_origins)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyReadTimeoutMiddleware, timeout_seconds=settings.body_read_timeout_seconds)
+    app.add_middleware(RequestContextMiddleware)

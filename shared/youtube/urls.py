@@ -30,6 +30,7 @@ _SITE_HOSTS = frozenset(
     }
 )
 _SHORT_HOSTS = frozenset({"youtu.be", "www.youtu.be"})
+_PORTS = frozenset({"", "443", "80"})  # an empty port means the scheme's default (RFC 3986)
 
 # Path prefixes followed directly by the video id: /shorts/ID, /embed/ID, /live/ID, /v/ID, /e/ID.
 _ID_PATH_PREFIXES = frozenset({"shorts", "embed", "live", "v", "e"})
@@ -75,11 +76,21 @@ def parse_video_id(text: str) -> str:
         raise _invalid(f"not a valid URL: {exc}", raw) from None
     if parts.scheme.lower() not in ("http", "https"):
         raise _invalid(f"unsupported URL scheme: {parts.scheme}", raw)
+    if host not in _SHORT_HOSTS and host not in _SITE_HOSTS:
+        raise _invalid(f"not a YouTube host: {host or '(none)'}", raw)
+    _check_port(parts.netloc, raw)
     if host in _SHORT_HOSTS:
         return _id_from_short_link(parts.path, raw)
-    if host in _SITE_HOSTS:
-        return _id_from_site_url(parts.path, parts.query, raw)
-    raise _invalid(f"not a YouTube host: {host or '(none)'}", raw)
+    return _id_from_site_url(parts.path, parts.query, raw)
+
+
+def _check_port(netloc: str, raw: str) -> None:
+    """YouTube serves only the web's ports. Compared as text: only the plain spellings pass
+    (``urlsplit().port`` reads "0443" as 443, and what it accepts varies between Pythons)."""
+    host_port = netloc.rpartition("@")[2]  # the host is a name here, never a bracketed IPv6 literal
+    _, colon, port = host_port.partition(":")
+    if colon and port not in _PORTS:
+        raise _invalid(f"unsupported port: {port[:20]} (YouTube links use 443 or 80, or none)", raw)
 
 
 def _id_from_short_link(path: str, raw: str) -> str:

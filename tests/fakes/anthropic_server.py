@@ -50,8 +50,11 @@ from typing import Any
 
 import uvicorn
 
+from ytresearch.config import DEFAULT_MODEL
+
 __all__ = [
     "DEFAULT_API_KEY",
+    "DEFAULT_MODEL",
     "Behaviour",
     "DropConnection",
     "ErrorReply",
@@ -63,7 +66,6 @@ __all__ = [
 ]
 
 DEFAULT_API_KEY = "sk-ant-test-key"
-DEFAULT_MODEL = "claude-sonnet-4-5"
 MAX_CACHE_BREAKPOINTS = 4  # the real API rejects a request with more
 
 # The error ``type`` the real API uses for each status.

@@ -7,8 +7,10 @@
   ``https://cognito-idp.<region>.amazonaws.com/<pool id>``;
 * ``POST /`` with ``X-Amz-Target: AWSCognitoIdentityProviderService.InitiateAuth`` (flows
   ``USER_PASSWORD_AUTH`` and ``REFRESH_TOKEN_AUTH``) and ``...RespondToAuthChallenge``
-  (``SOFTWARE_TOKEN_MFA``), answering ``application/x-amz-json-1.1`` like the real endpoint,
-  errors included (``{"__type": "NotAuthorizedException", "message": ...}`` with 400).
+  (``NEW_PASSWORD_REQUIRED`` for a user made with ``admin-create-user``, who signs in with a
+  temporary password, and ``SOFTWARE_TOKEN_MFA``), answering ``application/x-amz-json-1.1`` like
+  the real endpoint, errors included (``{"__type": "NotAuthorizedException", "message": ...}``
+  with 400; ``InvalidPasswordException`` for a new password below the pool's policy).
 
 ``fake.token(...)`` signs access tokens shaped like Cognito's (and any deliberately broken
 variant a test needs); ``fake.requests`` and ``fake.jwks_fetches`` record what clients did.
@@ -60,6 +62,12 @@ class FakeUser:
     password: str
     sub: str = field(default_factory=lambda: str(uuid.uuid4()))
     mfa_code: str | None = None  # set: sign-in asks for a SOFTWARE_TOKEN_MFA code
+    # True: FORCE_CHANGE_PASSWORD (admin-create-user): ``password`` is temporary and sign-in
+    # asks for a new one (NEW_PASSWORD_REQUIRED). The Cognito user name is the sub, the email an alias.
+    temporary_password: bool = False
+
+
+PASSWORD_MIN_LENGTH = 12  # the deployed pool's policy (infra/components/auth.py)
 
 
 def b64url(data: bytes) -> str:
@@ -151,7 +159,7 @@ class FakeCognito(TokenMinter):
         self.pool_id = pool_id
         self.users: dict[str, FakeUser] = {}
         self.refresh_tokens: dict[str, str] = {}  # refresh token -> username
-        self.sessions: dict[str, str] = {}  # challenge session -> username
+        self.sessions: dict[str, tuple[str, str]] = {}  # challenge session -> (username, challenge)
         self.requests: list[dict[str, Any]] = []
         self.jwks_fetches = 0
         self.jwks_status = 200
@@ -186,6 +194,20 @@ class FakeCognito(TokenMinter):
         return user
 
     # ------------------------------------------------------------------ the API
+    def _challenge(self, user: FakeUser, name: str) -> dict[str, Any]:
+        session = uuid.uuid4().hex
+        self.sessions[session] = (user.username, name)
+        parameters = {"USER_ID_FOR_SRP": user.sub}
+        if name == "NEW_PASSWORD_REQUIRED":
+            parameters["requiredAttributes"] = "[]"
+            parameters["userAttributes"] = json.dumps({"email_verified": "true", "email": user.username})
+        return {"ChallengeName": name, "Session": session, "ChallengeParameters": parameters}
+
+    def _after_password(self, user: FakeUser) -> dict[str, Any]:
+        if user.mfa_code is not None:
+            return self._challenge(user, "SOFTWARE_TOKEN_MFA")
+        return self._issue(user)
+
     def _issue(self, user: FakeUser, *, with_refresh: bool = True) -> dict[str, Any]:
         result: dict[str, Any] = {
             "AccessToken": self.token(sub=user.sub, username=user.sub),
@@ -216,15 +238,9 @@ class FakeCognito(TokenMinter):
                 user = self.users.get(params.get("USERNAME", ""))
                 if user is None or user.password != params.get("PASSWORD"):
                     return 400, denied
-                if user.mfa_code is not None:
-                    session = uuid.uuid4().hex
-                    self.sessions[session] = user.username
-                    return 200, {
-                        "ChallengeName": "SOFTWARE_TOKEN_MFA",
-                        "Session": session,
-                        "ChallengeParameters": {"USER_ID_FOR_SRP": user.username},
-                    }
-                return 200, self._issue(user)
+                if user.temporary_password:
+                    return 200, self._challenge(user, "NEW_PASSWORD_REQUIRED")
+                return 200, self._after_password(user)
             if flow == "REFRESH_TOKEN_AUTH":
                 username = self.refresh_tokens.get(params.get("REFRESH_TOKEN", ""))
                 if username is None:
@@ -232,11 +248,28 @@ class FakeCognito(TokenMinter):
                 return 200, self._issue(self.users[username], with_refresh=False)
             return 400, {"__type": "InvalidParameterException", "message": f"Unsupported flow {flow}"}
         if target == "RespondToAuthChallenge":
-            username = self.sessions.pop(body.get("Session", ""), None)
+            name = body.get("ChallengeName")
+            pending = self.sessions.pop(body.get("Session", ""), None)
             responses = body.get("ChallengeResponses") or {}
+            username, expected = pending if pending else (None, None)
             user = self.users.get(username or "")
-            if user is None or body.get("ChallengeName") != "SOFTWARE_TOKEN_MFA":
+            if user is None or name != expected:
                 return 400, {"__type": "NotAuthorizedException", "message": "Invalid session for the user."}
+            if name == "NEW_PASSWORD_REQUIRED":
+                if responses.get("USERNAME") != user.sub:  # USER_ID_FOR_SRP, not the email alias
+                    return 400, {
+                        "__type": "NotAuthorizedException",
+                        "message": "Invalid session for the user.",
+                    }
+                new = str(responses.get("NEW_PASSWORD") or "")
+                if len(new) < PASSWORD_MIN_LENGTH or new.lower() == new or not any(c.isdigit() for c in new):
+                    self.sessions[body["Session"]] = pending  # the session stays usable
+                    return 400, {
+                        "__type": "InvalidPasswordException",
+                        "message": "Password does not conform to policy: Password not long enough",
+                    }
+                user.password, user.temporary_password = new, False
+                return 200, self._after_password(user)
             if responses.get("SOFTWARE_TOKEN_MFA_CODE") != user.mfa_code:
                 return 400, {"__type": "CodeMismatchException", "message": "Invalid code received for user"}
             return 200, self._issue(user)

@@ -8,6 +8,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+# The CDK's Node.js is the one package.json pins (node_modules/.bin/node, Node 22; `make node`),
+# ahead of the system's: for the jsii runtime, which starts when aws_cdk is first imported (so this
+# comes first), and for any `cdk` command the tests run.
+os.environ["PATH"] = os.pathsep.join(
+    (str(Path(__file__).parents[2] / "node_modules" / ".bin"), os.environ["PATH"])
+)
 # jsii warns on every synth that the machine's Node.js 20 nears end of life; CI's Node is fixed.
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 

@@ -33,10 +33,12 @@ AZ_CONTEXT = {
 TEST_CERTIFICATE_ARN = (
     f"arn:aws:acm:{TEST_REGION}:{TEST_ACCOUNT}:certificate/0e6f1c2a-1111-2222-3333-444455556666"
 )
+TEST_DOMAIN_NAME = "stream-origin.example.org"
 # Every optional feature switched on, production settings.
 FULL_OPTIONS: dict[str, Any] = {
     "environment": "prod",
     "certificate_arn": TEST_CERTIFICATE_ARN,
+    "domain_name": TEST_DOMAIN_NAME,
     "cors_origins": "http://localhost:5173,http://127.0.0.1:8000",
     "db_proxy": "true",
     "db_multi_az": "true",

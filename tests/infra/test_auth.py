@@ -104,11 +104,19 @@ def test_the_app_client_is_public_with_password_srp_and_code_flows(default_synth
     assert (client["AccessTokenValidity"], client["TokenValidityUnits"]["AccessToken"]) == (60, "minutes")
 
 
-def test_callback_urls_come_from_context(default_synth: Synth, full_synth: Synth) -> None:
-    assert _client(default_synth)["CallbackURLs"] == ["http://localhost:8000/"]
+def test_callback_urls_come_from_context_and_follow_the_https_page(
+    default_synth: Synth, full_synth: Synth
+) -> None:
+    for synth in (default_synth, full_synth):
+        distribution = synth.logical_id(synth.stack.edge.distribution)  # type: ignore[union-attr]
+        page = {"Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution, "DomainName"]}, "/"]]}
+        client = _client(synth)
+        assert client["CallbackURLs"][-1] == page
+        assert client["LogoutURLs"][-1] == page
+    assert _client(default_synth)["CallbackURLs"][:-1] == ["http://localhost:8000/"]
     full = _client(full_synth)
-    assert full["CallbackURLs"] == ["https://research.example.org/", "http://localhost:8000/"]
-    assert full["LogoutURLs"] == ["https://research.example.org/"]
+    assert full["CallbackURLs"][:-1] == ["https://research.example.org/", "http://localhost:8000/"]
+    assert full["LogoutURLs"][:-1] == ["https://research.example.org/"]
 
 
 def test_the_hosted_ui_domain_is_unique_per_account_and_environment(

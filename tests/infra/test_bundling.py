@@ -13,10 +13,12 @@ import pytest
 
 from infra.bundling import (
     BundleSpec,
+    _wheel_fits_lambda,
     build_bundle,
     host_platform,
     input_hash,
     lambda_arm64,
+    missing_wheels,
     select_requirements,
 )
 from tests.infra.synth import Synth, function_by_handler
@@ -45,16 +47,38 @@ def test_markers_are_evaluated_for_lambda_not_for_the_host() -> None:
     assert "--hash=sha256:aaaa" in selected[0] and "--hash=sha256:bbbb" in selected[0]
 
 
-def test_lambda_bundles_use_cp311_manylinux_aarch64_wheels_only() -> None:
+def test_lambda_bundles_use_cp313_manylinux_aarch64_wheels_only() -> None:
     args = " ".join(lambda_arm64().pip_args)
 
     assert "--platform manylinux2014_aarch64" in args
-    assert "--python-version 3.11" in args
+    assert "--python-version 3.13" in args
+    assert "--abi cp313" in args
     assert "--implementation cp" in args
     assert "--only-binary=:all:" in args
     assert "x86_64" not in args
-    # Amazon Linux 2 has glibc 2.26: nothing newer may be accepted.
-    assert "manylinux_2_26_aarch64" in args and "manylinux_2_27" not in args
+    # Amazon Linux 2023 has glibc 2.34: nothing newer may be accepted.
+    assert "manylinux_2_34_aarch64" in args and "manylinux_2_35" not in args
+    assert lambda_arm64().markers["python_version"] == "3.13"
+
+
+@pytest.mark.parametrize(
+    ("wheel", "fits"),
+    [
+        ("six-1.17.0-py2.py3-none-any.whl", True),
+        ("pydantic_core-2.50.4-cp313-cp313-manylinux_2_17_aarch64.manylinux2014_aarch64.whl", True),
+        ("cryptography-46.0.0-cp311-abi3-manylinux_2_34_aarch64.whl", True),
+        ("pydantic_core-2.50.4-cp311-cp311-manylinux_2_17_aarch64.manylinux2014_aarch64.whl", False),
+        ("greenlet-3.5.6-cp313-cp313-manylinux_2_39_aarch64.whl", False),  # glibc too new
+        ("greenlet-3.5.6-cp313-cp313-manylinux_2_24_x86_64.whl", False),
+    ],
+)
+def test_wheels_are_judged_for_the_lambda_runtime(wheel: str, fits: bool) -> None:
+    assert _wheel_fits_lambda(wheel) is fits
+
+
+@pytest.mark.parametrize("profile", ["api", "ingest", "migrate"])
+def test_the_lock_has_a_lambda_wheel_for_every_bundled_package(profile: str) -> None:
+    assert missing_wheels(BundleSpec(profile=profile)) == []
 
 
 def test_bundle_holds_the_domain_package_as_ytresearch_and_the_entry_points(

@@ -8,6 +8,7 @@ import pytest
 
 from infra.config import ConfigError, InfraConfig
 from tests.infra.synth import cdk_json_context
+from ytresearch.config import DEFAULT_MODEL
 
 
 def _from(context: dict[str, Any], environ: dict[str, str] | None = None) -> InfraConfig:
@@ -22,7 +23,9 @@ def test_cdk_json_defaults_are_a_small_dev_system() -> None:
     assert config.db_instance_type == "t4g.micro"
     assert (config.fargate_cpu, config.fargate_memory_mib) == (256, 512)
     assert config.deletion_protection is False
-    assert config.https is False
+    assert config.https is True  # CloudFront's *.cloudfront.net certificate, no domain needed
+    assert config.cloudfront is True
+    assert config.use_db_proxy is False  # dev
     assert config.cors_origins == ()
     assert config.region == "us-east-1"
     assert config.account is None  # synth needs no credentials
@@ -35,6 +38,14 @@ def test_every_cdk_json_setting_is_a_known_key() -> None:
     assert ours <= known
 
 
+def test_the_model_default_comes_from_the_domain_package_not_cdk_json() -> None:
+    config = _from(cdk_json_context())
+
+    assert "model" not in cdk_json_context()  # one source of truth: ytresearch.config.DEFAULT_MODEL
+    assert config.model == DEFAULT_MODEL
+    assert _from({"model": "claude-other"}).model == "claude-other"  # -c model=... still overrides
+
+
 def test_command_line_strings_are_parsed() -> None:
     config = _from(
         {
@@ -43,6 +54,8 @@ def test_command_line_strings_are_parsed() -> None:
             "db_proxy": "true",
             "cors_origins": "https://127.0.0.1:8443, http://localhost:5173",
             "certificate_arn": "arn:aws:acm:eu-west-1:123456789012:certificate/abcd-1234",
+            "domain_name": "stream.example.org",
+            "api_max_concurrency": "30",
         }
     )
 
@@ -51,6 +64,8 @@ def test_command_line_strings_are_parsed() -> None:
     assert config.cors_origins == ("https://127.0.0.1:8443", "http://localhost:5173")
     assert config.deletion_protection is True  # prod default
     assert config.https is True
+    assert config.use_db_proxy is True
+    assert config.api_max_concurrency == 30
 
 
 def test_account_and_region_come_from_the_cdk_environment() -> None:
@@ -87,6 +102,10 @@ def test_an_empty_string_means_unset() -> None:
         ("log_retention_days", "31", "log_retention_days must be one of"),
         ("ingest_max_concurrency", "1", "ingest_max_concurrency"),
         ("api_timeout_seconds", "60", "HTTP API limit"),
+        ("api_max_concurrency", "-1", "api_max_concurrency"),
+        ("domain_name", "Not A Name", "lower-case DNS name"),
+        ("cloudfront_prefix_list_id", "prefix", "prefix list id"),
+        ("monthly_budget_usd", "-5", "monthly_budget_usd"),
     ],
 )
 def test_bad_values_are_refused_with_the_key_named(key: str, value: str, message: str) -> None:
@@ -103,3 +122,30 @@ def test_extra_tags_come_from_json() -> None:
 
 def test_stack_name_carries_the_environment() -> None:
     assert _from({"environment": "staging"}).stack_name == "YtResearch-staging"
+
+
+@pytest.mark.parametrize("environment", ["staging", "prod"])
+def test_outside_dev_a_plain_http_public_endpoint_is_refused(environment: str) -> None:
+    with pytest.raises(ConfigError, match="refuses a plain-HTTP public endpoint"):
+        _from({"environment": environment, "cloudfront": "false"})
+
+    assert _from({"environment": "dev", "cloudfront": "false"}).https is False  # trials only
+    assert _from({"environment": environment}).https is True  # CloudFront
+
+
+def test_a_certificate_behind_cloudfront_needs_the_name_it_covers() -> None:
+    arn = "arn:aws:acm:us-east-1:123456789012:certificate/abcd-1234"
+
+    with pytest.raises(ConfigError, match="needs domain_name"):
+        _from({"certificate_arn": arn})
+    with pytest.raises(ConfigError, match="domain_name needs certificate_arn"):
+        _from({"domain_name": "stream.example.org"})
+    assert _from({"certificate_arn": arn, "cloudfront": "false"}).https is True
+
+
+def test_ingest_timeout_and_batch_fit_the_worst_case_and_the_queue() -> None:
+    config = _from(cdk_json_context())
+
+    assert config.ingest_batch_size == 1
+    assert config.ingest_timeout_seconds >= 360  # one attempt's worst case (config.py comment)
+    assert 6 * config.ingest_timeout_seconds <= 43_200

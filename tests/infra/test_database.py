@@ -10,6 +10,20 @@ from aws_cdk.assertions import Template
 from tests.infra.synth import Synth
 
 
+def synth_parameter_groups(synth: Synth) -> list[dict[str, Any]]:
+    return [group["Properties"] for group in synth.of_type("AWS::RDS::DBParameterGroup").values()]
+
+
+def test_the_rds_proxy_is_on_by_default_outside_dev(default_synth: Synth, full_synth: Synth) -> None:
+    from infra.config import InfraConfig
+
+    assert not default_synth.of_type("AWS::RDS::DBProxy")
+    assert full_synth.of_type("AWS::RDS::DBProxy")
+    assert InfraConfig(environment="staging").use_db_proxy is True
+    assert InfraConfig(environment="prod", db_proxy=False).use_db_proxy is False
+    assert InfraConfig().use_db_proxy is False
+
+
 def _instance(synth: Synth) -> dict[str, Any]:
     instances = synth.of_type("AWS::RDS::DBInstance")
     assert len(instances) == 1
@@ -20,7 +34,9 @@ def test_database_is_private_encrypted_postgres_16_with_backups(default_synth: S
     instance = _instance(default_synth)
 
     assert instance["Engine"] == "postgres"
-    assert instance["EngineVersion"].startswith("16.")
+    assert instance["EngineVersion"] == "16"  # the major version; RDS applies minor upgrades
+    parameters = next(iter(synth_parameter_groups(default_synth)))
+    assert parameters["Family"] == "postgres16"
     assert instance["PubliclyAccessible"] is False
     assert instance["StorageEncrypted"] is True
     assert instance["BackupRetentionPeriod"] >= 1
@@ -91,6 +107,7 @@ def _app_security_groups(synth: Synth) -> set[str]:
             stack.ingest_function.security_group,
             stack.migrate_function.security_group,
             stack.streaming.security_group,
+            stack.admin.security_group,
         )
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,8 @@ def _parse(path: Path) -> list[list[Instruction]]:
         instruction = Instruction(name.upper(), args.strip())
         if instruction.name == "FROM":
             stages.append([])
-        stages[-1].append(instruction)
+        if stages:  # global ARGs before the first FROM belong to no stage
+            stages[-1].append(instruction)
     return stages
 
 
@@ -61,9 +63,14 @@ def _cmd(stages: list[list[Instruction]]) -> list[str]:
     return command
 
 
-def test_every_stage_starts_from_python_3_11_slim(stages: list[list[Instruction]]) -> None:
-    for stage in stages:
-        assert stage[0].args.split()[0] == "python:3.11-slim"
+def test_every_stage_starts_from_one_pinned_python_3_13_slim_image() -> None:
+    text = (REPO_ROOT / DOCKERFILE).read_text()
+    (default,) = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", text, flags=re.MULTILINE)
+    froms = re.findall(r"^FROM (\S+)", text, flags=re.MULTILINE)
+
+    # An exact patch release on a named Debian release (or a digest), never a moving tag.
+    assert re.fullmatch(r"python:3\.13\.\d+-slim-(bookworm|trixie)(@sha256:[0-9a-f]{64})?", default)
+    assert froms and all(image == "${PYTHON_IMAGE}" for image in froms)
 
 
 def test_the_runtime_stage_runs_as_a_non_root_user(stages: list[list[Instruction]]) -> None:

@@ -16,10 +16,10 @@ HANDLERS = (
 
 
 @pytest.mark.parametrize("handler", HANDLERS)
-def test_function_runs_python_3_11_on_arm64(default_synth: Synth, handler: str) -> None:
+def test_function_runs_python_3_13_on_arm64(default_synth: Synth, handler: str) -> None:
     _, function = function_by_handler(default_synth, handler)
 
-    assert function["Properties"]["Runtime"] == "python3.11"
+    assert function["Properties"]["Runtime"] == "python3.13"
     assert function["Properties"]["Architectures"] == ["arm64"]
 
 

@@ -36,7 +36,9 @@ def test_the_rotation_function_log_group_is_created_with_retention(synth: Synth)
     (application,) = synth.of_type("AWS::Serverless::Application").values()
     function_name = application["Properties"]["Parameters"]["functionName"]
     names = {
-        group["Properties"].get("LogGroupName") for group in synth.of_type("AWS::Logs::LogGroup").values()
+        group["Properties"].get("LogGroupName")
+        for group in synth.of_type("AWS::Logs::LogGroup").values()
+        if isinstance(group["Properties"].get("LogGroupName"), str)
     }
 
     assert f"/aws/lambda/{function_name}" in names
@@ -82,7 +84,8 @@ def test_alarms_cover_api_functions_queue_service_and_database(default_synth: Sy
         name for alarm in alarms.values() if "Metrics" in alarm for name in _metric_names(alarm)
     }
     assert len(by_metric["5xx"]) == 2  # one 5xx-rate alarm per HTTP API
-    assert len(by_metric["Errors"]) == 3  # CRUD, ingest and the token trigger (sign-in stops without it)
+    lambda_errors = [alarm for alarm in by_metric["Errors"] if alarm["Namespace"] == "AWS/Lambda"]
+    assert len(lambda_errors) == 3  # CRUD, ingest and the token trigger (sign-in stops without it)
     assert len(by_metric["Throttles"]) == 3
     (dlq,) = by_metric["ApproximateNumberOfMessagesVisible"]
     assert dlq["Threshold"] == 0
@@ -150,3 +153,67 @@ def test_tags_on_every_taggable_resource(synth: Synth) -> None:
         for logical_id, resource in synth.of_type(resource_type).items():
             assert _tags(resource) is not None, f"{logical_id} ({resource_type}) is untagged"
     assert tagged > 40
+
+
+def _alarm_on(synth: Synth, metric: str, namespace: str) -> dict[str, Any]:
+    (alarm,) = [
+        alarm
+        for alarm in _alarms(synth).values()
+        if metric in _metric_names(alarm)
+        and (alarm.get("Namespace") == namespace or namespace in str(alarm.get("Metrics")))
+    ]
+    return alarm
+
+
+def test_alarms_a_user_would_want(default_synth: Synth) -> None:
+    # Database pressure
+    connections = _alarm_on(default_synth, "DatabaseConnections", "AWS/RDS")
+    assert 50 <= connections["Threshold"] <= 90  # 80% of db.t4g.micro's ~85-90 connections
+    credits = _alarm_on(default_synth, "CPUCreditBalance", "AWS/RDS")
+    assert credits["ComparisonOperator"] == "LessThanThreshold"
+    memory = _alarm_on(default_synth, "FreeableMemory", "AWS/RDS")
+    assert memory["ComparisonOperator"] == "LessThanThreshold"
+    # Ingest jobs stuck in the queue
+    queue_age = _alarm_on(default_synth, "ApproximateAgeOfOldestMessage", "AWS/SQS")
+    queue_id = default_synth.logical_id(default_synth.stack.queues.queue)
+    assert queue_age["Dimensions"][0]["Value"] == {"Fn::GetAtt": [queue_id, "QueueName"]}
+    # The streaming load balancer's 5xx (its own and the targets')
+    alb = _alarm_on(default_synth, "HTTPCode_ELB_5XX_Count", "AWS/ApplicationELB")
+    assert "HTTPCode_Target_5XX_Count" in _metric_names(alb)
+    # Fewer streaming tasks than wanted (healthy targets below the minimum without Insights)
+    tasks = _alarm_on(default_synth, "HealthyHostCount", "AWS/ApplicationELB")
+    assert tasks["Threshold"] == default_synth.stack.config.fargate_desired_count
+
+
+def test_application_metric_alarms_match_the_emitted_metrics(default_synth: Synth) -> None:
+    ttft = _alarm_on(default_synth, "TimeToFirstToken", "YtResearch")
+    assert ttft["ExtendedStatistic"] == "p95"
+    assert ttft["Threshold"] == 5000 and ttft["Unit"] == "Milliseconds"
+    assert {d["Name"]: d["Value"] for d in ttft["Dimensions"]} == {"service": "ytresearch", "purpose": "chat"}
+    model = _alarm_on(default_synth, "Errors", "YtResearch")
+    assert {d["Name"]: d["Value"] for d in model["Dimensions"]} == {
+        "service": "ytresearch",
+        "code": "MODEL_UNAVAILABLE",
+    }
+
+
+def test_with_container_insights_the_task_alarm_compares_running_to_desired(full_synth: Synth) -> None:
+    alarm = _alarm_on(full_synth, "RunningTaskCount", "ECS/ContainerInsights")
+
+    assert "DesiredTaskCount" in _metric_names(alarm)
+
+
+def test_a_monthly_budget_notifies_the_alarm_topic(default_synth: Synth) -> None:
+    (budget,) = default_synth.of_type("AWS::Budgets::Budget").values()
+    props = budget["Properties"]
+    topic = default_synth.logical_id(default_synth.stack.monitoring.topic)
+
+    assert props["Budget"]["BudgetLimit"] == {
+        "Amount": default_synth.stack.config.monthly_budget_usd,
+        "Unit": "USD",
+    }
+    assert props["Budget"]["TimeUnit"] == "MONTHLY"
+    for notification in props["NotificationsWithSubscribers"]:
+        assert notification["Subscribers"] == [{"Address": {"Ref": topic}, "SubscriptionType": "SNS"}]
+    (policy,) = default_synth.of_type("AWS::SNS::TopicPolicy").values()
+    assert "budgets.amazonaws.com" in str(policy["Properties"]["PolicyDocument"])

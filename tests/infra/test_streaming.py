@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aws_cdk.assertions import Match, Template
 
+from infra.components.edge import ORIGIN_HEADER
 from infra.components.streaming import CONTAINER_PORT, DOCKERFILE, HEALTH_PATH
 from infra.config import STREAM_PING_SECONDS
-from tests.infra.synth import Synth
+from tests.infra.synth import TEST_DOMAIN_NAME, Synth, synthesize
+
+CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # the managed cache policy
+ALL_VIEWER_EXCEPT_HOST_HEADER = "b689b0a8-53d0-40ab-baf2-68738e2966ac"  # the managed request policy
 
 
 def _container(synth: Synth) -> dict[str, Any]:
@@ -104,6 +110,26 @@ def test_task_is_small_arm64_fargate_in_private_subnets(default_synth: Synth, te
     )
 
 
+def test_service_scales_on_active_streams_per_task(default_synth: Synth, template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "PolicyType": "TargetTrackingScaling",
+            "TargetTrackingScalingPolicyConfiguration": Match.object_like(
+                {
+                    "CustomizedMetricSpecification": {
+                        "MetricName": "ActiveStreams",
+                        "Namespace": "YtResearch",
+                        "Dimensions": [{"Name": "service", "Value": "ytresearch"}],
+                        "Statistic": "Average",
+                    },
+                    "TargetValue": default_synth.stack.config.fargate_streams_per_task,
+                }
+            ),
+        },
+    )
+
+
 def test_service_scales_on_cpu(template: Template) -> None:
     template.has_resource_properties(
         "AWS::ApplicationAutoScaling::ScalingPolicy",
@@ -131,26 +157,119 @@ def test_only_the_load_balancer_reaches_the_tasks(default_synth: Synth) -> None:
     assert ingress[0]["FromPort"] == ingress[0]["ToPort"] == CONTAINER_PORT
 
 
-def test_http_listener_without_a_certificate(default_synth: Synth) -> None:
-    listeners = [
-        listener["Properties"]
-        for listener in default_synth.of_type("AWS::ElasticLoadBalancingV2::Listener").values()
-    ]
-
-    assert [(listener["Port"], listener["Protocol"]) for listener in listeners] == [(80, "HTTP")]
-    assert default_synth.template["Outputs"]["StreamingUrl"]["Value"]["Fn::Join"][1][0] == "http://"
-
-
-def test_https_listener_and_redirect_with_a_certificate(full_synth: Synth) -> None:
-    listeners = {
+def _listeners(synth: Synth) -> dict[int, dict[str, Any]]:
+    return {
         listener["Properties"]["Port"]: listener["Properties"]
-        for listener in full_synth.of_type("AWS::ElasticLoadBalancingV2::Listener").values()
+        for listener in synth.of_type("AWS::ElasticLoadBalancingV2::Listener").values()
     }
 
+
+def _distribution(synth: Synth) -> dict[str, Any]:
+    (distribution,) = synth.of_type("AWS::CloudFront::Distribution").values()
+    config: dict[str, Any] = distribution["Properties"]["DistributionConfig"]
+    return config
+
+
+def _streaming_url(synth: Synth) -> Any:
+    return synth.template["Outputs"]["StreamingUrl"]["Value"]
+
+
+@pytest.mark.parametrize("which", ["default", "full"])
+def test_the_public_streaming_url_is_https_on_cloudfront(which: str, request: pytest.FixtureRequest) -> None:
+    synth: Synth = request.getfixturevalue(f"{which}_synth")
+    distribution = synth.logical_id(synth.stack.edge.distribution)  # type: ignore[union-attr]
+
+    assert _streaming_url(synth) == {
+        "Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution, "DomainName"]}]]
+    }
+
+
+def test_cloudfront_passes_streams_through(default_synth: Synth) -> None:
+    config = _distribution(default_synth)
+    behavior = config["DefaultCacheBehavior"]
+    (origin,) = config["Origins"]
+    custom = origin["CustomOriginConfig"]
+
+    assert behavior["CachePolicyId"] == CACHING_DISABLED
+    assert behavior["OriginRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST_HEADER
+    assert len(behavior["AllowedMethods"]) == 7  # every viewer method
+    assert behavior["Compress"] is False  # compression would buffer SSE
+    assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
+    # The origin must wait out the gaps between pings and keep connections below the ALB's idle timeout
+    assert custom["OriginReadTimeout"] >= 2 * STREAM_PING_SECONDS
+    assert custom["OriginReadTimeout"] <= 60  # more needs a quota increase
+    idle = int(_alb_attributes(default_synth)["idle_timeout.timeout_seconds"])
+    assert custom["OriginKeepaliveTimeout"] < idle
+    assert custom["OriginProtocolPolicy"] == "http-only"
+    assert [h["HeaderName"] for h in origin["OriginCustomHeaders"]] == [ORIGIN_HEADER]
+
+
+def test_with_a_domain_cloudfront_reaches_the_origin_over_https(full_synth: Synth) -> None:
+    (origin,) = _distribution(full_synth)["Origins"]
+
+    assert origin["DomainName"] == TEST_DOMAIN_NAME
+    assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+    assert origin["CustomOriginConfig"]["OriginSSLProtocols"] == ["TLSv1.2"]
+
+
+def test_dev_listener_forwards_only_requests_with_the_origin_secret(default_synth: Synth) -> None:
+    listeners = _listeners(default_synth)
+    (rule,) = default_synth.of_type("AWS::ElasticLoadBalancingV2::ListenerRule").values()
+    (condition,) = rule["Properties"]["Conditions"]
+    secret = default_synth.logical_id(default_synth.stack.edge.origin_secret)  # type: ignore[union-attr]
+    (origin,) = _distribution(default_synth)["Origins"]
+
+    assert list(listeners) == [80]  # the only listener: CloudFront's origin leg
+    (default_action,) = listeners[80]["DefaultActions"]
+    assert default_action["Type"] == "fixed-response"
+    assert default_action["FixedResponseConfig"]["StatusCode"] == "403"
+    assert rule["Properties"]["Actions"][0]["Type"] == "forward"
+    assert condition["HttpHeaderConfig"]["HttpHeaderName"] == ORIGIN_HEADER
+    (value,) = condition["HttpHeaderConfig"]["Values"]
+    assert secret in str(value) and "resolve:secretsmanager" in str(value)  # never a literal
+    assert origin["OriginCustomHeaders"][0]["HeaderValue"] == value
+
+
+def test_prod_has_no_plain_http_listener_at_all(full_synth: Synth) -> None:
+    listeners = _listeners(full_synth)
+
+    assert list(listeners) == [443]
     assert listeners[443]["Protocol"] == "HTTPS"
     assert listeners[443]["Certificates"][0]["CertificateArn"].startswith("arn:aws:acm:")
-    assert listeners[80]["DefaultActions"][0]["Type"] == "redirect"
-    assert full_synth.template["Outputs"]["StreamingUrl"]["Value"]["Fn::Join"][1][0] == "https://"
+    assert listeners[443]["DefaultActions"][0]["Type"] == "fixed-response"
+
+
+@pytest.mark.parametrize("which", ["default", "full"])
+def test_the_load_balancer_admits_only_cloudfront(which: str, request: pytest.FixtureRequest) -> None:
+    synth: Synth = request.getfixturevalue(f"{which}_synth")
+    group = synth.logical_id(synth.stack.streaming.load_balancer.connections.security_groups[0])
+    rules = list(synth.resources[group]["Properties"].get("SecurityGroupIngress", []))
+    rules += [
+        rule["Properties"]
+        for rule in synth.of_type("AWS::EC2::SecurityGroupIngress").values()
+        if rule["Properties"]["GroupId"] == {"Fn::GetAtt": [group, "GroupId"]}
+    ]
+    port = synth.stack.streaming.listener_port
+
+    assert len(rules) == 1
+    assert "SourcePrefixListId" in rules[0] and "CidrIp" not in rules[0]
+    assert rules[0]["FromPort"] == rules[0]["ToPort"] == port
+
+
+def test_the_prefix_list_is_looked_up_at_deploy_time(default_synth: Synth) -> None:
+    (lookup,) = default_synth.of_type("Custom::AWS").values()
+
+    assert "describeManagedPrefixLists" in str(lookup["Properties"]["Create"])
+    assert "com.amazonaws.global.cloudfront.origin-facing" in str(lookup["Properties"]["Create"])
+
+
+def test_without_cloudfront_dev_serves_plain_http_directly(tmp_path: Path) -> None:
+    synth = synthesize({"cloudfront": "false", "nag": "false"}, tmp_path / "direct")
+
+    assert not synth.of_type("AWS::CloudFront::Distribution")
+    (listener,) = _listeners(synth).values()
+    assert listener["DefaultActions"][0]["Type"] == "forward"
+    assert _streaming_url(synth)["Fn::Join"][1][0] == "http://"
 
 
 def test_image_is_built_from_the_repo_dockerfile_without_docker_at_synth(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import socket
 from collections.abc import AsyncIterator
 
@@ -322,7 +323,7 @@ async def test_server_errors_beyond_the_retry_budget_raise_unavailable(
     with pytest.raises(ModelError) as caught:
         await collect(model, chat_request())
 
-    assert caught.value.code == "MODEL_UNAVAILABLE"
+    assert caught.value.code == "MODEL_UNREACHABLE"
     assert caught.value.retryable is True
     assert caught.value.details["attempts"] == MAX_RETRIES + 1
     assert len(fake.requests) == MAX_RETRIES + 1
@@ -360,7 +361,7 @@ async def test_server_saying_do_not_retry_is_obeyed(
     with pytest.raises(ModelError) as caught:
         await collect(model, chat_request())
 
-    assert caught.value.code == "MODEL_UNAVAILABLE"
+    assert caught.value.code == "MODEL_UNREACHABLE"
     assert caught.value.retryable is False
     assert len(fake.requests) == 1
 
@@ -382,6 +383,7 @@ async def test_mid_stream_overload_before_any_text_is_retried(
         ("api_error", None, 2),
         ("some_new_error", None, 2),
         ("invalid_request_error", "MODEL_BAD_REQUEST", 1),
+        ("not_found_error", "MODEL_UNAVAILABLE", 1),
     ],
 )
 async def test_mid_stream_error_types_before_text(
@@ -423,7 +425,7 @@ async def test_connection_refused_raises_unavailable_after_retries(sleeps: list[
     with pytest.raises(ModelError) as caught:
         await collect(model, chat_request())
 
-    assert caught.value.code == "MODEL_UNAVAILABLE"
+    assert caught.value.code == "MODEL_UNREACHABLE"
     assert caught.value.details["attempts"] == 2
 
 
@@ -465,6 +467,26 @@ async def test_bad_request_is_not_retried(
     assert caught.value.code == "MODEL_BAD_REQUEST"
     assert caught.value.retryable is False
     assert len(fake.requests) == 1
+
+
+async def test_a_model_the_api_does_not_know_is_model_not_found_without_retry(
+    fake: FakeAnthropic, model: AnthropicChatModel, sleeps: list[float], caplog: pytest.LogCaptureFixture
+):
+    # What the API answers for a retired or misspelt model id.
+    fake.enqueue(ErrorReply(status=404, message="model: claude-test-model"), Reply(text="never"))
+
+    with (
+        caplog.at_level(logging.WARNING, logger=anthropic_model.__name__),
+        pytest.raises(ModelError) as caught,
+    ):
+        await collect(model, chat_request())
+
+    assert caught.value.code == "MODEL_UNAVAILABLE"
+    assert caught.value.retryable is False
+    assert caught.value.details == {"attempts": 1, "status": 404, "provider_error": "not_found_error"}
+    assert len(fake.requests) == 1 and sleeps == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "does not know the model claude-test-model" in warnings[0]
 
 
 # ---------------------------------------------------------------- failures after the first token

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -44,11 +45,25 @@ def saved(system: System, sid: str) -> list[Message]:
         return repo.recent_messages(uuid.UUID(sid), 100)
 
 
+# Runs argv[1:] with SIGINT at its default. A suite started in the background by a non-interactive
+# shell (`&`, nohup) inherits SIGINT ignored, and an ignored signal stays ignored across exec: Ctrl-C
+# would never reach `ytr`. Reset in the child before exec, without preexec_fn (unsafe here: this
+# process runs threads, uvicorn's among them).
+WITH_DEFAULT_SIGINT = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])",
+]
+
+
 class Running:
-    """A `ytr` process whose output is read as it is written."""
+    """A `ytr` process whose output is read as it is written; Ctrl-C (SIGINT) reaches it."""
 
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path) -> None:
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd)
+        self.proc = subprocess.Popen(
+            [*WITH_DEFAULT_SIGINT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd
+        )
         self.stdout, self.stderr = bytearray(), bytearray()
         self.readers = [
             threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout), daemon=True),

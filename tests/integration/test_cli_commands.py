@@ -296,11 +296,22 @@ def test_configure_saves_the_key_and_the_dev_key_file_stays_local(system: System
     (system.workdir / ".ytr" / "dev_api_key").write_text(system.key + "\n")
     env = system.env()
     del env["YTR_API_KEY"]
-    # The dev key file is read only for the local default URL; here the URL is another port.
+    # The dev key file is read for a local address on any port (`make run PORT=...`) ...
     result = subprocess.run(
         [YTR, "sessions", "list"], capture_output=True, text=True, env=env, cwd=system.workdir, timeout=60
     )
-    assert result.returncode == 3 and "no API key" in result.stderr
+    assert result.returncode == 0, result.stderr
+    # ... and never sent anywhere else
+    remote = subprocess.run(
+        [YTR, "sessions", "list"],
+        capture_output=True,
+        text=True,
+        env={**env, "YTR_API_URL": "http://10.255.255.1:9"},
+        cwd=system.workdir,
+        timeout=60,
+    )
+    assert remote.returncode == 3 and "no API key" in remote.stderr
+    (system.workdir / ".ytr" / "dev_api_key").unlink()
     configured = subprocess.run(
         [YTR, "configure", "--api-key", system.key],
         capture_output=True,

@@ -342,3 +342,153 @@ def test_chat_works_signed_in_on_every_transport(cli: Cli, transport: str) -> No
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["status"] == "complete"
+
+
+# ---------------------------------------------------------------------- first sign-in: new password
+
+NEW_PASSWORD = "Brand-New-Passw0rd-42"
+
+
+def test_first_sign_in_sets_the_new_password_cognito_asks_for(cli: Cli) -> None:
+    # Given a user an admin created (admin-create-user): a temporary password, FORCE_CHANGE_PASSWORD
+    username, sub = new_user(cli.cognito, temporary_password=True)
+
+    # When they sign in, piping the temporary and the new password
+    result = cli.login(username, password=f"{PASSWORD}\n{NEW_PASSWORD}")
+
+    # Then the challenge is answered with RespondToAuthChallenge and they are signed in
+    assert result.returncode == 0, result.stderr
+    assert "asks for a new password" in result.stderr
+    _, respond = cli.cognito.requests
+    assert respond["target"] == "AWSCognitoIdentityProviderService.RespondToAuthChallenge"
+    assert respond["body"]["ChallengeName"] == "NEW_PASSWORD_REQUIRED"
+    assert respond["body"]["Session"]
+    # USERNAME is the user's Cognito user name from the challenge (USER_ID_FOR_SRP), not the email
+    assert respond["body"]["ChallengeResponses"] == {"USERNAME": sub, "NEW_PASSWORD": NEW_PASSWORD}
+    assert NEW_PASSWORD not in cli.config.read_text()
+    assert cli.ytr("sessions", "create").returncode == 0
+    assert cli.owner_of_sessions() == {sub}
+    # And the new password is the password from now on, with no challenge
+    cli.cognito.requests.clear()
+    assert cli.login(username, password=NEW_PASSWORD).returncode == 0
+    assert [r["target"].rsplit(".", 1)[1] for r in cli.cognito.requests] == ["InitiateAuth"]
+
+
+def test_a_new_password_below_the_policy_is_refused_and_nothing_is_saved(cli: Cli) -> None:
+    username, _ = new_user(cli.cognito, temporary_password=True)
+
+    result = cli.login(username, password=f"{PASSWORD}\nshort")
+
+    assert result.returncode == 2
+    line = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert line == [
+        "error: Password does not conform to policy: Password not long enough; run `ytr login` "
+        "again with the temporary password (INVALID_NEW_PASSWORD)"
+    ]
+    assert not cli.config.exists()
+    assert cli.cognito.users[username].temporary_password  # still the temporary one
+
+
+def test_a_piped_sign_in_without_the_new_password_line_says_what_to_pipe(cli: Cli) -> None:
+    username, _ = new_user(cli.cognito, temporary_password=True)
+
+    result = cli.login(username)
+
+    assert result.returncode == 2 and "on the line after the temporary one" in result.stderr
+    assert not cli.config.exists()
+
+
+def test_new_password_then_mfa(cli: Cli) -> None:
+    username, _ = new_user(cli.cognito, temporary_password=True, mfa_code="654321")
+
+    result = cli.login(username, "--mfa-code", "654321", password=f"{PASSWORD}\n{NEW_PASSWORD}")
+
+    assert result.returncode == 0, result.stderr
+    challenges = [r["body"].get("ChallengeName") for r in cli.cognito.requests]
+    assert challenges == [None, "NEW_PASSWORD_REQUIRED", "SOFTWARE_TOKEN_MFA"]
+
+
+def run_in_terminal(cli: Cli, args: list[str], answers: list[tuple[str, str]]) -> tuple[int, str]:
+    """Run `ytr` with a pseudo-terminal as stdin/stdout/stderr, typing each answer after its
+    prompt appears; returns the exit code and everything the terminal showed."""
+    import pty
+    import select
+
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("YTR_")}
+    env.update({"YTR_API_URL": cli.base_url, "YTR_CONFIG": str(cli.config), "TERM": "dumb"})
+    process = subprocess.Popen(
+        [YTR, *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        cwd=cli.workdir,
+        start_new_session=True,
+    )
+    os.close(slave)
+    shown = b""
+
+    def read_until(text: str | None) -> None:
+        nonlocal shown
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (text is None or text.encode() not in shown):
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # the child closed the terminal
+                    return
+                if not chunk:
+                    return
+                shown += chunk
+            elif text is None and process.poll() is not None:
+                return
+
+    try:
+        for prompt, answer in answers:
+            read_until(prompt)
+            assert prompt.encode() in shown, shown.decode(errors="replace")
+            shown = shown.replace(prompt.encode(), b"<" + prompt.strip().encode() + b">", 1)
+            os.write(master, answer.encode() + b"\n")
+        read_until(None)
+        code = process.wait(60)
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+    return code, shown.decode(errors="replace")
+
+
+def test_in_a_terminal_the_new_password_is_typed_twice_without_echo(cli: Cli) -> None:
+    username, sub = new_user(cli.cognito, temporary_password=True)
+    args = [
+        "login",
+        "-u",
+        username,
+        "--client-id",
+        CLIENT_ID,
+        "--cognito-endpoint",
+        cli.cognito.endpoint + "/",
+    ]
+
+    code, shown = run_in_terminal(
+        cli,
+        args,
+        [
+            ("Password: ", PASSWORD),
+            ("New password: ", NEW_PASSWORD),
+            ("New password again: ", "a typo"),  # differs: asked again
+            ("New password: ", NEW_PASSWORD),
+            ("New password again: ", NEW_PASSWORD),
+        ],
+    )
+
+    assert code == 0, shown
+    assert "the two passwords differ; try again" in shown
+    assert f"signed in as {username}" in shown
+    # Nothing typed was echoed
+    assert PASSWORD not in shown and NEW_PASSWORD not in shown and "a typo" not in shown
+    assert cli.cognito.requests[-1]["body"]["ChallengeResponses"]["NEW_PASSWORD"] == NEW_PASSWORD
+    assert cli.ytr("sessions", "create").returncode == 0
+    assert cli.owner_of_sessions() == {sub}

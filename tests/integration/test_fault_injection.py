@@ -18,6 +18,7 @@ from tests.fakes.anthropic_server import DEFAULT_API_KEY, ErrorReply, FakeAnthro
 from tests.support.postgres import PostgresServer
 from tests.support.server import serve
 from ytresearch.bootstrap import Container
+from ytresearch.config import DEFAULT_MODEL
 from ytresearch.db.migrations import upgrade_to_head
 from ytresearch.llm import AnthropicChatModel, CircuitBreakerChatModel
 from ytresearch.ports import ContentBlock, ModelError, ModelMessage, ModelRequest, Transcript, TranscriptError
@@ -30,7 +31,7 @@ REQUEST = ModelRequest(system=[], messages=[ModelMessage("user", [ContentBlock("
 
 def breaker(fake: FakeAnthropic, threshold: int = 3, reset: float = 0.5) -> CircuitBreakerChatModel:
     claude = AnthropicChatModel(
-        api_key=DEFAULT_API_KEY, model="claude-sonnet-4-5", base_url=fake.base_url, max_retries=0
+        api_key=DEFAULT_API_KEY, model=DEFAULT_MODEL, base_url=fake.base_url, max_retries=0
     )
     return CircuitBreakerChatModel(claude, failure_threshold=threshold, reset_seconds=reset)
 
@@ -80,9 +81,9 @@ def test_failed_probe_reopens_the_circuit(fake_claude: FakeAnthropic) -> None:
         return codes
 
     assert asyncio.run(scenario()) == [
-        "MODEL_UNAVAILABLE",
+        "MODEL_UNREACHABLE",
         "MODEL_CIRCUIT_OPEN",
-        "MODEL_UNAVAILABLE",
+        "MODEL_UNREACHABLE",
         "MODEL_CIRCUIT_OPEN",
     ]
 

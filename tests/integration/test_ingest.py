@@ -20,7 +20,7 @@ from tests.conftest import client_for, make_user
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.support.server import serve
 from ytresearch.bootstrap import Container
-from ytresearch.config import Settings
+from ytresearch.config import DEFAULT_MODEL, Settings
 from ytresearch.db.models import IngestJob, Video
 from ytresearch.ports import IngestMessage, Transcript, TranscriptError
 from ytresearch.queues import SqsJobQueue
@@ -161,7 +161,7 @@ def test_duplicate_delivery_does_no_duplicate_work(
             "storing",
         ]
         video = repo.get_video("SoLarP4nels")
-        assert video is not None and video.summary and video.summary_model == "claude-sonnet-4-5"
+        assert video is not None and video.summary and video.summary_model == DEFAULT_MODEL
         assert video.summary_input_tokens and video.transcript_segments
     # The summary request sent the transcript as a cacheable block.
     blocks = [b for m in fake_claude.message_requests[0].body["messages"] for b in m["content"]]

@@ -45,11 +45,17 @@ def event(name: str, key: str | None, **changes: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def handler(container: Container, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def handler(container: Container) -> Iterator[Any]:
     from functions.api import handler as module
 
-    monkeypatch.setattr(module.app.state, "container", container, raising=False)
-    yield module.handler
+    # Swapped by hand: monkeypatch cannot see Starlette's State attributes and would delete the
+    # module's own container on undo.
+    original = module.app.state.container
+    module.app.state.container = container
+    try:
+        yield module.handler
+    finally:
+        module.app.state.container = original
 
 
 def body(response: dict[str, Any]) -> Any:

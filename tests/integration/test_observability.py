@@ -36,8 +36,15 @@ SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "SoLarP4ne
 BAD_KEY = "ytr_" + "Q" * 43
 BEARER = "eyJhbGciOiJSUzI1NiIsImtpZCI6InRlc3QifQ.eyJzdWIiOiJvYnMtdGVzdCJ9.c2lnbmF0dXJlLW5vdC12YWxpZA"
 CLIENT_REQUEST_ID = "obs-test-request-1"
-BANNER_PREFIXES = ("YouTube Research Tool running at", "  database:", "  model:", "  transcripts:")
-KEY_BANNER_PREFIXES = ("  API key:", "Try:  curl")
+BANNER_PREFIXES = (
+    "YouTube Research Tool running at",
+    "  database:",
+    "  model:",
+    "  transcripts:",
+    "ytr from any folder",
+    "  export YTR_API_URL=",
+)
+KEY_BANNER_PREFIXES = ("  API key:", "Try:  curl", "  export YTR_API_KEY=")
 EMF_UNITS = {"Count", "Milliseconds"}
 
 

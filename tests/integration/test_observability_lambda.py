@@ -30,7 +30,8 @@ SAMPLE = REPO / "shared" / "samples" / "SoLarP4nels.json"
 
 CONTEXT = """
 class Context:
-    def __init__(self, name):
+    def __init__(self, name, remaining_ms=29_000):
+        self.remaining_ms = remaining_ms
         self.function_name = name
         self.function_version = "$LATEST"
         self.invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:" + name
@@ -40,7 +41,7 @@ class Context:
         self.log_stream_name = "2026/11/21/[$LATEST]abc"
 
     def get_remaining_time_in_millis(self):
-        return 29_000
+        return self.remaining_ms
 """
 
 API_SCRIPT = (
@@ -75,8 +76,11 @@ import json, sys
 import functions.ingest.handler as ingest
 from ytresearch.queues import sqs_record
 
-good = ingest.handler({"Records": [sqs_record(sys.argv[1])]}, Context("ytr-ingest"))
-poison = ingest.handler({"Records": [sqs_record("{not json", message_id="poison-1")]}, Context("ytr-ingest"))
+# The deployed ingest function's timeout (420 s): its work fits the deadline checks.
+good = ingest.handler({"Records": [sqs_record(sys.argv[1])]}, Context("ytr-ingest", 420_000))
+poison = ingest.handler(
+    {"Records": [sqs_record("{not json", message_id="poison-1")]}, Context("ytr-ingest", 420_000)
+)
 print(json.dumps({"good": good, "poison": poison}), file=sys.stderr)
 """
 )

@@ -10,8 +10,10 @@ import uuid
 from typing import Any
 
 from tests.conftest import make_user
-from tests.fakes.anthropic_server import DropConnection, FakeAnthropic, Reply
+from tests.fakes.anthropic_server import DropConnection, ErrorReply, FakeAnthropic, Reply
 from ytresearch.bootstrap import Container
+from ytresearch.config import DEFAULT_MODEL
+from ytresearch.events import StreamEvent
 from ytresearch.observability.chat_metrics import MeteredChatModel
 from ytresearch.observability.metrics import InMemoryMetrics
 from ytresearch.services.users import AuthUser
@@ -23,8 +25,11 @@ def new_session(container: Container, user: AuthUser) -> uuid.UUID:
         return repo.add_session(user.id, "research").id
 
 
-def chat(container: Container, claude: Any, action: str = "finish") -> InMemoryMetrics:
-    """One chat request through a manager; ``action`` "cancel" cancels it after the first token."""
+def chat(
+    container: Container, claude: Any, action: str = "finish", seen: list[StreamEvent] | None = None
+) -> InMemoryMetrics:
+    """One chat request through a manager; ``action`` "cancel" cancels it after the first token.
+    The events a reader saw go into ``seen``."""
     metrics = InMemoryMetrics()
     model = MeteredChatModel(claude, metrics)
     user, _ = make_user(container)
@@ -36,6 +41,8 @@ def chat(container: Container, claude: Any, action: str = "finish") -> InMemoryM
         try:
             row = await manager.start_request(user, sid, "How do solar panels work?", None)
             async for event in manager.follow(row.id):
+                if event is not None and seen is not None:
+                    seen.append(event)
                 if action == "cancel" and event is not None and event.type == "token":
                     await manager.cancel(user, row.id)
                 if event is not None and event.terminal:
@@ -66,6 +73,20 @@ def test_a_failed_reply_counts_its_error_code(
     assert metrics.values("ChatReplies", status="failed") == [1]
     assert metrics.values("Errors", code="MODEL_STREAM_INTERRUPTED") == [1]
     assert metrics.values("OutputTokens") == []  # no usage arrived
+
+
+def test_a_model_the_api_does_not_know_ends_the_stream_with_model_not_found(
+    container: Container, claude: Any, fake_claude: FakeAnthropic
+) -> None:
+    fake_claude.enqueue(ErrorReply(status=404, message=f"model: {DEFAULT_MODEL}"))
+    seen: list[StreamEvent] = []
+    metrics = chat(container, claude, seen=seen)
+
+    assert seen[-1].type == "error"
+    assert (seen[-1].data["code"], seen[-1].data["retryable"]) == ("MODEL_UNAVAILABLE", False)
+    assert len(fake_claude.requests) == 1  # not retried
+    assert metrics.values("ChatReplies", status="failed") == [1]
+    assert metrics.values("Errors", code="MODEL_UNAVAILABLE") == [1]
 
 
 def test_a_cancelled_reply_is_counted_as_cancelled(

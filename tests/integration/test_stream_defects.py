@@ -19,11 +19,13 @@ import pytest
 from streaming_service.app import create_app
 from tests.conftest import RecordingQueue, client_for, make_user, test_settings
 from tests.fakes.anthropic_server import DEFAULT_API_KEY, FakeAnthropic, Reply
+from tests.support.postgres import running_postgres
 from tests.support.processes import ServiceProcess, service_env
 from tests.support.server import serve
 from tests.support.sse import SSEEvent, read_stream, text_of
 from ytresearch.bootstrap import Container
 from ytresearch.config import Settings
+from ytresearch.db.migrations import upgrade_to_head
 from ytresearch.events import StreamEvent
 from ytresearch.llm import OfflineChatModel
 from ytresearch.ports import ModelEvent, ModelRequest, TextDelta
@@ -200,7 +202,7 @@ def test_parallel_chat_starts_never_exceed_the_active_request_limit(
 class BrokenModel(OfflineChatModel):
     """A model adapter with a bug: its stream raises something that is not a ModelError."""
 
-    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent]:
         yield TextDelta("partial ")
         raise KeyError("secret_internal_detail")
 
@@ -231,3 +233,128 @@ def test_a_reply_that_crashes_says_the_server_failed_with_the_request_id_and_kee
         reply = repo.recent_messages(sid, 10)[-1]
         assert (reply.role, reply.status, reply.content) == ("assistant", "failed", "partial ")
         assert reply.error_code == "INTERNAL_ERROR"
+
+
+def test_a_cancelled_request_no_longer_counts_against_the_limit_once_cancel_answers(
+    slow_app: tuple[str, str], app_settings: Settings
+) -> None:
+    # Given a user running as many slow replies as the limit allows
+    base_url, api_key = slow_app
+    api = client_for(base_url, api_key)
+    sid = api.post("/v1/sessions", json={"title": "t"}).json()["id"]
+    started = [
+        api.post(f"/v1/sessions/{sid}/chat", json={"message": f"q{i}"})
+        for i in range(app_settings.max_active_requests_per_user)
+    ]
+    assert all(r.status_code == 201 for r in started)
+    # When they cancel them all
+    for r in started:
+        cancelled = api.post(f"/v1/requests/{r.json()['request_id']}/cancel")
+        assert cancelled.json()["status"] == "cancelled"
+    # Then a new chat is accepted at once
+    again = api.post(f"/v1/sessions/{sid}/chat", json={"message": "next"})
+    assert again.status_code == 201, again.text
+    api.post(f"/v1/requests/{again.json()['request_id']}/cancel")
+
+
+# ------------------------------------------------------------------ refused events, lost saves
+
+
+class SlowWords(OfflineChatModel):
+    """A model that says ``words`` one at a time, ``delay`` seconds apart."""
+
+    def __init__(self, words: list[str], delay: float) -> None:
+        super().__init__()
+        self.words, self.delay = words, delay
+
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent]:
+        for word in self.words:
+            await asyncio.sleep(self.delay)
+            yield TextDelta(word)
+        async for event in super().stream(request):
+            if not isinstance(event, TextDelta):
+                yield event  # the offline model's StreamFinished
+
+
+async def read_all(manager: ChatRequestManager, request_id: uuid.UUID) -> list[StreamEvent]:
+    return [e async for e in manager.follow(request_id) if e is not None]
+
+
+@pytest.mark.postgres
+def test_a_request_whose_events_are_refused_is_ended_alone_and_the_others_are_written(
+    pg_url: str,
+) -> None:
+    # Given two replies streaming on one process, in two sessions (heartbeats off, so only the
+    # event-log writer can notice)
+    db = Container(test_settings(pg_url))
+    user, _ = make_user(db)
+    doomed = create_session(db.store, db.settings, user, "doomed").id
+    kept = create_session(db.store, db.settings, user, "kept").id
+    words = [f"w{i} " for i in range(40)]
+
+    async def scenario() -> tuple[list[StreamEvent], list[StreamEvent], uuid.UUID]:
+        manager = ChatRequestManager(db.store, db.settings, SlowWords(words, 0.01), heartbeat_interval=3600)
+        await manager.start()
+        try:
+            a = await manager.start_request(user, doomed, "q", None)
+            b = await manager.start_request(user, kept, "q", None)
+            readers = [asyncio.create_task(read_all(manager, r.id)) for r in (a, b)]
+            await asyncio.sleep(0.1)
+            # When one session is deleted (its request and event rows go with it)
+            await asyncio.to_thread(delete_session, db.store, user, doomed)
+            ended, finished = await asyncio.wait_for(asyncio.gather(*readers), 10)
+            return ended, finished, b.id
+        finally:
+            await manager.stop()
+
+    try:
+        ended, finished, kept_id = asyncio.run(scenario())
+        # Then the refused request alone ends, with SESSION_DELETED
+        assert ended[-1].type == "error" and ended[-1].data["code"] == "SESSION_DELETED"
+        # And the other reply completes, whole, and its log holds every event it sent
+        assert finished[-1].type == "complete" and finished[-1].data["text"] == "".join(words)
+        with db.store.transaction() as repo:
+            logged = repo.chat_events_after(kept_id, 0)
+        assert [e.seq for e in logged] == [e.id for e in finished]
+    finally:
+        db.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_reply_that_cannot_be_saved_before_the_deadline_says_so_and_keeps_its_text() -> None:
+    # Given a reply streaming against its own PostgreSQL, with a short save deadline
+    with running_postgres() as pg:
+        url = pg.create_database("save_deadline")
+        upgrade_to_head(test_settings(url))
+        db = Container(test_settings(url, reply_save_timeout_seconds=1.0))
+        user, _ = make_user(db)
+        sid = create_session(db.store, db.settings, user, "t").id
+        words = [f"w{i} " for i in range(30)]
+
+        async def scenario() -> tuple[list[StreamEvent], uuid.UUID]:
+            manager = ChatRequestManager(db.store, db.settings, SlowWords(words, 0.05))
+            await manager.start()
+            try:
+                row = await manager.start_request(user, sid, "q", None)
+                reader = asyncio.create_task(read_all(manager, row.id))
+                await asyncio.sleep(0.3)
+                # When the database goes away before the reply ends, for longer than the deadline
+                await asyncio.to_thread(pg.kill)
+                events = await asyncio.wait_for(reader, 30)
+                await asyncio.to_thread(pg.start_again)
+                return events, row.id
+            finally:
+                await manager.stop()
+
+        try:
+            events, _ = asyncio.run(scenario())
+            # Then the client is told the truth, with the whole text it was given
+            end = events[-1]
+            assert end.type == "error" and end.data["code"] == "REPLY_NOT_SAVED"
+            assert end.data["retryable"] is True and end.data["text"] == "".join(words)
+            assert "message_id" not in end.data
+            # And nothing claims a saved reply
+            with db.store.transaction() as repo:
+                assert [m.role for m in repo.recent_messages(sid, 10)] == ["user"]
+        finally:
+            db.engine.dispose()

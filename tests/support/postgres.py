@@ -38,7 +38,8 @@ def _run_as(user: str | None, cmd: list[str], **kw: object) -> subprocess.Comple
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    def __init__(self, *, ssl: tuple[Path, Path] | None = None) -> None:
+        """``ssl``: a server certificate and its key (PEM); the server then also speaks TLS."""
         self.bin = _bin_dir()
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="ytr-pg-"))
@@ -49,6 +50,17 @@ class PostgresServer:
             self.user = "postgres" if _user_exists("postgres") else "nobody"
             shutil.chown(self.root, self.user)
         self.root.chmod(0o755)
+        self.tls_options = ""
+        if ssl is not None:
+            # PostgreSQL refuses a key that anyone but its owner (the server's user) can read.
+            cert, key = self.root / "server.crt", self.root / "server.key"
+            shutil.copyfile(ssl[0], cert)
+            shutil.copyfile(ssl[1], key)
+            key.chmod(0o600)
+            if self.user:
+                shutil.chown(cert, self.user)
+                shutil.chown(key, self.user)
+            self.tls_options = f" -c ssl=on -c ssl_cert_file={cert} -c ssl_key_file={key}"
 
     @property
     def admin_url(self) -> str:
@@ -99,7 +111,7 @@ class PostgresServer:
                 "-w",
                 "-o",
                 f"-p {self.port} -h 127.0.0.1 -k {self.root} -c fsync=off -c synchronous_commit=off "
-                "-c full_page_writes=off -c max_connections=300",
+                "-c full_page_writes=off -c max_connections=300" + self.tls_options,
                 "start",
             ],
         )

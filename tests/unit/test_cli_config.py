@@ -32,7 +32,7 @@ def test_flags_beat_environment_beat_config_file(home: dict[str, str], tmp_path:
     assert (flagged.api_url, flagged.api_key, flagged.stream_url) == (
         "https://flag.example",
         "from-flag",
-        DEFAULT_URL,
+        "https://flag.example",  # the stream URL follows the API URL unless set
     )
 
 
@@ -100,3 +100,37 @@ def test_importing_the_cli_stays_light() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_stream_url_defaults_to_the_api_url_but_can_differ(home: dict[str, str], tmp_path: Path) -> None:
+    local = resolve(env={**home, "YTR_API_URL": "http://127.0.0.1:8100"}, cwd=tmp_path)
+    assert local.stream_url == "http://127.0.0.1:8100"
+    split = resolve(
+        env={**home, "YTR_API_URL": "https://api.example", "YTR_STREAM_URL": "https://stream.example"},
+        cwd=tmp_path,
+    )
+    assert (split.api_url, split.stream_url) == ("https://api.example", "https://stream.example")
+
+
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [
+        ("http://127.0.0.1:8100", True),
+        ("http://localhost:9000", True),
+        ("http://[::1]:8000", True),
+        ("http://127.0.0.1", True),
+        ("https://127.0.0.1:8100", False),  # not what `make run` serves
+        ("http://127.0.0.1.example.com:8000", False),
+        ("http://10.0.0.5:8000", False),
+        ("https://api.example", False),
+    ],
+)
+def test_the_dev_key_goes_to_any_local_port_and_nowhere_else(
+    home: dict[str, str], tmp_path: Path, url: str, local: bool
+) -> None:
+    (tmp_path / ".ytr").mkdir()
+    (tmp_path / ".ytr" / "dev_api_key").write_text("ytr_dev\n")
+
+    settings = resolve(env={**home, "YTR_API_URL": url}, cwd=tmp_path)
+
+    assert settings.api_key == ("ytr_dev" if local else None)

@@ -73,13 +73,17 @@ def test_an_empty_key_is_a_configuration_error():
         AnthropicChatModel(api_key="  ", model="m")
 
 
-def test_a_model_the_sdk_lists_as_deprecated_is_named_in_a_warning(caplog: pytest.LogCaptureFixture):
-    from ytresearch.llm.anthropic_model import model_end_of_life
+def test_a_model_the_sdk_lists_as_deprecated_is_named_in_a_warning(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+):
+    from ytresearch.llm import anthropic_model
 
-    assert model_end_of_life("claude-sonnet-4-5") is not None  # the SDK's table (anthropic 2.11)
-    assert model_end_of_life("claude-sonnet-4-6") is None
+    # A table of our own: which models the SDK deprecates changes with every release.
+    monkeypatch.setattr(anthropic_model, "sdk_deprecated_models", lambda: {"claude-old": "June 1st, 2026"})
+    assert anthropic_model.model_end_of_life("claude-old") == "June 1st, 2026"
+    assert anthropic_model.model_end_of_life("claude-new") is None
     with caplog.at_level(logging.WARNING, logger="ytresearch.llm.anthropic_model"):
-        AnthropicChatModel(api_key="k", model="claude-sonnet-4-5")
-        AnthropicChatModel(api_key="k", model="claude-sonnet-4-6")
+        AnthropicChatModel(api_key="k", model="claude-old")
+        AnthropicChatModel(api_key="k", model="claude-new")
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "claude-sonnet-4-5 reaches end of life" in warnings[0]
+    assert len(warnings) == 1 and "claude-old reaches end of life on June 1st, 2026" in warnings[0]

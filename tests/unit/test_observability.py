@@ -338,7 +338,7 @@ class BreakerLike:
     def count_tokens(self, text: str) -> int:
         return len(text)
 
-    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent]:
         try:
             yield TextDelta("a")
             yield TextDelta("b")

@@ -1,5 +1,7 @@
+import base64
+import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -51,3 +53,30 @@ def test_key_cache_remembers_only_for_its_ttl(monkeypatch: pytest.MonkeyPatch) -
     assert cache.get("digest") == user and cache.get("other") is None
     now[0] += 31
     assert cache.get("digest") is None
+
+
+def forged_cursor(timestamp: str) -> str:
+    raw = json.dumps({"t": timestamp, "i": str(uuid.uuid4())}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "0001-01-01T00:00:00+14:00",  # before datetime.min once normalised to UTC
+        "9999-12-31T23:59:59-14:00",  # after datetime.max once normalised to UTC
+        "2026-01-02T03:04:05",  # naive: no instant to compare with
+        "1969-12-31T23:59:59+00:00",  # older than any row can be
+        "9001-01-01T00:00:00+00:00",
+    ],
+)
+def test_forged_cursor_timestamps_are_invalid_cursors(timestamp: str) -> None:
+    with pytest.raises(InvalidInputError) as err:
+        Cursor.decode(forged_cursor(timestamp))
+    assert err.value.code == "INVALID_CURSOR"
+
+
+def test_cursor_with_an_offset_decodes_to_the_same_instant_in_utc() -> None:
+    decoded = Cursor.decode(forged_cursor("2026-01-02T05:04:05+02:00"))
+    assert decoded.created_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert decoded.created_at.utcoffset() == timedelta(0)

@@ -1,6 +1,6 @@
 import pytest
 
-from ytresearch.config import get_settings, load_settings
+from ytresearch.config import DEFAULT_MODEL, get_settings, load_settings
 from ytresearch.errors import ConfigurationError
 
 
@@ -9,7 +9,7 @@ def test_defaults_are_the_embedded_local_system(monkeypatch: pytest.MonkeyPatch)
     s = load_settings()
     assert s.database_url.startswith("sqlite:///")
     assert s.queue_backend == "embedded"
-    assert s.model == "claude-sonnet-4-5"
+    assert s.model == DEFAULT_MODEL
     assert s.use_offline_model  # no key: the offline model
 
 

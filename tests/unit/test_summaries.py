@@ -41,7 +41,7 @@ class RecordingModel:
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
 
-    def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+    def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent]:
         return self.inner.stream(request)
 
     async def complete(self, request: ModelRequest) -> Completion:
@@ -66,7 +66,7 @@ class ScriptedModel:
     def count_tokens(self, text: str) -> int:
         return -(-len(text) // 4)
 
-    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent, None]:
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent]:
         yield TextDelta("s" * self.reply_chars)
         yield StreamFinished("end_turn", Usage(100, 10, 1, 2), self.name)
 

@@ -25,6 +25,9 @@ VALID = [
     ("HTTPS://WWW.YOUTUBE.COM/watch?v=dQw4w9WgXcQ", ID),
     ("//www.youtube.com/watch?v=dQw4w9WgXcQ", ID),
     ("https://www.youtube.com:443/watch?v=dQw4w9WgXcQ", ID),
+    ("https://youtu.be:443/dQw4w9WgXcQ", ID),
+    ("http://youtu.be:80/dQw4w9WgXcQ", ID),
+    ("https://youtu.be:/dQw4w9WgXcQ", ID),  # an empty port means the default one (RFC 3986)
     # extra parameters and timestamps
     ("https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=42s", ID),
     ("https://www.youtube.com/watch?v=dQw4w9WgXcQ&list=PLabc123&index=3", ID),
@@ -92,6 +95,18 @@ INVALID = [
     ("https://www.youtube.com/user/someone", "channel URL"),
     ("not a url at all", "11 characters"),
     ("https://" + "a" * 3000, "longer than"),
+    # ports: only the web's own (443, 80) are YouTube's
+    ("https://youtu.be:99999/dQw4w9WgXcQ", "port"),
+    ("https://youtu.be:8080/dQw4w9WgXcQ", "port"),
+    ("https://www.youtube.com:0/watch?v=dQw4w9WgXcQ", "port"),
+    ("https://www.youtube.com:abc/watch?v=dQw4w9WgXcQ", "port"),
+    ("https://youtu.be:-443/dQw4w9WgXcQ", "port"),
+    ("https://youtu.be:+443/dQw4w9WgXcQ", "port"),
+    ("https://youtu.be:0443/dQw4w9WgXcQ", "port"),
+    ("https://youtu.be:\uff14\uff14\uff13/dQw4w9WgXcQ", "port"),  # full-width digits
+    ("https://youtu.be:443:443/dQw4w9WgXcQ", "port"),
+    ("https://user@youtu.be:22/dQw4w9WgXcQ", "port"),
+    ("youtu.be:99999/dQw4w9WgXcQ", "port"),
 ]
 
 

@@ -1,0 +1,225 @@
+"""CloudFront in front of the streaming load balancer: HTTPS on the default ``*.cloudfront.net``
+name with no custom domain, and a load balancer that serves only CloudFront.
+
+Streams pass through untouched: caching is off (the managed CachingDisabled policy), every viewer
+method and header goes to the origin (AllViewerExceptHostHeader: Authorization, X-API-Key,
+Last-Event-ID, and the WebSocket upgrade headers, which CloudFront honours on its own), and edge
+compression is off so CloudFront never holds SSE bytes back to compress them.
+
+Only CloudFront reaches the load balancer, twice checked: its security group admits only the
+managed prefix list ``com.amazonaws.global.cloudfront.origin-facing`` on the listener port, and the
+listener forwards only requests carrying a secret header that this distribution adds (generated
+in Secrets Manager); everything else gets the listener's default 403.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudfront as cloudfront
+from aws_cdk import aws_cloudfront_origins as origins
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from infra.config import STREAM_PING_SECONDS
+from infra.nag import acknowledge, skip_checkov
+
+ORIGIN_HEADER = "X-Origin-Verify"
+AWS_CUSTOM_RESOURCE_PROVIDER_ID = "AWS679f53fac002430cb0da5b7982bd2287"
+_BASIC_EXECUTION_POLICY = "arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+# checkov's Lambda checks on CDK's AwsCustomResource provider, which CDK builds and owns.
+PROVIDER_CHECKOV_REASONS = {
+    "CKV_AWS_117": "CDK's AwsCustomResource provider only calls the regional EC2 API during deploys "
+    "and touches no private resource, so it needs no VPC attachment (and no NAT path).",
+    "CKV_AWS_116": "CDK's AwsCustomResource provider is invoked synchronously by CloudFormation, which "
+    "reports its failures on the stack event; a dead-letter queue would never receive anything.",
+    "CKV_AWS_115": "CDK's AwsCustomResource provider runs once per deploy; reserving concurrency for it "
+    "would take capacity from the account without protecting anything.",
+}
+CLOUDFRONT_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
+# CloudFront's origin read timeout is both the wait for the first byte and the longest silence
+# between two bytes of a response. Streams send a comment ping every STREAM_PING_SECONDS (15 s)
+# and the SSE routes answer with headers at once, so the default 30 s would already pass; 60 s,
+# the most CloudFront allows without a quota increase, tolerates three missed pings in a row.
+ORIGIN_READ_TIMEOUT = Duration.seconds(60)
+# How long CloudFront keeps an idle connection to the load balancer for reuse (default 5 s, at
+# most 60 s). It must stay below the ALB idle timeout (at least 120 s, config.py) so CloudFront
+# never reuses a connection the load balancer is closing.
+ORIGIN_KEEPALIVE_TIMEOUT = Duration.seconds(60)
+assert ORIGIN_READ_TIMEOUT.to_seconds() >= 4 * STREAM_PING_SECONDS
+
+
+class StreamingEdge(Construct):
+    """Exposes ``distribution``, ``origin_secret``, ``prefix_list_id`` and ``url`` (https://...).
+
+    ``listener`` must answer 403 by default: this construct adds the rule that forwards to
+    ``target_group`` when the secret header matches, and opens ``listener_port`` on the load
+    balancer's security group to CloudFront's origin-facing servers only. With ``origin_domain``
+    (a name on the listener's certificate that points at the load balancer) CloudFront connects
+    over HTTPS; without it, over HTTP to the load balancer's own DNS name.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        load_balancer: elbv2.ApplicationLoadBalancer,
+        listener: elbv2.ApplicationListener,
+        listener_port: int,
+        target_group: elbv2.ApplicationTargetGroup,
+        origin_domain: str | None,
+        prefix_list_id: str | None,
+        removal_policy: RemovalPolicy,
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.origin_secret = secretsmanager.Secret(
+            self,
+            "OriginSecret",
+            description="Header value CloudFront adds to every request to the streaming load balancer",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=48, exclude_punctuation=True
+            ),
+            removal_policy=removal_policy,
+        )
+        acknowledge(
+            self.origin_secret,
+            "AwsSolutions-SMG4",
+            "The origin header value lives in two places that must change together (the "
+            "distribution's origin and the listener rule); a rotation Lambda cannot update "
+            "CloudFormation-owned resources, so it changes by replacing the secret in a deploy.",
+            checkov="CKV_AWS_149",
+        )
+        header_value = self.origin_secret.secret_value.unsafe_unwrap()  # a dynamic reference
+
+        self.prefix_list_id = prefix_list_id or self._look_up_prefix_list(log_retention, removal_policy)
+        load_balancer.connections.allow_from(
+            ec2.Peer.prefix_list(self.prefix_list_id),
+            ec2.Port.tcp(listener_port),
+            "CloudFront origin-facing servers only",
+        )
+        listener.add_action(
+            "FromCloudFront",
+            priority=1,
+            conditions=[elbv2.ListenerCondition.http_header(ORIGIN_HEADER, [header_value])],
+            action=elbv2.ListenerAction.forward([target_group]),
+        )
+
+        https_origin = origin_domain is not None
+        origin = origins.HttpOrigin(
+            origin_domain or load_balancer.load_balancer_dns_name,
+            protocol_policy=(
+                cloudfront.OriginProtocolPolicy.HTTPS_ONLY
+                if https_origin
+                else cloudfront.OriginProtocolPolicy.HTTP_ONLY
+            ),
+            http_port=listener_port if not https_origin else 80,
+            https_port=listener_port if https_origin else 443,
+            origin_ssl_protocols=[cloudfront.OriginSslPolicy.TLS_V1_2],
+            custom_headers={ORIGIN_HEADER: header_value},
+            read_timeout=ORIGIN_READ_TIMEOUT,
+            keepalive_timeout=ORIGIN_KEEPALIVE_TIMEOUT,
+            connection_timeout=Duration.seconds(10),
+            connection_attempts=3,
+        )
+        self.distribution = cloudfront.Distribution(
+            self,
+            "Distribution",
+            comment="YouTube Research Tool streaming service (SSE, WebSocket)",
+            default_behavior=cloudfront.BehaviorOptions(
+                origin=origin,
+                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+                allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
+                cached_methods=cloudfront.CachedMethods.CACHE_GET_HEAD,
+                cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
+                origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+                response_headers_policy=cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
+                compress=False,  # compression would buffer SSE frames
+            ),
+            price_class=cloudfront.PriceClass.PRICE_CLASS_100,
+            http_version=cloudfront.HttpVersion.HTTP2_AND_3,
+            enable_ipv6=True,
+        )
+        self.url = f"https://{self.distribution.distribution_domain_name}"
+        self._acknowledge(https_origin=https_origin)
+
+    def _look_up_prefix_list(self, log_retention: logs.RetentionDays, removal_policy: RemovalPolicy) -> str:
+        """The prefix list's id in this region, looked up at deploy time (no credentials at synth)."""
+        lookup = cr.AwsCustomResource(
+            self,
+            "PrefixListLookup",
+            on_update=cr.AwsSdkCall(
+                service="EC2",
+                action="describeManagedPrefixLists",
+                parameters={"Filters": [{"Name": "prefix-list-name", "Values": [CLOUDFRONT_PREFIX_LIST]}]},
+                physical_resource_id=cr.PhysicalResourceId.of(CLOUDFRONT_PREFIX_LIST),
+                output_paths=["PrefixLists.0.PrefixListId"],
+            ),
+            policy=cr.AwsCustomResourcePolicy.from_sdk_calls(
+                resources=cr.AwsCustomResourcePolicy.ANY_RESOURCE
+            ),
+            install_latest_aws_sdk=False,
+            log_group=logs.LogGroup(
+                self, "PrefixListLookupLogs", retention=log_retention, removal_policy=removal_policy
+            ),
+        )
+        acknowledge(
+            lookup,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ec2:DescribeManagedPrefixLists supports no resource-level permissions, so the lookup's "
+            "only statement must name every resource; it can read prefix list metadata and nothing else.",
+        )
+        # The lookup runs in CDK's one shared provider function, a child of the stack.
+        provider = Stack.of(self).node.try_find_child(AWS_CUSTOM_RESOURCE_PROVIDER_ID)
+        assert provider is not None, "AwsCustomResource's provider function moved"
+        acknowledge(
+            provider,
+            f"AwsSolutions-IAM4[Policy::{_BASIC_EXECUTION_POLICY}]",
+            "CDK's AwsCustomResource provider has only AWSLambdaBasicExecutionRole, the AWS-maintained "
+            "minimum for writing its own logs; its one API permission is the lookup's inline policy.",
+        )
+        for check_id, reason in PROVIDER_CHECKOV_REASONS.items():
+            skip_checkov(provider, check_id, reason)
+        return lookup.get_response_field("PrefixLists.0.PrefixListId")
+
+    def _acknowledge(self, *, https_origin: bool) -> None:
+        acknowledge(
+            self.distribution,
+            "AwsSolutions-CFR1",
+            "The research tool serves signed-in users wherever they are; there is no country the "
+            "service must not reach, so a geo restriction would only lock out travelling users.",
+        )
+        acknowledge(
+            self.distribution,
+            "AwsSolutions-CFR2",
+            "No AWS WAF web ACL by default (at least $5/month plus $1 per rule): every route needs "
+            "an API key or a verified Cognito token, and the app enforces per-user rate limits.",
+            checkov="CKV_AWS_68",
+        )
+        acknowledge(
+            self.distribution,
+            "AwsSolutions-CFR3",
+            "Nothing is cached, so every request CloudFront serves reaches the load balancer, whose "
+            "access logs (in the log archive bucket) already record each one with its client address.",
+            checkov="CKV_AWS_86",
+        )
+        acknowledge(
+            self.distribution,
+            "AwsSolutions-CFR4",
+            "The default *.cloudfront.net certificate gives HTTPS without a custom domain, and "
+            "CloudFront fixes its viewer policy at TLSv1; a custom domain would allow TLS 1.2 only.",
+            checkov="CKV_AWS_174",
+        )
+        if not https_origin:
+            acknowledge(
+                self.distribution,
+                "AwsSolutions-CFR5",
+                "Without a domain name on an ACM certificate the load balancer cannot present a "
+                "certificate CloudFront accepts, so the origin leg is HTTP; the security group admits "
+                "only CloudFront's servers and the listener only the secret header. Set domain_name "
+                "and certificate_arn for HTTPS to the origin.",
+            )
