@@ -38,7 +38,7 @@ from ytresearch.observability.metrics import (
     code_dimension,
 )
 from ytresearch.ports import ChatModel
-from ytresearch.repository import Store
+from ytresearch.repository import ACTIVE_REQUEST_STATUSES, Store
 from ytresearch.services.chat import (
     EVENT_LOG_FAILED,
     SESSION_DELETED,
@@ -118,7 +118,7 @@ class LiveRequest:
         self.wake()
 
     def mark_persisted(self, seq: int) -> None:
-        self.persisted_seq = seq
+        self.persisted_seq = max(self.persisted_seq, seq)
         self.persisted.set()
         self.wake()
 
@@ -177,6 +177,7 @@ class ChatRequestManager:
         self._background: list[asyncio.Task[None]] = []
         # Set by every emit: one flusher writes all requests' new events in one transaction.
         self._dirty = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -187,8 +188,9 @@ class ChatRequestManager:
         ]
 
     async def stop(self) -> None:
-        for task in self._background:
-            task.cancel()
+        async with self._flush_lock:  # never cancel the flusher in the middle of a write
+            for task in self._background:
+                task.cancel()
         for task in self._background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -197,7 +199,15 @@ class ChatRequestManager:
             task.cancel()
         if running:
             await asyncio.gather(*running, return_exceptions=True)
-        await self._flush_all()
+        await self._final_flush()
+
+    async def _final_flush(self) -> None:
+        """The last write of what is still unsaved (stop, drain): logged, never raised, so a
+        database outage at shutdown cannot keep the process from exiting."""
+        try:
+            await self._flush_all()
+        except Exception:
+            log.warning("could not write the last chat events at shutdown", exc_info=True)
 
     @property
     def active_count(self) -> int:
@@ -219,7 +229,7 @@ class ChatRequestManager:
             task.cancel(SHUTDOWN)
         if running:
             await asyncio.gather(*running, return_exceptions=True)
-        await self._flush_all()
+        await self._final_flush()
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no request runs here (drain); False if some still run after ``timeout``."""
@@ -324,13 +334,15 @@ class ChatRequestManager:
         its readers were given, and the final status) when its row exists, so it is not left
         running, to be closed later as orphaned with a second copy of the reply."""
         terminal = live.events[-1] if live.events and live.events[-1].terminal else None
-        if terminal is None:
-            return
         try:
-            await asyncio.to_thread(self._persist, [(live.id, [terminal])])
+            if terminal is not None:
+                status = await asyncio.shield(asyncio.to_thread(self._request_status, live.id))
+                if status in ACTIVE_REQUEST_STATUSES:  # not gone, not closed by another process
+                    await asyncio.shield(asyncio.to_thread(self._persist, [(live.id, [terminal])]))
         except Exception:
-            log.info("chat request %s: its end was not recorded (its rows are gone)", live.id)
-        asyncio.get_running_loop().call_later(30, self.live.pop, live.id, None)
+            log.info("chat request %s: its end was not recorded", live.id)
+        finally:
+            asyncio.get_running_loop().call_later(30, self.live.pop, live.id, None)
 
     def _finished(self, live: LiveRequest) -> None:
         """ChatReplies by final status, Errors by code for a failed reply, the new ActiveStreams,
@@ -377,6 +389,10 @@ class ChatRequestManager:
             await asyncio.sleep(self.persist_interval)
 
     async def _flush_all(self) -> None:
+        async with self._flush_lock:  # one writer at a time: the flusher, stop or drain
+            await self._flush_pending()
+
+    async def _flush_pending(self) -> None:
         batches = [(live, live.unsaved) for live in list(self.live.values()) if live.unsaved]
         if not batches:
             return
@@ -417,18 +433,27 @@ class ChatRequestManager:
 
     async def _give_up(self, live: LiveRequest, exc: BaseException) -> None:
         """A request whose events the log refuses is ended and kept in memory only: with
-        SESSION_DELETED when its rows are gone, otherwise as failed with its partial text."""
+        SESSION_DELETED when its rows are gone, as taken over when another process already closed
+        it (after this one lost the database), otherwise as failed with its partial text."""
         try:
-            gone = not await asyncio.to_thread(self._request_exists, live.id)
+            status: str | None = await asyncio.to_thread(self._request_status, live.id)
         except Exception:
-            gone = False
+            status = "streaming"
+        reason = (
+            SESSION_DELETED
+            if status is None
+            else TAKEN_OVER
+            if status not in ACTIVE_REQUEST_STATUSES
+            else EVENT_LOG_FAILED
+        )
         log.warning(
-            "chat request %s: events refused by the database (%s); ending it",
+            "chat request %s: events refused by the database (%s); ending it (%s)",
             live.id,
-            "its session was deleted" if gone else type(exc).__name__,
+            type(exc).__name__,
+            reason,
             extra={"chat_request_id": str(live.id)},
         )
-        self._end_detached(live, SESSION_DELETED if gone else EVENT_LOG_FAILED)
+        self._end_detached(live, reason)
 
     def _end_detached(self, live: LiveRequest, reason: str) -> None:
         live.detach()
@@ -437,9 +462,10 @@ class ChatRequestManager:
         else:
             asyncio.get_running_loop().call_later(30, self.live.pop, live.id, None)
 
-    def _request_exists(self, request_id: uuid.UUID) -> bool:
+    def _request_status(self, request_id: uuid.UUID) -> str | None:
         with self.store.transaction() as repo:
-            return repo.get_chat_request(request_id) is not None
+            row = repo.get_chat_request(request_id)
+            return None if row is None else row.status
 
     def _persist(self, batches: list[tuple[uuid.UUID, list[StreamEvent]]]) -> None:
         with self.store.transaction() as repo:

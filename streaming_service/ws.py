@@ -42,6 +42,7 @@ from pydantic import BaseModel, Field, StrictInt, ValidationError
 
 from streaming_service.routes import MAX_EVENT_ID, ChatIn
 from ytresearch.bootstrap import Container
+from ytresearch.db.outage import is_outage
 from ytresearch.errors import AppError, DependencyUnavailableError, UnauthorizedError
 from ytresearch.services.sessions import get_session
 from ytresearch.services.users import AuthUser, authenticate
@@ -305,6 +306,15 @@ class ChatSocket:
                     await self.resume(item)
                 else:
                     await self.answer(item)
+            except AppError as exc:
+                await self.error(exc.code, exc.message, exc.retryable)
+            except Exception as exc:
+                # One failed item (e.g. the database away) must not stop the ones queued after it.
+                if is_outage(exc):
+                    await self.error("DATABASE_UNAVAILABLE", "the database is unavailable; try again", True)
+                else:
+                    log.exception("a WebSocket frame could not be answered")
+                    await self.error("INTERNAL_ERROR", "the server failed to answer this frame", True)
             finally:
                 self.busy = False
 

@@ -7,6 +7,7 @@ The first two run against a service process (a regression freezes that process, 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 import uuid
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import websockets
 
 from streaming_service.app import create_app
 from tests.conftest import RecordingQueue, client_for, make_user, test_settings
@@ -358,3 +360,38 @@ def test_a_reply_that_cannot_be_saved_before_the_deadline_says_so_and_keeps_its_
                 assert [m.role for m in repo.recent_messages(sid, 10)] == ["user"]
         finally:
             db.engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_websocket_message_during_a_database_outage_is_refused_and_the_next_is_answered() -> None:
+    # Given a WebSocket open on a session, against a PostgreSQL we can stop
+    with running_postgres() as pg:
+        url = pg.create_database("ws_outage")
+        upgrade_to_head(test_settings(url))
+        container = Container(test_settings(url), queue=RecordingQueue(), chat_model=OfflineChatModel())
+        user, api_key = make_user(container)
+        sid = create_session(container.store, container.settings, user, "t").id
+        try:
+            with serve(create_app(container)) as server:
+
+                async def scenario() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                    ws_url = f"ws://127.0.0.1:{server.port}/v1/sessions/{sid}/ws"
+                    async with websockets.connect(ws_url, additional_headers={"X-API-Key": api_key}) as ws:
+                        assert json.loads(await ws.recv())["type"] == "ready"
+                        # When a message arrives while the database is away
+                        await asyncio.to_thread(pg.kill)
+                        await ws.send(json.dumps({"type": "message", "content": "first"}))
+                        refused = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                        await asyncio.to_thread(pg.start_again)
+                        # Then the next message on the same socket is still answered
+                        await ws.send(json.dumps({"type": "message", "content": "second"}))
+                        frames = []
+                        while not frames or frames[-1]["type"] not in ("complete", "error"):
+                            frames.append(json.loads(await asyncio.wait_for(ws.recv(), 30)))
+                        return refused, frames
+
+                refused, frames = asyncio.run(scenario())
+        finally:
+            container.engine.dispose()
+    assert (refused["type"], refused["code"], refused["retryable"]) == ("error", "DATABASE_UNAVAILABLE", True)
+    assert frames[-1]["type"] == "complete"
