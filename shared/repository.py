@@ -10,6 +10,7 @@ from typing import Any, cast
 
 from sqlalchemy import Integer, Select, Table, delete, func, insert, literal, or_, select, tuple_, update
 from sqlalchemy import cast as cast_sql
+from sqlalchemy.engine import CursorResult, Result
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,6 +31,11 @@ from ytresearch.pagination import Cursor
 
 ACTIVE_REQUEST_STATUSES = ("queued", "streaming")
 TOUCH_SLACK = timedelta(minutes=1)
+
+
+def _changed_rows(result: Result[Any]) -> bool:
+    """Whether an UPDATE or DELETE touched a row (its CursorResult's row count)."""
+    return bool(cast(CursorResult[Any], result).rowcount)
 
 
 def _table(model: type[Base]) -> Table:
@@ -134,7 +140,7 @@ class Repository:
         result = self.session.execute(
             delete(table).where(table.c.id == session_id, table.c.user_id == user_id)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return _changed_rows(result)
 
     def session_exists(self, session_id: uuid.UUID) -> bool:
         found = self.session.scalar(select(ResearchSession.id).where(ResearchSession.id == session_id))
@@ -229,7 +235,7 @@ class Repository:
                 links.c.session_id == session_id, links.c.video_id == video_id, owned.exists()
             )
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return _changed_rows(result)
 
     def count_session_videos(self, session_id: uuid.UUID) -> int:
         return (
@@ -271,7 +277,7 @@ class Repository:
             )
             .values(status="processing", claimed_until=lease_until, updated_at=now)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return _changed_rows(result)
 
     # ------------------------------------------------------------ ingest jobs
     def add_job(

@@ -108,7 +108,8 @@ def test_callback_urls_come_from_context_and_follow_the_https_page(
     default_synth: Synth, full_synth: Synth
 ) -> None:
     for synth in (default_synth, full_synth):
-        distribution = synth.logical_id(synth.stack.edge.distribution)  # type: ignore[union-attr]
+        assert synth.stack.edge is not None  # CloudFront is on by default
+        distribution = synth.logical_id(synth.stack.edge.distribution)
         page = {"Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution, "DomainName"]}, "/"]]}
         client = _client(synth)
         assert client["CallbackURLs"][-1] == page

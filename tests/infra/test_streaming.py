@@ -177,7 +177,8 @@ def _streaming_url(synth: Synth) -> Any:
 @pytest.mark.parametrize("which", ["default", "full"])
 def test_the_public_streaming_url_is_https_on_cloudfront(which: str, request: pytest.FixtureRequest) -> None:
     synth: Synth = request.getfixturevalue(f"{which}_synth")
-    distribution = synth.logical_id(synth.stack.edge.distribution)  # type: ignore[union-attr]
+    assert synth.stack.edge is not None  # CloudFront is on by default
+    distribution = synth.logical_id(synth.stack.edge.distribution)
 
     assert _streaming_url(synth) == {
         "Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution, "DomainName"]}]]
@@ -216,7 +217,8 @@ def test_dev_listener_forwards_only_requests_with_the_origin_secret(default_synt
     listeners = _listeners(default_synth)
     (rule,) = default_synth.of_type("AWS::ElasticLoadBalancingV2::ListenerRule").values()
     (condition,) = rule["Properties"]["Conditions"]
-    secret = default_synth.logical_id(default_synth.stack.edge.origin_secret)  # type: ignore[union-attr]
+    assert default_synth.stack.edge is not None  # CloudFront is on by default
+    secret = default_synth.logical_id(default_synth.stack.edge.origin_secret)
     (origin,) = _distribution(default_synth)["Origins"]
 
     assert list(listeners) == [80]  # the only listener: CloudFront's origin leg

@@ -18,7 +18,7 @@ from sqlalchemy.exc import InterfaceError
 
 from tests.conftest import test_settings
 from tests.support.postgres import PostgresServer
-from tests.support.tls import TestCertificates, make_certificates, running_tls_postgres
+from tests.support.tls import CertificateSet, make_certificates, running_tls_postgres
 from ytresearch.db.engine import make_engine
 from ytresearch.db.outage import is_outage
 
@@ -26,12 +26,12 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> TestCertificates:
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> CertificateSet:
     return make_certificates(tmp_path_factory.mktemp("tls"), hostnames=("localhost",))
 
 
 @pytest.fixture(scope="module")
-def tls_server(certificates: TestCertificates) -> Iterator[PostgresServer]:
+def tls_server(certificates: CertificateSet) -> Iterator[PostgresServer]:
     with running_tls_postgres(certificates) as server:
         yield server
 
@@ -51,7 +51,7 @@ def engine_for(database_url: str, **settings: Any) -> Engine:
 
 
 def test_verify_full_connects_when_the_chain_and_the_host_name_check_out(
-    tls_server: PostgresServer, certificates: TestCertificates
+    tls_server: PostgresServer, certificates: CertificateSet
 ) -> None:
     engine = engine_for(url(tls_server, "localhost"), db_tls="verify-full", db_ca_bundle=certificates.ca)
     try:
@@ -61,7 +61,7 @@ def test_verify_full_connects_when_the_chain_and_the_host_name_check_out(
 
 
 def test_verify_full_refuses_a_certificate_from_another_ca(
-    tls_server: PostgresServer, certificates: TestCertificates
+    tls_server: PostgresServer, certificates: CertificateSet
 ) -> None:
     engine = engine_for(
         url(tls_server, "localhost"), db_tls="verify-full", db_ca_bundle=certificates.other_ca
@@ -79,7 +79,7 @@ def test_verify_full_refuses_a_certificate_from_another_ca(
 
 
 def test_verify_full_refuses_a_certificate_for_another_host(
-    tls_server: PostgresServer, certificates: TestCertificates
+    tls_server: PostgresServer, certificates: CertificateSet
 ) -> None:
     # The certificate names localhost only; 127.0.0.1 is the same server under another name.
     engine = engine_for(url(tls_server, "127.0.0.1"), db_tls="verify-full", db_ca_bundle=certificates.ca)
@@ -91,9 +91,7 @@ def test_verify_full_refuses_a_certificate_for_another_host(
     assert "mismatch, certificate is not valid for '127.0.0.1'" in str(refused.value)
 
 
-def test_require_encrypts_without_verifying(
-    tls_server: PostgresServer, certificates: TestCertificates
-) -> None:
+def test_require_encrypts_without_verifying(tls_server: PostgresServer, certificates: CertificateSet) -> None:
     # Wrong CA and wrong host name: require does not look.
     engine = engine_for(url(tls_server, "127.0.0.1"), db_tls="require", db_ca_bundle=certificates.other_ca)
     try:
@@ -174,7 +172,7 @@ def rds_secret(tls_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> I
 
 
 def test_the_rds_secret_verifies_against_the_configured_bundle(
-    rds_secret: str, certificates: TestCertificates
+    rds_secret: str, certificates: CertificateSet
 ) -> None:
     engine = make_engine(
         test_settings(

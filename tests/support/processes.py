@@ -27,25 +27,25 @@ class ServiceProcess:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, wait: bool = True) -> ServiceProcess:
+    module = "streaming_service.serve"  # the production entry point: streaming routes only
+
+    def start(self, wait: bool = True, timeout: float = 30.0) -> ServiceProcess:
+        """Start the process; with ``wait``, until /health answers 200 within ``timeout``."""
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streaming_service.serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
+            [sys.executable, "-m", self.module, "--host", "127.0.0.1", "--port", str(self.port)],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        log.close()  # the child has its own copy of the descriptor
         if wait:
-            self.wait_healthy()
+            self.wait_healthy(timeout)
         return self
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

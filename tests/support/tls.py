@@ -19,15 +19,12 @@ from tests.support.postgres import PostgresServer
 
 
 @dataclass(frozen=True)
-class TestCertificates:
+class CertificateSet:
     ca: Path  # the CA that signed the server's certificate (PEM)
     other_ca: Path  # a CA that signed nothing the server presents
     server_cert: Path
     server_key: Path
     hostnames: tuple[str, ...]  # the names (and IP addresses) in the server certificate
-
-
-TestCertificates.__test__ = False  # type: ignore[attr-defined]
 
 
 def _name(common_name: str) -> x509.Name:
@@ -80,7 +77,7 @@ def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def make_certificates(directory: Path, hostnames: Sequence[str] = ("localhost",)) -> TestCertificates:
+def make_certificates(directory: Path, hostnames: Sequence[str] = ("localhost",)) -> CertificateSet:
     """A CA, a server certificate it signed for ``hostnames``, and an unrelated second CA."""
     directory.mkdir(parents=True, exist_ok=True)
     ca_key, ca_cert = _ca("ytr test database CA")
@@ -103,7 +100,7 @@ def make_certificates(directory: Path, hostnames: Sequence[str] = ("localhost",)
         )
         .sign(ca_key, hashes.SHA256())
     )
-    paths = TestCertificates(
+    paths = CertificateSet(
         ca=directory / "ca.pem",
         other_ca=directory / "other-ca.pem",
         server_cert=directory / "server.crt",
@@ -124,7 +121,7 @@ def make_certificates(directory: Path, hostnames: Sequence[str] = ("localhost",)
 
 
 @contextlib.contextmanager
-def running_tls_postgres(certificates: TestCertificates) -> Iterator[PostgresServer]:
+def running_tls_postgres(certificates: CertificateSet) -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL that offers TLS with ``certificates``' server certificate (plain
     connections are still accepted, as on a default install)."""
     server = PostgresServer(ssl=(certificates.server_cert, certificates.server_key)).start()
