@@ -4,7 +4,7 @@ PYTHON ?= $(shell python3.13 -c 'import sys; print(sys.executable)' 2>/dev/null 
 VENV   := .venv
 BIN    := $(VENV)/bin
 UV_VERSION := 0.13.8
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock 2>/dev/null | cksum | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml uv.lock client/pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 # The CDK CLI and the jsii runtime run on the Node.js pinned in package.json (the `node` package
@@ -16,7 +16,7 @@ NODE_PATH_FIRST := PATH="$(CURDIR)/node_modules/.bin:$$PATH"
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml uv.lock setup.py
+$(STAMP): pyproject.toml uv.lock setup.py client/pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Python 3.13 is needed (python3.13 on PATH, or PYTHON=/path/to/python3.13)"; exit 1; }
 	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null || { rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
@@ -31,7 +31,7 @@ $(NODE_STAMP): package.json package-lock.json
 
 ## run: the whole system on http://$(HOST):$(PORT) (SQLite, embedded queue, offline model unless ANTHROPIC_API_KEY is set)
 run: install
-	$(BIN)/python -m streaming_service.local --host $(HOST) --port $(PORT)
+	$(BIN)/python -m local_run --host $(HOST) --port $(PORT)
 
 ## test: lint, then every suite (starts a throwaway PostgreSQL for the integration tests)
 test: lint node
@@ -41,9 +41,7 @@ test: lint node
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	@# mypy cannot follow the editable shared/ -> ytresearch mapping: give it a path that can.
-	@mkdir -p .typecheck && ln -sfn ../shared .typecheck/ytresearch
-	MYPYPATH=.typecheck $(BIN)/mypy -p ytresearch -p functions -p streaming_service -p infra
+	MYPYPATH=shared:client $(BIN)/mypy -p ytresearch -p ytr -p functions -p streaming_service -p local_run -p infra
 
 format: install
 	$(BIN)/ruff format .
@@ -70,4 +68,4 @@ bench: install
 	$(BIN)/python -m bench.run_all
 
 clean:
-	rm -rf $(VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache .ytr
+	rm -rf $(VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache .ytr .typecheck

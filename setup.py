@@ -1,12 +1,13 @@
-"""The domain package lives in shared/ but installs and imports as `ytresearch` everywhere."""
+"""The domain package lives in shared/ytresearch; the deployables sit at the top level."""
 
 from setuptools import find_packages, setup
 
 setup(
-    package_dir={"ytresearch": "shared"},
+    package_dir={"ytresearch": "shared/ytresearch"},
     packages=[
-        "ytresearch",
-        *(f"ytresearch.{name}" for name in find_packages("shared")),
-        *find_packages(include=["functions", "functions.*", "streaming_service", "streaming_service.*"]),
+        *find_packages("shared", include=["ytresearch", "ytresearch.*"]),
+        *find_packages(
+            include=["functions", "functions.*", "streaming_service", "streaming_service.*", "local_run"]
+        ),
     ],
 )

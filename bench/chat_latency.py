@@ -44,7 +44,7 @@ from bench.common import (
     quiet_metrics,
     table,
 )
-from streaming_service.app import create_app
+from local_run.app import create_local_app
 from tests.conftest import make_user, test_settings
 from tests.fakes.anthropic_server import DEFAULT_API_KEY, FakeAnthropic, Reply
 from tests.support.server import serve
@@ -192,7 +192,7 @@ def run(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
         )
         container = Container(settings, chat_model=model, metrics=quiet_metrics())
         key = make_user(container)[1]
-        with serve(create_app(container, include_rest=True)) as server:
+        with serve(create_local_app(container)) as server:
             result = asyncio.run(measure(server.base_url, key, fake, args))
     print(f"  {label}: done", flush=True)
     return result

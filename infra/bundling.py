@@ -2,7 +2,7 @@
 
 A bundle is a directory Lambda unzips into /var/task:
 
-    ytresearch/   <- shared/ (the domain package under its import name)
+    ytresearch/   <- shared/ytresearch/ (the domain package)
     functions/    <- the Lambda entry points
     <packages>    <- the unit's locked requirements (infra/requirements/<profile>.txt)
 
@@ -44,7 +44,7 @@ from packaging.requirements import Requirement
 from infra.lockfile import PROFILES, REPO_ROOT
 
 # Paths copied into every bundle: (source in the repo, name inside the bundle).
-SOURCE_TREES: tuple[tuple[str, str], ...] = (("shared", "ytresearch"), ("functions", "functions"))
+SOURCE_TREES: tuple[tuple[str, str], ...] = (("shared/ytresearch", "ytresearch"), ("functions", "functions"))
 IGNORED_NAMES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 IGNORED_SUFFIXES = (".pyc", ".pyo")
 
@@ -179,7 +179,7 @@ def select_requirements(text: str, markers: dict[str, str]) -> list[str]:
 
 
 def copy_sources(out_dir: Path, *, repo_root: Path = REPO_ROOT) -> None:
-    """Copy the domain package (as ``ytresearch``) and the entry points into ``out_dir``."""
+    """Copy the domain package and the entry points into ``out_dir``."""
     for source, name in SOURCE_TREES:
         for path in _source_files(repo_root / source):
             target = out_dir / name / path.relative_to(repo_root / source)

@@ -312,7 +312,7 @@ class YtResearchStack(Stack):
         self.ingest_function.function.node.add_dependency(self.migrations.resource)
         self.streaming.service.node.add_dependency(self.migrations.resource)
 
-        # Users and API keys without a database connection: `ytr admin --deployed <AdminFunctionName>`.
+        # Users and API keys without a database connection: `ytr-admin --deployed <AdminFunctionName>`.
         self.admin = AdminFunction(
             self,
             "Admin",
@@ -327,7 +327,7 @@ class YtResearchStack(Stack):
             self,
             "AdminFunctionName",
             value=self.admin.function.function_name,
-            description="ytr admin --deployed <this> create-user you@example.com (IAM invoke only)",
+            description="ytr-admin --deployed <this> create-user you@example.com (IAM invoke only)",
         )
 
         api_settings = {

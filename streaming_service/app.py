@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from ytresearch import __version__
 from ytresearch.bootstrap import Container
@@ -15,8 +15,8 @@ from ytresearch.web.errors import install_error_handlers
 from ytresearch.web.middleware import install_middleware
 
 
-def create_app(container: Container | None = None, *, include_rest: bool = False) -> FastAPI:
-    """The streaming app. ``include_rest`` also mounts the CRUD routes (the local all-in-one run)."""
+def create_app(container: Container | None = None, *, extra_routers: Sequence[APIRouter] = ()) -> FastAPI:
+    """The streaming app. ``extra_routers`` are mounted too (the local run adds the REST routes)."""
     container = container or Container()
 
     @asynccontextmanager
@@ -47,9 +47,7 @@ def create_app(container: Container | None = None, *, include_rest: bool = False
     app.include_router(router)
     app.include_router(ws_router)
     app.include_router(page_router)
-    if include_rest:
-        from functions.api.routes import router as rest_router
-
-        app.include_router(rest_router)
+    for extra in extra_routers:
+        app.include_router(extra)
     install_middleware(app, container.settings)  # the REST app's: request context, body limit, CORS
     return app

@@ -1,7 +1,7 @@
 """Admin Lambda entry point: users and API keys in a deployed stack, where the database sits in
 isolated subnets and nobody connects to it directly.
 
-Only IAM can call it (``lambda:InvokeFunction``; no function URL, no API route): ``ytr admin
+Only IAM can call it (``lambda:InvokeFunction``; no function URL, no API route): ``ytr-admin
 --deployed <function>`` or ``aws lambda invoke``. The event names one action:
 
     {"action": "create-user", "email": "you@example.com"}

@@ -1,4 +1,4 @@
-"""The admin function: users and API keys for a deployed stack (`ytr admin --deployed`).
+"""The admin function: users and API keys for a deployed stack (`ytr-admin --deployed`).
 
 The database sits in isolated subnets, so the operator's first hour (the first user, API keys,
 revoking one) runs here, beside the database, in the same private subnets and with the same

@@ -33,7 +33,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from streaming_service.local import build_local_app
+from local_run.app import build_local_app
 from tests.conftest import client_for, make_user, test_settings
 from tests.support.server import serve
 from ytresearch.bootstrap import Container

@@ -40,7 +40,7 @@ def local_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun]:
     env["YTR_CONFIG"] = str(folder / "no-config.toml")  # never the developer's own
     with (folder / "server.log").open("w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "streaming_service.local", "--port", str(port)],
+            [sys.executable, "-m", "local_run", "--port", str(port)],
             cwd=folder,
             env=env,
             stdout=log,  # the JSON logs

@@ -33,7 +33,7 @@ def test_readme_quick_start_reaches_a_streamed_answer(tmp_path: Path) -> None:
     # As `make run` does, from a fresh directory: SQLite, embedded queue, offline model, samples.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YTR_", "ANTHROPIC"))}
     server = subprocess.Popen(
-        [sys.executable, "-m", "streaming_service.local", "--port", str(port)],
+        [sys.executable, "-m", "local_run", "--port", str(port)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,

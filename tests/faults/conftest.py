@@ -1,5 +1,5 @@
 """The fault suite's world: its own throwaway PostgreSQL (tests stop and start it), the scripted fake
-Claude, and one real server process (`python -m streaming_service.local`: REST and streaming routes
+Claude, and one real server process (`python -m local_run`: REST and streaming routes
 in one uvicorn) for the whole package, started again only when a test killed or wedged it.
 
 Every test gets a health poller on that server and a fresh user; it asserts at the end that

@@ -49,7 +49,7 @@ def test_the_admin_function_is_named_in_the_stack_outputs(
     output = default_synth.template["Outputs"]["AdminFunctionName"]
 
     assert output["Value"] == {"Ref": logical_id}
-    assert "ytr admin --deployed" in output["Description"]
+    assert "ytr-admin --deployed" in output["Description"]
 
 
 def test_the_admin_function_sits_beside_the_api_function_with_database_access(

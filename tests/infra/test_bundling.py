@@ -96,8 +96,8 @@ def test_bundle_holds_the_domain_package_as_ytresearch_and_the_entry_points(
 
 def _fake_repo(root: Path) -> Path:
     for relative, text in {
-        "shared/__init__.py": "",
-        "shared/db/migrations/versions/0001_init.py": "revision = '0001'\n",
+        "shared/ytresearch/__init__.py": "",
+        "shared/ytresearch/db/migrations/versions/0001_init.py": "revision = '0001'\n",
         "functions/__init__.py": "",
     }.items():
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -110,10 +110,10 @@ def test_input_hash_follows_sources_but_not_bytecode(tmp_path: Path) -> None:
     spec = BundleSpec(profile="migrate")
     before = input_hash(spec, repo_root=repo)
 
-    (repo / "shared" / "db" / "__pycache__").mkdir()
-    (repo / "shared" / "db" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
+    (repo / "shared" / "ytresearch" / "db" / "__pycache__").mkdir()
+    (repo / "shared" / "ytresearch" / "db" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
     unchanged = input_hash(spec, repo_root=repo)
-    (repo / "shared/db/migrations/versions/0002_more.py").write_text("revision = '0002'\n")
+    (repo / "shared/ytresearch/db/migrations/versions/0002_more.py").write_text("revision = '0002'\n")
     changed = input_hash(spec, repo_root=repo)
 
     assert unchanged == before
@@ -129,6 +129,33 @@ def test_synth_in_tests_stages_sources_without_dependencies(default_synth: Synth
     assert (staged / "ytresearch" / "config.py").is_file()
     assert (staged / "functions" / "api" / "handler.py").is_file()
     assert not (staged / "fastapi").exists()
+
+
+def test_no_lambda_asset_carries_client_code(default_synth: Synth) -> None:
+    """The `ytr` client is its own package (client/): no function's bundle ships it."""
+    keys = [
+        fn["Properties"]["Code"].get("S3Key")
+        for fn in default_synth.of_type("AWS::Lambda::Function").values()
+    ]
+    staged = [
+        default_synth.outdir / f"asset.{key.removesuffix('.zip')}" for key in keys if isinstance(key, str)
+    ]
+    staged_assets = [asset for asset in staged if (asset / "functions").is_dir()]  # ours, not CDK's
+    assert len(staged_assets) >= 4  # api, ingest, migrate, admin
+
+    for staged in staged_assets:
+        top = {path.name for path in staged.iterdir()}
+        assert top == {"ytresearch", "functions"}, top
+        assert not (staged / "ytresearch" / "cli").exists()
+        importing_the_client = [
+            path
+            for path in staged.rglob("*.py")
+            if any(
+                line.startswith(("import ytr", "from ytr ", "from ytr."))
+                for line in path.read_text().splitlines()
+            )
+        ]
+        assert importing_the_client == []
 
 
 CLEAN_IMPORT = textwrap.dedent(

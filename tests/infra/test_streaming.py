@@ -284,9 +284,10 @@ def test_image_is_built_from_the_repo_dockerfile_without_docker_at_synth(
     assert image["source"]["dockerFile"] == DOCKERFILE
     assert image["source"]["platform"] == "linux/arm64"
     assert (context / DOCKERFILE).is_file()
-    assert (context / "shared").is_dir()
-    # .dockerignore keeps the build context small: no venv, node modules, tests or git.
-    for excluded in (".venv", "node_modules", "tests", ".git", "cdk.out", "bench"):
+    assert (context / "shared" / "ytresearch").is_dir()
+    # .dockerignore keeps the build context small: no venv, node modules, tests or git; and the
+    # image carries only the domain package and the service (no client, no Lambda entry points).
+    for excluded in (".venv", "node_modules", "tests", ".git", "cdk.out", "bench", "client", "functions"):
         assert not (context / excluded).exists(), f"{excluded} leaked into the image context"
 
 

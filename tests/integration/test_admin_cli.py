@@ -1,4 +1,4 @@
-"""`ytr admin` creates users and keys against whatever database is configured."""
+"""`ytr-admin` creates users and keys against whatever database is configured."""
 
 from __future__ import annotations
 
@@ -19,22 +19,38 @@ from ytresearch.errors import UnauthorizedError
 from ytresearch.services.users import authenticate
 
 YTR = str(Path(sys.executable).parent / "ytr")
+YTR_ADMIN = str(Path(sys.executable).parent / "ytr-admin")
 
 
-def run_ytr(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
+def run_admin(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "YTR_DATABASE_URL": database_url}
-    return subprocess.run([YTR, *args], capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run([YTR_ADMIN, *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_the_client_points_to_ytr_admin_and_changes_nothing(database_url: str) -> None:
+    """`ytr` carries no server code: `ytr-admin` says where the command went."""
+    moved = subprocess.run(
+        [YTR, "admin", "create-user", "moved@example.com"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "YTR_DATABASE_URL": database_url},
+        timeout=60,
+    )
+
+    assert moved.returncode == 2
+    assert "ytr-admin" in moved.stderr and "(USAGE)" in moved.stderr
+    assert "(USER_NOT_FOUND)" in run_admin("create-key", "moved@example.com", database_url=database_url).stderr
 
 
 def test_create_user_prints_a_working_key_and_create_key_adds_another(database_url: str) -> None:
-    created = run_ytr("admin", "create-user", "Carol@Example.com", database_url=database_url)
+    created = run_admin("create-user", "Carol@Example.com", database_url=database_url)
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
     assert key.startswith("ytr_")
     container = Container(test_settings(database_url))
     assert authenticate(container.store, key).email == "carol@example.com"
 
-    second = run_ytr("admin", "create-key", "carol@example.com", database_url=database_url)
+    second = run_admin("create-key", "carol@example.com", database_url=database_url)
     assert second.returncode == 0
     assert second.stdout.strip() != key
     assert authenticate(container.store, second.stdout.strip()).email == "carol@example.com"
@@ -42,35 +58,33 @@ def test_create_user_prints_a_working_key_and_create_key_adds_another(database_u
 
 
 def test_admin_errors_are_one_clear_line(database_url: str) -> None:
-    run_ytr("admin", "create-user", "dup@example.com", database_url=database_url)
-    dup = run_ytr("admin", "create-user", "dup@example.com", database_url=database_url)
+    run_admin("create-user", "dup@example.com", database_url=database_url)
+    dup = run_admin("create-user", "dup@example.com", database_url=database_url)
     assert dup.returncode == 1 and "already exists" in dup.stderr and "Traceback" not in dup.stderr
-    missing = run_ytr("admin", "create-key", "nobody@example.com", database_url=database_url)
+    missing = run_admin("create-key", "nobody@example.com", database_url=database_url)
     assert missing.returncode == 1 and "no user" in missing.stderr
-    bad = run_ytr("admin", "create-user", "not-an-email", database_url=database_url)
+    bad = run_admin("create-user", "not-an-email", database_url=database_url)
     assert bad.returncode == 1 and "not a valid email" in bad.stderr
 
 
 def test_list_keys_and_revoke_key_against_the_database(database_url: str) -> None:
-    key = run_ytr("admin", "create-user", "ops@example.com", database_url=database_url).stdout.strip()
-    listed = run_ytr("admin", "--json", "list-keys", "ops@example.com", database_url=database_url)
+    key = run_admin("create-user", "ops@example.com", database_url=database_url).stdout.strip()
+    listed = run_admin("--json", "list-keys", "ops@example.com", database_url=database_url)
     (entry,) = json.loads(listed.stdout)["keys"]
     assert entry["prefix"] == key[:10] and entry["revoked_at"] is None
 
-    revoked = run_ytr(
-        "admin", "revoke-key", "ops@example.com", "--key-id", entry["id"], database_url=database_url
+    revoked = run_admin("revoke-key", "ops@example.com", "--key-id", entry["id"], database_url=database_url
     )
 
     assert revoked.returncode == 0, revoked.stderr
     assert f"revoked {key[:10]}" in revoked.stdout
-    shown = run_ytr("admin", "list-keys", "ops@example.com", database_url=database_url).stdout
+    shown = run_admin("list-keys", "ops@example.com", database_url=database_url).stdout
     assert entry["id"] in shown and "revoked 20" in shown
     container = Container(test_settings(database_url))
     with pytest.raises(UnauthorizedError):
         authenticate(container.store, key)
     container.engine.dispose()
-    missing = run_ytr(
-        "admin", "revoke-key", "ops@example.com", "--prefix", "ytr_zzzzzz", database_url=database_url
+    missing = run_admin("revoke-key", "ops@example.com", "--prefix", "ytr_zzzzzz", database_url=database_url
     )
     assert missing.returncode == 1 and missing.stderr.strip().endswith("(KEY_NOT_FOUND)")
 
@@ -109,7 +123,7 @@ def run_deployed(
     )
     if region:
         env["AWS_REGION"] = region
-    return subprocess.run([YTR, "admin", *args], capture_output=True, text=True, env=env, timeout=60)
+    return subprocess.run([YTR_ADMIN, *args], capture_output=True, text=True, env=env, timeout=60)
 
 
 def test_deployed_create_user_invokes_the_admin_function_with_iam_credentials(
@@ -192,12 +206,11 @@ def test_deployed_unknown_function_with_moto(capsys: pytest.CaptureFixture[str])
     """The same call against moto's Lambda mock (no function there): a clear not-found."""
     from moto import mock_aws
 
-    from ytresearch.cli.main import main
+    from ytresearch.admin_cli import main
 
     with mock_aws():
         code = main(
             [
-                "admin",
                 "--deployed",
                 "arn:aws:lambda:us-east-1:123456789012:function:Gone",
                 "list-keys",

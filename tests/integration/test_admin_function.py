@@ -1,5 +1,5 @@
 """The admin Lambda function, invoked directly with the JSON events `aws lambda invoke` and
-`ytr admin --deployed` send, against a real database; and what a revocation does to a key that
+`ytr-admin --deployed` send, against a real database; and what a revocation does to a key that
 the REST app and the streaming service have just accepted (and cached)."""
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from streaming_service.local import build_local_app
+from local_run.app import build_local_app
 from tests.conftest import client_for, make_user, test_settings
 from tests.support.postgres import free_port
 from tests.support.server import serve

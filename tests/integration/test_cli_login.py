@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from streaming_service.app import create_app
+from local_run.app import create_local_app
 from tests.conftest import RecordingQueue, make_user, test_settings
 from tests.fakes.cognito import CLIENT_ID, FakeCognito
 from tests.support.server import serve
+from ytr.config import read_config
 from ytresearch.bootstrap import Container
-from ytresearch.cli.config import read_config
 
 YTR = str(Path(sys.executable).parent / "ytr")
 PASSWORD = "Correct-Horse-9-Battery"
@@ -103,7 +103,7 @@ def cli(database_url: str, cognito: FakeCognito, tmp_path: Path) -> Iterator[Cli
     cognito.access_ttl = 3600
     cognito.requests.clear()
     try:
-        with serve(create_app(container, include_rest=True)) as server:
+        with serve(create_local_app(container)) as server:
             yield Cli(server.base_url, container, cognito, tmp_path)
     finally:
         container.engine.dispose()

@@ -89,13 +89,13 @@ def test_failed_probe_reopens_the_circuit(fake_claude: FakeAnthropic) -> None:
 
 
 def test_open_circuit_answers_chat_with_a_fast_503(settings: Any, fake_claude: FakeAnthropic) -> None:
-    from streaming_service.app import create_app as create_streaming_app
+    from local_run.app import create_local_app
 
     model = breaker(fake_claude, threshold=1, reset=60)
     fake_claude.enqueue(ErrorReply(status=529))
     container = Container(settings, queue=RecordingQueue(), chat_model=model)
     key = make_user(container)[1]
-    with serve(create_streaming_app(container, include_rest=True)) as server:
+    with serve(create_local_app(container)) as server:
         api = client_for(server.base_url, key)
         sid = api.post("/v1/sessions").json()["id"]
         first = api.post(f"/v1/sessions/{sid}/messages", json={"message": "q"})

@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from functions.ingest.handler import make_handler
-from streaming_service.local import build_local_app
+from local_run.app import build_local_app
 from tests.conftest import client_for, make_user
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.support.server import serve

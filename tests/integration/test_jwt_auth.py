@@ -23,7 +23,7 @@ from sqlalchemy import func, select
 from websockets.exceptions import ConnectionClosed
 
 from functions.api.app import create_app as create_crud_app
-from streaming_service.app import create_app
+from local_run.app import create_local_app
 from tests.conftest import RecordingQueue, client_for, make_user, test_settings
 from tests.fakes.cognito import CLIENT_ID, FakeCognito, SigningKey
 from tests.support.server import LoopbackServer, serve
@@ -55,7 +55,7 @@ def container(database_url: str, cognito: FakeCognito) -> Iterator[Container]:
 
 @pytest.fixture
 def server(container: Container) -> Iterator[LoopbackServer]:
-    with serve(create_app(container, include_rest=True)) as s:
+    with serve(create_local_app(container)) as s:
         yield s
 
 
@@ -421,7 +421,7 @@ def test_bearer_tokens_are_refused_clearly_when_not_configured(
 ) -> None:
     container = Container(test_settings(database_url), queue=RecordingQueue())
     try:
-        with serve(create_app(container, include_rest=True)) as plain:
+        with serve(create_local_app(container)) as plain:
             _, key = make_user(container)
             with client_for(plain.base_url, key) as keyed:
                 sid = new_session(keyed)
@@ -453,7 +453,7 @@ def test_an_unreachable_issuer_is_a_503_not_a_401(database_url: str, cognito: Fa
     )
     container = Container(settings, queue=RecordingQueue())
     try:
-        with serve(create_app(container, include_rest=True)) as s:
+        with serve(create_local_app(container)) as s:
             token = cognito.token(iss="http://127.0.0.1:9/us-east-1_Nowhere")
             response = httpx.get(f"{s.base_url}/v1/sessions", headers={"Authorization": f"Bearer {token}"})
     finally:

@@ -1,4 +1,4 @@
-"""Observability of the real local system: `python -m streaming_service.local` (as `make run`
+"""Observability of the real local system: `python -m local_run` (as `make run`
 starts it) driven through a full flow, then its output read back.
 
 Given the local process with stdout (logs) and stderr (the start-up banner) captured in files,
@@ -32,7 +32,7 @@ from tests.support.sse import read_stream, text_of
 
 pytestmark = pytest.mark.slow
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "SoLarP4nels.json"
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "ytresearch" / "samples" / "SoLarP4nels.json"
 BAD_KEY = "ytr_" + "Q" * 43
 BEARER = "eyJhbGciOiJSUzI1NiIsImtpZCI6InRlc3QifQ.eyJzdWIiOiJvYnMtdGVzdCJ9.c2lnbmF0dXJlLW5vdC12YWxpZA"
 CLIENT_REQUEST_ID = "obs-test-request-1"
@@ -86,7 +86,7 @@ def start_local(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, Path, Pat
     out, err = tmp_path / "stdout.log", tmp_path / "stderr.log"
     with out.open("wb") as stdout, err.open("wb") as stderr:  # files: a full pipe would stall it
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streaming_service.local", "--port", str(port)],
+            [sys.executable, "-m", "local_run", "--port", str(port)],
             cwd=tmp_path,
             env=env,
             stdout=stdout,

@@ -26,7 +26,7 @@ from ytresearch.services.users import create_user
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS = REPO / "tests" / "fixtures" / "events"
-SAMPLE = REPO / "shared" / "samples" / "SoLarP4nels.json"
+SAMPLE = REPO / "shared" / "ytresearch" / "samples" / "SoLarP4nels.json"
 
 CONTEXT = """
 class Context:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 import websockets
 
+from local_run.app import create_local_app
 from streaming_service.app import create_app
 from tests.conftest import RecordingQueue, client_for, make_user, test_settings
 from tests.fakes.anthropic_server import DEFAULT_API_KEY, FakeAnthropic, Reply
@@ -164,7 +165,7 @@ def slow_app(app_settings: Settings, claude: Any, fake_claude: FakeAnthropic) ->
     container = Container(app_settings, queue=RecordingQueue(), chat_model=claude)
     _, api_key = make_user(container)
     try:
-        with serve(create_app(container, include_rest=True)) as server:
+        with serve(create_local_app(container)) as server:
             yield server.base_url, api_key
     finally:
         container.engine.dispose()

@@ -15,7 +15,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from streaming_service.app import create_app
+from local_run.app import create_local_app
 from tests.conftest import RecordingQueue, client_for, make_user
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.support.server import LoopbackServer, serve
@@ -36,7 +36,7 @@ def app_container(settings: Settings, claude: Any) -> Iterator[Container]:
 
 @pytest.fixture
 def server(app_container: Container) -> Iterator[LoopbackServer]:
-    with serve(create_app(app_container, include_rest=True)) as s:
+    with serve(create_local_app(app_container)) as s:
         yield s
 
 

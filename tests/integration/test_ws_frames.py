@@ -18,7 +18,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from streaming_service.app import create_app
+from local_run.app import create_local_app
 from tests.conftest import RecordingQueue, client_for, make_user
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.support.server import LoopbackServer, serve
@@ -53,7 +53,7 @@ def app_container(settings: Settings, claude: Any) -> Iterator[Container]:
 
 @pytest.fixture
 def server(app_container: Container) -> Iterator[LoopbackServer]:
-    with serve(create_app(app_container, include_rest=True)) as s:
+    with serve(create_local_app(app_container)) as s:
         yield s
 
 
@@ -289,7 +289,7 @@ def test_largest_message_of_four_byte_characters_is_not_refused_as_too_large(
     )
     key = make_user(container)[1]
     fake_claude.enqueue(Reply(text="that is a lot of emoji"))
-    with serve(create_app(container, include_rest=True)) as big, client_for(big.base_url, key) as api:
+    with serve(create_local_app(container)) as big, client_for(big.base_url, key) as api:
         big_sid = str(api.post("/v1/sessions", json={"title": "big"}).json()["id"])
 
         async def go() -> list[dict[str, Any]]:

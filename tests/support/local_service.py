@@ -1,4 +1,4 @@
-"""The all-in-one server (`python -m streaming_service.local`) as a process on loopback: REST routes
+"""The all-in-one server (`python -m local_run`) as a process on loopback: REST routes
 (sessions, videos, history, DELETE) and streaming routes (SSE, WebSocket) in one uvicorn, with the
 embedded ingest queue, against whatever database ``YTR_DATABASE_URL`` names.
 
@@ -13,7 +13,7 @@ from tests.support.processes import ServiceProcess
 
 
 class LocalServiceProcess(ServiceProcess):
-    module = "streaming_service.local"
+    module = "local_run"
 
     def start(self, wait: bool = True, timeout: float = 90.0) -> LocalServiceProcess:
         """As ``ServiceProcess.start``, with a generous wait: on a busy two-core machine the

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ytresearch.cli.config import DEFAULT_URL, read_config, resolve, write_config
-from ytresearch.cli.errors import CliError
-from ytresearch.cli.main import build_parser, main
+from ytr.config import DEFAULT_URL, read_config, resolve, write_config
+from ytr.errors import CliError
+from ytr.main import build_parser, main
 
 
 @pytest.fixture
@@ -76,8 +76,8 @@ def test_a_url_that_is_not_http_is_refused(home: dict[str, str], tmp_path: Path)
 
 
 def test_global_options_work_before_and_after_the_command() -> None:
-    before = build_parser(with_admin=False).parse_args(["--json", "--api-key", "k", "sessions", "list"])
-    after = build_parser(with_admin=False).parse_args(["sessions", "list", "--json", "--api-key", "k"])
+    before = build_parser().parse_args(["--json", "--api-key", "k", "sessions", "list"])
+    after = build_parser().parse_args(["sessions", "list", "--json", "--api-key", "k"])
     assert (before.json, before.api_key) == (after.json, after.api_key) == (True, "k")
 
 
@@ -95,7 +95,7 @@ def test_importing_the_cli_stays_light() -> None:
     import sys
 
     code = (
-        "import sys, ytresearch.cli.main; "
+        "import sys, ytr.main; "
         "print(sorted(m for m in ('httpx', 'sqlalchemy', 'websockets') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from ytresearch.cli.client import ApiClient, error_from_response, transport_error
-from ytresearch.cli.errors import CliError, exit_for_code
+from ytr.client import ApiClient, error_from_response, transport_error
+from ytr.errors import CliError, exit_for_code
 
 BASE = "http://127.0.0.1:8000"
 

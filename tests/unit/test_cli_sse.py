@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ytresearch.cli.sse import SSEEvent, SSEParser, parse
+from ytr.sse import SSEEvent, SSEParser, parse
 
 STREAM = (
     "retry: 1000\n\n"

@@ -1,5 +1,5 @@
 """Small pieces behind revocation and the first sign-in: the key cache's eviction, the ARN's
-region for `ytr admin --deployed`, and a new-password challenge ytr cannot complete."""
+region for `ytr-admin --deployed`, and a new-password challenge ytr cannot complete."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from ytresearch.cli.admin import _region_of
-from ytresearch.cli.auth import _new_password_responses
-from ytresearch.cli.errors import CliError
+from ytr.auth import _new_password_responses
+from ytr.errors import CliError
+from ytresearch.admin_cli import _region_of
 from ytresearch.services.users import AuthUser, KeyCache
 
 

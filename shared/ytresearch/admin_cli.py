@@ -1,10 +1,12 @@
-"""`ytr admin ...`: users and API keys, either against the configured database (a local run, or a
+"""`ytr-admin ...`: users and API keys, either against the configured database (a local run, or a
 machine that can reach the database) or, with ``--deployed FUNCTION``, through a deployed stack's
 admin Lambda function (``AdminFunctionName`` in the stack outputs), invoked with your AWS
 credentials: the database of a deployment sits in isolated subnets.
 
-Nothing of the server is imported for ``--deployed`` (boto3 is imported when the call is made),
-and nothing of boto3 for the direct path.
+An operator's tool, installed with the server (the `ytr` client does not carry it). Nothing of the
+database is imported for ``--deployed`` (boto3 is imported when the call is made), and nothing of
+boto3 for the direct path. Exit codes match `ytr`'s: 0 ok, 1 error, 2 usage, 3 auth, 4 not found,
+6 unavailable.
 """
 
 from __future__ import annotations
@@ -15,24 +17,37 @@ import os
 import sys
 from typing import Any
 
-from ytresearch.cli.errors import (
-    EXIT_AUTH,
-    EXIT_ERROR,
-    EXIT_NOT_FOUND,
-    EXIT_UNAVAILABLE,
-    EXIT_USAGE,
-    CliError,
-)
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_AUTH = 3
+EXIT_NOT_FOUND = 4
+EXIT_UNAVAILABLE = 6
+
+
+class AdminCommandError(Exception):
+    """An expected failure: shown as one line, ``error: <message> (<CODE>)``, and an exit code."""
+
+    def __init__(self, code: str, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.exit_code = exit_code
+
+    def line(self) -> str:
+        return f"error: {self.message} ({self.code})"
+
+    def as_json(self) -> dict[str, object]:
+        return {"error": {"code": self.code, "message": self.message, "exit_code": self.exit_code}}
+
 
 # The admin function's actions (ytresearch.services.admin.ACTIONS); the direct path adds migrate
 # and link-identity. Spelled out here so --deployed imports nothing of the server.
 DEPLOYED_ACTIONS = ("create-user", "create-key", "list-keys", "revoke-key")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    admin = sub.add_parser(
-        "admin",
-        help="administer users and keys (talks to the database, or to a deployed admin function)",
+def build_parser() -> argparse.ArgumentParser:
+    admin = argparse.ArgumentParser(
+        prog="ytr-admin",
         description="Administer users and API keys. By default against the configured database "
         "(YTR_DATABASE_URL); with --deployed, through the admin Lambda function of a deployed "
         "stack (stack output AdminFunctionName), using your AWS credentials.",
@@ -62,13 +77,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("email")
     p.add_argument("subject", metavar="SUB", help="the sub claim of the user's access token")
     cmds.add_parser("migrate", help="apply database migrations")
-    admin.set_defaults(run=run)
+    return admin
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(build_parser().parse_args(argv))
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         result = run_deployed(args) if args.deployed else run_direct(args)
-    except CliError as exc:
+    except AdminCommandError as exc:
         if args.json:
             print(json.dumps(exc.as_json()))
         else:
@@ -144,7 +163,7 @@ def run_direct(args: argparse.Namespace) -> dict[str, Any]:
 
         return run_admin_action(container.store, event_for(args), cache=container.key_cache)
     except AppError as exc:
-        raise CliError(exc.code, exc.message, EXIT_ERROR) from None
+        raise AdminCommandError(exc.code, exc.message, EXIT_ERROR) from None
     finally:
         container.engine.dispose()
 
@@ -160,7 +179,7 @@ def _region_of(function: str) -> str | None:
 
 def run_deployed(args: argparse.Namespace) -> dict[str, Any]:
     if args.admin_command not in DEPLOYED_ACTIONS:
-        raise CliError(
+        raise AdminCommandError(
             "USAGE",
             f"{args.admin_command} is not available with --deployed "
             f"(use one of {', '.join(DEPLOYED_ACTIONS)})",
@@ -173,7 +192,7 @@ def run_deployed(args: argparse.Namespace) -> dict[str, Any]:
         exit_code = EXIT_NOT_FOUND if code.endswith("NOT_FOUND") else EXIT_ERROR
         if code == "DATABASE_UNAVAILABLE":
             exit_code = EXIT_UNAVAILABLE
-        raise CliError(code, str(error.get("message") or "the admin function refused"), exit_code)
+        raise AdminCommandError(code, str(error.get("message") or "the admin function refused"), exit_code)
     return answer
 
 
@@ -197,42 +216,48 @@ def invoke(function: str, event: dict[str, Any]) -> dict[str, Any]:
         )
         raw = response["Payload"].read()
     except NoRegionError:
-        raise CliError(
+        raise AdminCommandError(
             "MISSING_AWS_REGION",
             "no AWS region: give the function's ARN, or set AWS_REGION (or aws configure)",
             EXIT_USAGE,
         ) from None
     except NoCredentialsError:
-        raise CliError(
+        raise AdminCommandError(
             "MISSING_AWS_CREDENTIALS", "no AWS credentials found (aws configure / aws sso login)", EXIT_AUTH
         ) from None
     except EndpointConnectionError as exc:
-        raise CliError("AWS_UNREACHABLE", f"cannot reach AWS Lambda: {exc}", EXIT_UNAVAILABLE) from None
+        raise AdminCommandError(
+            "AWS_UNREACHABLE", f"cannot reach AWS Lambda: {exc}", EXIT_UNAVAILABLE
+        ) from None
     except ClientError as exc:
         info = exc.response.get("Error", {})
         kind, message = str(info.get("Code", "ClientError")), str(info.get("Message", exc))
         if kind == "ResourceNotFoundException":
-            raise CliError(
+            raise AdminCommandError(
                 "FUNCTION_NOT_FOUND", f"{message} (see the stack output AdminFunctionName)", EXIT_NOT_FOUND
             ) from None
         if kind in ("AccessDeniedException", "UnrecognizedClientException", "ExpiredTokenException"):
-            raise CliError("AWS_ACCESS_DENIED", message, EXIT_AUTH) from None
-        raise CliError("LAMBDA_ERROR", f"{kind}: {message}", EXIT_UNAVAILABLE) from None
+            raise AdminCommandError("AWS_ACCESS_DENIED", message, EXIT_AUTH) from None
+        raise AdminCommandError("LAMBDA_ERROR", f"{kind}: {message}", EXIT_UNAVAILABLE) from None
     except BotoCoreError as exc:
-        raise CliError("LAMBDA_ERROR", str(exc), EXIT_UNAVAILABLE) from None
+        raise AdminCommandError("LAMBDA_ERROR", str(exc), EXIT_UNAVAILABLE) from None
     try:
         answer = json.loads(raw or b"null")
     except ValueError:
         answer = None
     if response.get("FunctionError"):
         detail = answer.get("errorMessage") if isinstance(answer, dict) else None
-        raise CliError(
+        raise AdminCommandError(
             "FUNCTION_ERROR", f"the admin function failed: {detail or 'no detail'}", EXIT_UNAVAILABLE
         )
     if not isinstance(answer, dict):
-        raise CliError(
+        raise AdminCommandError(
             "FUNCTION_ERROR",
             "the admin function answered something other than a JSON object",
             EXIT_UNAVAILABLE,
         )
     return answer
+
+
+if __name__ == "__main__":
+    sys.exit(main())

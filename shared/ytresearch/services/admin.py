@@ -1,5 +1,5 @@
 """Admin actions on users and API keys, as one request/answer pair of plain JSON values: the admin
-Lambda function and `ytr admin` (direct to the database) run the same code, so both answer alike."""
+Lambda function and `ytr-admin` (direct to the database) run the same code, so both answer alike."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from ytresearch.services.users import AuthUser, authenticate, authenticate_exter
 api_key_header = APIKeyHeader(
     name="X-API-Key",
     auto_error=False,
-    description="Your API key (ytr admin create-user prints one).",
+    description="Your API key (ytr-admin create-user prints one).",
 )
 bearer_scheme = HTTPBearer(
     auto_error=False,

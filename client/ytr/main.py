@@ -1,8 +1,8 @@
 """`ytr`: the command-line entry point.
 
-Client commands (sessions, videos, jobs, chat, shell, history, configure) talk to a deployment
-over HTTP; `ytr admin` talks to the database. The admin module (SQLAlchemy, the domain) is
-imported only when `admin` is on the command line, so the client starts fast.
+Every command (sessions, videos, jobs, chat, shell, history, configure, login) talks to a
+deployment over HTTP. Administering users and keys is the operator's `ytr-admin`, installed with
+the server.
 """
 
 from __future__ import annotations
@@ -11,12 +11,16 @@ import argparse
 import contextlib
 import sys
 
-from ytresearch.cli import commands
+from ytr import commands
+from ytr.errors import EXIT_USAGE
 
-ADMIN_HELP = "administer users and keys (talks to the database)"
+ADMIN_MOVED = (
+    "administering users and keys is `ytr-admin`, installed with the server "
+    "(`make run` puts it in the repository's .venv/bin)"
+)
 
 
-def build_parser(*, with_admin: bool = True) -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ytr",
         description="YouTube Research Tool: research sessions over YouTube videos, with Claude.",
@@ -28,19 +32,21 @@ def build_parser(*, with_admin: bool = True) -> argparse.ArgumentParser:
     commands.add_global_options(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parsers(sub)
-    if with_admin:
-        from ytresearch.cli import admin
-
-        admin.add_parser(sub)
-    else:
-        # Listed in --help; the real parser is built when `admin` is on the command line.
-        sub.add_parser("admin", help=ADMIN_HELP, add_help=False)
+    # Kept as a signpost for people used to `ytr-admin`.
+    moved = sub.add_parser("admin", help="moved: see ytr-admin", add_help=False)
+    moved.add_argument("rest", nargs=argparse.REMAINDER)
+    moved.set_defaults(run=_admin_moved)
     return parser
+
+
+def _admin_moved(args: argparse.Namespace) -> int:
+    print(f"error: {ADMIN_MOVED} (USAGE)", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(with_admin="admin" in argv).parse_args(argv)
+    args = build_parser().parse_args(argv)
     _tolerant_output()
     code: int = args.run(args)
     return code

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ytresearch.cli.config import ClientSettings, write_config
-from ytresearch.cli.errors import (
+from ytr.config import ClientSettings, write_config
+from ytr.errors import (
     EXIT_AUTH,
     EXIT_RATE_LIMITED,
     EXIT_UNAVAILABLE,
@@ -105,7 +105,7 @@ class CognitoClient:
     def call(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         import httpx
 
-        from ytresearch.cli.client import transport_error
+        from ytr.client import transport_error
 
         try:
             response = self.http.post(

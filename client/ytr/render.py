@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from ytresearch.cli.errors import CliError
+from ytr.errors import CliError
 
 INGEST_STAGES = ("validating", "fetching_transcript", "fetching_metadata", "summarising", "storing")
 

@@ -1,5 +1,8 @@
 """`make run`: the whole system on one machine with no cloud account.
 
+The one place that composes both deployables: the streaming service's app with the REST routes of
+the API function mounted on it, and the ingest function's handler fed by the embedded queue.
+
 SQLite, the embedded queue feeding the real ingest handler, the REST and streaming routes at one
 address, the offline model unless ANTHROPIC_API_KEY is set, and the bundled sample transcripts
 unless YTR_TRANSCRIPT_SOURCE=youtube.
@@ -18,6 +21,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from functions.api.routes import router as rest_router
 from functions.ingest.handler import make_handler
 from streaming_service.app import create_app
 from ytresearch.bootstrap import Container
@@ -45,10 +49,16 @@ def dev_api_key(configured: str | None) -> str:
     return key
 
 
+def create_local_app(container: Container) -> FastAPI:
+    """The streaming app with the REST routes mounted: every route at one address."""
+    return create_app(container, extra_routers=(rest_router,))
+
+
 def build_local_app(container: Container) -> tuple[FastAPI, EmbeddedJobQueue]:
+    """The all-in-one app and the embedded queue that feeds the real ingest handler."""
     queue = EmbeddedJobQueue(make_handler(container), max_receives=container.settings.ingest_max_receives)
     container.__dict__["queue"] = queue
-    return create_app(container, include_rest=True), queue
+    return create_local_app(container), queue
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,7 +109,3 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         queue.stop()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ytresearch.cli.errors import EXIT_USAGE, CliError
+from ytr.errors import EXIT_USAGE, CliError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})

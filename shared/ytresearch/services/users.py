@@ -233,9 +233,9 @@ def authenticate_external(store: Store, subject: str, username: str | None = Non
     and created on first sign-in.
 
     A new user never takes over an existing account: when the username's address already belongs
-    to another user (say one created with ``ytr admin create-user``), the new user gets the
+    to another user (say one created with ``ytr-admin create-user``), the new user gets the
     placeholder address ``<sub>@cognito`` instead, and the two stay separate until an admin links
-    them (``ytr admin link-identity``).
+    them (``ytr-admin link-identity``).
     """
     if not subject or len(subject) > MAX_EXTERNAL_ID_CHARS:
         raise UnauthorizedError("the token names no valid subject", code="INVALID_TOKEN")

@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from ytresearch.cli.client import ApiClient, ChatSocket
-from ytresearch.cli.errors import (
+from ytr.client import ApiClient, ChatSocket
+from ytr.errors import (
     EXIT_CANCELLED,
     EXIT_OK,
     EXIT_UNAVAILABLE,
     CliError,
     exit_for_code,
 )
-from ytresearch.cli.render import Output, StreamedText
+from ytr.render import Output, StreamedText
 
 FINAL_STATUSES = ("complete", "cancelled", "failed")
 TRANSPORTS = ("sse", "ws", "poll", "sync")

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from ytresearch.cli.errors import (
+from ytr.errors import (
     EXIT_AUTH,
     EXIT_ERROR,
     EXIT_NOT_FOUND,
@@ -28,7 +28,7 @@ from ytresearch.cli.errors import (
     exit_for_status,
     with_retry_hint,
 )
-from ytresearch.cli.sse import SSEEvent, SSEParser
+from ytr.sse import SSEEvent, SSEParser
 
 __all__ = ["ApiClient", "ChatSocket", "CliError", "error_from_response", "transport_error"]
 

@@ -1,6 +1,6 @@
 """The client commands of `ytr` (argparse), thin: resolve settings, call `ApiClient`, render.
 
-httpx and websockets are imported only when a command runs, so `ytr --help` and `ytr admin`
+httpx and websockets are imported only when a command runs, so `ytr --help` and `ytr-admin`
 start fast.
 """
 
@@ -8,21 +8,22 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ytresearch.cli.errors import (
+from ytr.errors import (
     EXIT_CANCELLED,
     EXIT_ERROR,
     EXIT_OK,
     EXIT_USAGE,
     CliError,
 )
-from ytresearch.cli.render import Output
+from ytr.render import Output
 
 if TYPE_CHECKING:
-    from ytresearch.cli.client import ApiClient
+    from ytr.client import ApiClient
 
 Handler = Callable[[argparse.Namespace, "ApiClient", Output], int]
 
@@ -56,7 +57,7 @@ def add_global_options(parser: argparse.ArgumentParser, *, in_subcommand: bool =
 
 
 def _d() -> str:
-    from ytresearch.cli.config import DEFAULT_URL
+    from ytr.config import DEFAULT_URL
 
     return DEFAULT_URL
 
@@ -199,7 +200,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from ytresearch.cli.config import resolve
+    from ytr.config import resolve
 
     return resolve(
         api_url=getattr(args, "api_url", None),
@@ -212,10 +213,10 @@ def client_command(handler: Handler) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         out = Output(json_mode=bool(getattr(args, "json", False)))
         try:
-            from ytresearch.cli.auth import fresh_settings
+            from ytr.auth import fresh_settings
 
             settings = fresh_settings(_settings(args))
-            from ytresearch.cli.client import ApiClient
+            from ytr.client import ApiClient
 
             with ApiClient(
                 settings.api_url, settings.stream_url, settings.api_key, access_token=settings.access_token
@@ -244,7 +245,7 @@ def client_command(handler: Handler) -> Callable[[argparse.Namespace], int]:
 
 
 def run_configure(args: argparse.Namespace) -> int:
-    from ytresearch.cli.config import mask_key, normalise_url, resolve, write_config
+    from ytr.config import mask_key, normalise_url, resolve, write_config
 
     out = Output(json_mode=bool(getattr(args, "json", False)))
     try:
@@ -358,8 +359,8 @@ def run_login(args: argparse.Namespace) -> int:
 
 
 def _login(args: argparse.Namespace, out: Output) -> int:
-    from ytresearch.cli.auth import TOKEN_KEYS, CognitoClient, Tokens, cognito_endpoint, token_claims
-    from ytresearch.cli.config import resolve, write_config
+    from ytr.auth import TOKEN_KEYS, CognitoClient, Tokens, cognito_endpoint, token_claims
+    from ytr.config import resolve, write_config
 
     settings = resolve(
         api_url=getattr(args, "api_url", None),
@@ -433,8 +434,8 @@ def _login(args: argparse.Namespace, out: Output) -> int:
 
 
 def run_logout(args: argparse.Namespace) -> int:
-    from ytresearch.cli.auth import TOKEN_KEYS
-    from ytresearch.cli.config import read_config, resolve, write_config
+    from ytr.auth import TOKEN_KEYS
+    from ytr.config import read_config, resolve, write_config
 
     out = Output(json_mode=bool(getattr(args, "json", False)))
     try:
@@ -463,7 +464,7 @@ def cmd_sessions_create(args: argparse.Namespace, client: ApiClient, out: Output
 
 
 def cmd_sessions_list(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
-    from ytresearch.cli.render import session_line, table
+    from ytr.render import session_line, table
 
     page = client.list_sessions(args.limit, args.cursor)
     if out.json_mode:
@@ -484,7 +485,7 @@ def cmd_sessions_list(args: argparse.Namespace, client: ApiClient, out: Output) 
 
 
 def cmd_sessions_show(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
-    from ytresearch.cli.render import render_session
+    from ytr.render import render_session
 
     session = client.get_session(args.session_id)
     return out.result(session, lambda: render_session(out, session))
@@ -499,21 +500,25 @@ def cmd_sessions_delete(args: argparse.Namespace, client: ApiClient, out: Output
 
 
 def _video_id(text: str) -> str:
-    """A bare id as is; a URL parsed the way the server parses it."""
+    """A bare id as is; the id inside a watch, short, Shorts, embed or live link. (Adding a video
+    sends the URL itself: the server's parser is the authority on what it accepts.)"""
     text = text.strip()
-    if len(text) == 11 and all(c.isalnum() or c in "-_" for c in text):
+    if _VIDEO_ID.fullmatch(text):
         return text
-    from ytresearch.errors import AppError
-    from ytresearch.youtube.urls import parse_video_id
+    found = _VIDEO_ID_IN_URL.search(text)
+    if found is None:
+        raise CliError("INVALID_VIDEO_URL", f"no YouTube video id in {text[:100]!r}", EXIT_USAGE)
+    return found.group(1)
 
-    try:
-        return parse_video_id(text)
-    except AppError as exc:
-        raise CliError(exc.code, exc.message, EXIT_USAGE) from None
+
+_VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{11}")
+_VIDEO_ID_IN_URL = re.compile(
+    r"(?:[?&]v=|youtu\.be/|/(?:shorts|embed|live|v|e)/)([A-Za-z0-9_-]{11})(?![A-Za-z0-9_-])"
+)
 
 
 def cmd_videos_add(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
-    from ytresearch.cli.render import IngestProgress, render_video
+    from ytr.render import IngestProgress, render_video
 
     status, body = client.add_video(args.session_id, args.url, args.language)
     video, job_id = body.get("video") or {}, body.get("job_id")
@@ -557,7 +562,7 @@ def cmd_videos_add(args: argparse.Namespace, client: ApiClient, out: Output) -> 
 
 
 def cmd_videos_list(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
-    from ytresearch.cli.render import video_rows
+    from ytr.render import video_rows
 
     videos = client.list_videos(args.session_id)
     if out.json_mode:
@@ -579,14 +584,14 @@ def cmd_videos_remove(args: argparse.Namespace, client: ApiClient, out: Output) 
 
 
 def cmd_videos_show(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
-    from ytresearch.cli.render import render_video
+    from ytr.render import render_video
 
     video = client.get_video(_video_id(args.video_id), transcript=args.transcript)
     return out.result(video, lambda: render_video(out, video, transcript=args.transcript))
 
 
 def cmd_jobs_show(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
-    from ytresearch.cli.render import render_job
+    from ytr.render import render_job
 
     job = client.get_job(args.job_id)
     return out.result(job, lambda: render_job(out, job))
@@ -616,8 +621,8 @@ def cmd_chat(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
     if not question.strip():
         raise CliError("USAGE", "the question is empty", EXIT_USAGE)
 
-    from ytresearch.cli.chat import ReplyFollower, run_chat
-    from ytresearch.cli.render import StreamedText
+    from ytr.chat import ReplyFollower, run_chat
+    from ytr.render import StreamedText
 
     text = StreamedText(out, show=not out.json_mode)
     follower = ReplyFollower(args.transport or "sse", text, out)
@@ -638,13 +643,13 @@ def cmd_chat(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
 
 
 def cmd_shell(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
-    from ytresearch.cli.chat import shell
+    from ytr.chat import shell
 
     return shell(client, args.session_id, args.video_ids, out, sys.stdin)
 
 
 def cmd_history(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
-    from ytresearch.cli.render import render_messages
+    from ytr.render import render_messages
 
     if args.all:
         items: list[dict[str, Any]] = []
