@@ -167,6 +167,15 @@ class ChatModel(Protocol):
         """A cheap local estimate used for context budgeting."""
         ...
 
+    def paused_for(self) -> int | None:
+        """Seconds until the model takes calls again while it is paused (a circuit breaker that
+        opened), so callers can refuse work up front; None when it takes calls now."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the model's connections (a FastAPI lifespan's shutdown)."""
+        ...
+
 
 # ---------------------------------------------------------------- the ingest queue
 

@@ -247,14 +247,12 @@ class ChatRequestManager:
             raise DependencyUnavailableError(
                 "this server is shutting down; retry and you will reach another", code="SERVICE_DRAINING"
             )
-        # Models behind a circuit breaker say when they are paused: refuse fast, before any work.
-        available = getattr(self.model, "available", None)
-        if available is not None and not available():
-            retry_after = getattr(self.model, "retry_after", lambda: 30)
+        # A paused model (its circuit breaker opened) is refused fast, before any work.
+        if (wait := self.model.paused_for()) is not None:
             raise DependencyUnavailableError(
                 "the AI model is failing; requests are paused briefly while it recovers",
                 code="MODEL_CIRCUIT_OPEN",
-                details={"retry_after": retry_after()},
+                details={"retry_after": wait},
             )
         row, turn = await asyncio.to_thread(self._begin, user, session_id, message, video_ids)
         live = LiveRequest(id=row.id, user_id=user.id, wrote=self._dirty)

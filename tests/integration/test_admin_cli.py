@@ -39,7 +39,9 @@ def test_the_client_points_to_ytr_admin_and_changes_nothing(database_url: str) -
 
     assert moved.returncode == 2
     assert "ytr-admin" in moved.stderr and "(USAGE)" in moved.stderr
-    assert "(USER_NOT_FOUND)" in run_admin("create-key", "moved@example.com", database_url=database_url).stderr
+    assert (
+        "(USER_NOT_FOUND)" in run_admin("create-key", "moved@example.com", database_url=database_url).stderr
+    )
 
 
 def test_create_user_prints_a_working_key_and_create_key_adds_another(database_url: str) -> None:
@@ -73,8 +75,7 @@ def test_list_keys_and_revoke_key_against_the_database(database_url: str) -> Non
     (entry,) = json.loads(listed.stdout)["keys"]
     assert entry["prefix"] == key[:10] and entry["revoked_at"] is None
 
-    revoked = run_admin("revoke-key", "ops@example.com", "--key-id", entry["id"], database_url=database_url
-    )
+    revoked = run_admin("revoke-key", "ops@example.com", "--key-id", entry["id"], database_url=database_url)
 
     assert revoked.returncode == 0, revoked.stderr
     assert f"revoked {key[:10]}" in revoked.stdout
@@ -84,8 +85,7 @@ def test_list_keys_and_revoke_key_against_the_database(database_url: str) -> Non
     with pytest.raises(UnauthorizedError):
         authenticate(container.store, key)
     container.engine.dispose()
-    missing = run_admin("revoke-key", "ops@example.com", "--prefix", "ytr_zzzzzz", database_url=database_url
-    )
+    missing = run_admin("revoke-key", "ops@example.com", "--prefix", "ytr_zzzzzz", database_url=database_url)
     assert missing.returncode == 1 and missing.stderr.strip().endswith("(KEY_NOT_FOUND)")
 
 

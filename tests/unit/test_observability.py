@@ -332,8 +332,8 @@ class BreakerLike:
     def __init__(self) -> None:
         self.closed = False
 
-    def available(self) -> bool:
-        return False
+    def paused_for(self) -> int | None:
+        return 7
 
     def count_tokens(self, text: str) -> int:
         return len(text)
@@ -350,7 +350,7 @@ class BreakerLike:
 def test_the_inner_model_surface_passes_through_and_closing_reaches_it() -> None:
     inner = BreakerLike()
     model = MeteredChatModel(inner, InMemoryMetrics())
-    assert model.name == "claude-x" and model.available() is False and model.count_tokens("abc") == 3
+    assert model.name == "claude-x" and model.paused_for() == 7 and model.count_tokens("abc") == 3
 
     async def first_then_close() -> None:
         stream = model.stream(request())

@@ -381,6 +381,9 @@ class AnthropicChatModel:
         self._client, self._client_loop = client, weakref.ref(loop)
         return client
 
+    def paused_for(self) -> int | None:
+        return None  # retries and backoff happen inside each call; the breaker around it pauses
+
     async def aclose(self) -> None:
         """Close the HTTP connection pool (e.g. in a FastAPI lifespan shutdown)."""
         client, self._client, self._client_loop = self._client, None, None

@@ -49,9 +49,10 @@ class CircuitBreakerChatModel:
         return self.inner.count_tokens(text)
 
     async def aclose(self) -> None:
-        close = getattr(self.inner, "aclose", None)
-        if close is not None:
-            await close()
+        await self.inner.aclose()
+
+    def paused_for(self) -> int | None:
+        return None if self.available() else self.retry_after()
 
     def retry_after(self) -> int:
         return max(1, int(self.reset_seconds - (self.clock() - self.opened_at)) + 1)

@@ -257,6 +257,12 @@ class OfflineChatModel:
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)
 
+    def paused_for(self) -> int | None:
+        return None
+
+    async def aclose(self) -> None:
+        return None  # no connections
+
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent]:
         answer = offline_answer(request)
         input_tokens = sum(estimate_tokens(b.text) for b in request.system)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncGenerator
-from typing import Any
 
 from ytresearch.observability.metrics import (
     CACHE_READ_TOKENS,
@@ -30,13 +29,14 @@ class MeteredChatModel:
         self.metrics = metrics
         self.name = inner.name
 
-    def __getattr__(self, name: str) -> Any:
-        # The rest of the inner model's surface (the circuit breaker's available()/retry_after(),
-        # aclose()) is used through getattr by callers; pass it through unchanged.
-        return getattr(self.inner, name)
-
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
+
+    def paused_for(self) -> int | None:
+        return self.inner.paused_for()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent]:
         started = time.monotonic()
