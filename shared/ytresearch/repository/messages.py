@@ -1,0 +1,84 @@
+"""Chat messages and the write counts that rate limits read."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Integer, Select, func, literal, select, tuple_
+from sqlalchemy import cast as cast_sql
+
+from ytresearch.db.models import (
+    Message,
+    ResearchSession,
+    SessionVideo,
+)
+from ytresearch.pagination import Cursor
+from ytresearch.repository.base import Queries, table_of
+
+TOUCH_SLACK = timedelta(minutes=1)
+
+
+def recent_writes_query(user_id: uuid.UUID, kind: str, since: datetime) -> Select[tuple[int]]:
+    if kind == "session":
+        return (
+            select(func.count())
+            .select_from(ResearchSession)
+            .where(ResearchSession.user_id == user_id, ResearchSession.created_at > since)
+        )
+    # Video links and messages are counted through the user's sessions. Every such write
+    # touches its session in the same transaction, so only sessions updated around the window
+    # can hold one: those few are read through ix_sessions_user_updated, and each one's rows
+    # through its (session_id, time) index. The per-session count is a correlated subquery on
+    # purpose: PostgreSQL never turns it into a join, so even a plan made on stale statistics
+    # (a prepared statement's generic plan on young tables) cannot become a scan of the whole
+    # table nested with the sessions, which took 25 ms per chat at a few hundred messages.
+    # The slack covers a transaction that touched the session just before inserting its row.
+    recent = table_of(ResearchSession).alias("recent_sessions")  # never the caller's sessions
+    if kind == "video":
+        per_session = select(func.count()).where(
+            SessionVideo.session_id == recent.c.id, SessionVideo.added_at > since
+        )
+    else:
+        per_session = select(func.count()).where(
+            Message.session_id == recent.c.id, Message.role == "user", Message.created_at > since
+        )
+    return (
+        # SUM of counts is NUMERIC in PostgreSQL: cast back to a plain integer.
+        select(cast_sql(func.coalesce(func.sum(per_session.correlate(recent).scalar_subquery()), 0), Integer))
+        .select_from(recent)
+        .where(recent.c.user_id == user_id, recent.c.updated_at > since - TOUCH_SLACK)
+    )
+
+
+class MessageQueries(Queries):
+    def add_message(self, *, flush: bool = True, **fields: Any) -> Message:
+        """A new message. ``flush=False`` leaves the INSERT to the next flush (the commit), so it
+        goes out with the transaction's other rows; the id is set here either way."""
+        message = Message(id=fields.pop("id", None) or uuid.uuid4(), **fields)
+        self.session.add(message)
+        if flush:
+            self.session.flush()
+        return message
+
+    def get_message(self, message_id: uuid.UUID) -> Message | None:
+        return self.session.get(Message, message_id)
+
+    def list_messages(self, session_id: uuid.UUID, limit: int, cursor: Cursor | None) -> list[Message]:
+        query = select(Message).where(Message.session_id == session_id)
+        if cursor is not None:
+            query = query.where(
+                tuple_(Message.created_at, Message.id)
+                < tuple_(literal(cursor.created_at), literal(cursor.id))
+            )
+        query = query.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit)
+        return list(self.session.scalars(query))
+
+    def recent_messages(self, session_id: uuid.UUID, limit: int) -> list[Message]:
+        """The newest ``limit`` messages, oldest first (for building chat context)."""
+        return list(reversed(self.list_messages(session_id, limit, None)))
+
+    def count_recent_writes(self, user_id: uuid.UUID, kind: str, since: datetime) -> int:
+        """How many sessions, video links or chat messages the user created since ``since``."""
+        return self.session.scalar(recent_writes_query(user_id, kind, since)) or 0
