@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field
 
 from ytresearch import __version__
 from ytresearch.services import chat, sessions, videos
@@ -23,6 +23,7 @@ from ytresearch.views import (
 )
 from ytresearch.web.auth import ContainerDep, CurrentUser
 from ytresearch.web.errors import ERROR_RESPONSES, error_response
+from ytresearch.web.models import Question, Strict, VideoIds
 
 router = APIRouter(responses=ERROR_RESPONSES)
 health_router = APIRouter(responses=ERROR_RESPONSES)
@@ -30,18 +31,6 @@ health_router = APIRouter(responses=ERROR_RESPONSES)
 Limit = Annotated[int, Query(ge=1, le=100, description="Page size (1-100).")]
 CursorQ = Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")]
 VideoId = Annotated[str, Path(min_length=11, max_length=11, pattern=r"^[A-Za-z0-9_-]{11}$")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    @field_validator("*")
-    @classmethod
-    def _no_nul(cls, value: object) -> object:
-        # PostgreSQL text cannot hold NUL: a clear 400 here instead of a 500 at the INSERT.
-        if isinstance(value, str) and "\x00" in value:
-            raise ValueError("must not contain NUL (\\u0000) characters")
-        return value
 
 
 class CreateSessionIn(Strict):
@@ -148,10 +137,8 @@ def get_job(job_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> JobOut:
 
 
 class SendMessageIn(Strict):
-    message: str = Field(min_length=1, max_length=100_000, description="Your question.")
-    video_ids: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{11}$")]] | None = Field(
-        default=None, max_length=50, description="Limit the answer to these videos (default: all)."
-    )
+    message: Question
+    video_ids: VideoIds = None
 
 
 @router.post(

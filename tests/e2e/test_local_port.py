@@ -119,3 +119,121 @@ def test_from_anywhere_the_banners_exports_are_enough(local_run: LocalRun, tmp_p
 
     assert result.returncode == 0, result.stderr
     assert "Offline model" in result.stdout
+
+
+def _client_dependencies() -> set[str]:
+    """The top-level import names of the client's declared dependencies and everything they need
+    (read from the installed distributions' metadata, markers evaluated for this interpreter)."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    names: set[str] = set()
+    pending, seen = ["ytr-client"], set()
+    while pending:
+        dist = metadata.distribution(pending.pop())
+        if dist.metadata["Name"].lower() in seen:
+            continue
+        seen.add(dist.metadata["Name"].lower())
+        if dist.metadata["Name"] != "ytr-client":
+            tops = (dist.read_text("top_level.txt") or "").split()
+            tops += [f.parts[0] for f in dist.files or [] if f.parts[0].endswith((".py", ".so"))]
+            tops += [f.parts[0] for f in dist.files or [] if len(f.parts) > 1 and f.parts[1] == "__init__.py"]
+            names.update(top.removesuffix(".py") for top in tops)
+        for raw in dist.requires or []:
+            requirement = Requirement(raw)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                pending.append(requirement.name)
+    return names
+
+
+def test_the_client_installed_alone_talks_to_the_system(local_run: LocalRun, tmp_path: Path) -> None:
+    """`pip install ./client` into an environment with nothing else: its wheel holds only `ytr`,
+    declares only its small dependencies, and `ytr` works against a running system."""
+    import sysconfig
+    import zipfile
+
+    uv = str(Path(sys.executable).parent / "uv")
+    repo = Path(__file__).resolve().parents[2]
+    subprocess.run(
+        [
+            uv,
+            "build",
+            "--wheel",
+            "--python",
+            sys.executable,
+            "--out-dir",
+            str(tmp_path / "dist"),
+            str(repo / "client"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+        env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"},
+    )
+    (wheel,) = (tmp_path / "dist").glob("ytr_client-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        packages = {
+            name.split("/")[0] for name in archive.namelist() if not name.split("/")[0].endswith(".dist-info")
+        }
+        requires = [
+            line.split(":", 1)[1].strip()
+            for line in archive.read("ytr_client-0.1.0.dist-info/METADATA").decode().splitlines()
+            if line.startswith("Requires-Dist:")
+        ]
+    assert packages == {"ytr"}
+    assert sorted(r.split(">")[0].split("=")[0].split("<")[0] for r in requires) == ["httpx", "websockets"]
+
+    # A fresh environment: the wheel, plus only its dependency closure (offline, from this .venv).
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    subprocess.run(
+        [uv, "pip", "install", "--no-deps", "--python", str(venv / "bin" / "python"), str(wheel)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    site = Path(sysconfig.get_paths()["purelib"])
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    for name in _client_dependencies():
+        for candidate in (site / name, site / f"{name}.py"):
+            if candidate.exists():
+                (deps / candidate.name).symlink_to(candidate)
+    (venv_site,) = (venv / "lib").glob("python3.*/site-packages")
+    (venv_site / "client-deps.pth").write_text(f"{deps}\n")
+
+    env = {**local_run.env, "YTR_API_URL": local_run.base, "HOME": str(tmp_path)}
+
+    def ytr(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(venv / "bin" / "ytr"), *args],
+            cwd=local_run.folder,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    server_side = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import importlib.util as u; print([m for m in "
+            "('ytresearch', 'sqlalchemy', 'fastapi', 'boto3', 'anthropic', 'pydantic') if u.find_spec(m)])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert server_side.stdout.strip() == "[]"
+    created = ytr("--json", "sessions", "create", "--title", "client alone")
+    assert created.returncode == 0, created.stderr
+    sid = json.loads(created.stdout)["id"]
+    added = ytr("--json", "videos", "add", sid, "https://youtu.be/SoLarP4nels")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["video"]["status"] == "ready"
+    chat = ytr("--json", "chat", sid, "How do solar panels make electricity?", "--transport", "ws")
+    assert chat.returncode == 0, chat.stderr
+    assert json.loads(chat.stdout)["status"] == "complete"
