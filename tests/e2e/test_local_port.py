@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -155,6 +156,10 @@ def test_the_client_installed_alone_talks_to_the_system(local_run: LocalRun, tmp
 
     uv = str(Path(sys.executable).parent / "uv")
     repo = Path(__file__).resolve().parents[2]
+    source = tmp_path / "client"  # a copy: building writes build/ and *.egg-info beside the sources
+    shutil.copytree(
+        repo / "client", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    )
     subprocess.run(
         [
             uv,
@@ -164,7 +169,7 @@ def test_the_client_installed_alone_talks_to_the_system(local_run: LocalRun, tmp
             sys.executable,
             "--out-dir",
             str(tmp_path / "dist"),
-            str(repo / "client"),
+            str(source),
         ],
         check=True,
         capture_output=True,
