@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Integer, Select, func, literal, select, tuple_
 from sqlalchemy import cast as cast_sql
@@ -53,10 +52,44 @@ def recent_writes_query(user_id: uuid.UUID, kind: str, since: datetime) -> Selec
 
 
 class MessageQueries(Queries):
-    def add_message(self, *, flush: bool = True, **fields: Any) -> Message:
-        """A new message. ``flush=False`` leaves the INSERT to the next flush (the commit), so it
-        goes out with the transaction's other rows; the id is set here either way."""
-        message = Message(id=fields.pop("id", None) or uuid.uuid4(), **fields)
+    def add_message(
+        self,
+        *,
+        session_id: uuid.UUID,
+        role: str,
+        content: str,
+        status: str = "complete",
+        model: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cache_read_tokens: int | None = None,
+        cache_creation_tokens: int | None = None,
+        stop_reason: str | None = None,
+        error_code: str | None = None,
+        video_ids: list[str] | None = None,
+        created_at: datetime | None = None,
+        flush: bool = True,
+    ) -> Message:
+        """A new message (one argument per column). ``flush=False`` leaves the INSERT to the next
+        flush (the commit), so it goes out with the transaction's other rows; the id is set here
+        either way."""
+        message = Message(
+            id=uuid.uuid4(),
+            session_id=session_id,
+            role=role,
+            content=content,
+            status=status,
+            model=model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cache_read_tokens=cache_read_tokens,
+            cache_creation_tokens=cache_creation_tokens,
+            stop_reason=stop_reason,
+            error_code=error_code,
+            video_ids=video_ids,
+        )
+        if created_at is not None:  # else the column's default, at the INSERT
+            message.created_at = created_at
         self.session.add(message)
         if flush:
             self.session.flush()
