@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.common import machine
 
-# Small sizes: the whole set takes a few minutes on a shared 2-core machine.
+# Small sizes, so the whole set is a quick check (its duration: docs/benchmarks.md).
 SMALL: dict[str, list[str]] = {
     "lambda_cold_start": ["10"],
     "post_video_latency": ["100"],

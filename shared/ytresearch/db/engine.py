@@ -91,8 +91,8 @@ def make_engine(settings: Settings, url: URL | str | None = None) -> Engine:
         )
     engine = create_engine(url, **kwargs)
     # pg8000 runs executemany as one round trip per row; let SQLAlchemy batch plain multi-row
-    # INSERTs into ``VALUES (...), (...)`` pages as it does for psycopg2 (a 100-event flush of
-    # the chat event log: 17 ms of CPU -> 3 ms).
+    # INSERTs into ``VALUES (...), (...)`` pages as it does for psycopg2 (the chat event log's
+    # flushes; measured in docs/benchmarks.md).
     engine.dialect.use_insertmanyvalues_wo_returning = True
     event.listen(engine, "connect", _no_delay)
     event.listen(engine, "checkin", _mark_idle)
@@ -150,8 +150,8 @@ def _socket_errors_are_disconnects(context: Any) -> Any:
 
 class _TlsProbeOnce:
     """Given no ``ssl_context`` (a plain ``postgresql://`` URL), pg8000 asks the server for TLS on
-    every new connection and, to do so, first builds ``ssl.create_default_context()``: about 18 ms
-    of CPU loading the system CA bundle, with the GIL held, per connection. The first connection
+    every new connection and, to do so, first builds ``ssl.create_default_context()``, which loads
+    the system CA bundle with the GIL held (its cost: docs/benchmarks.md). The first connection
     asks; later ones reuse its answer: one unverified context (what pg8000 would build) when the
     server spoke TLS, plain TCP (``False``) when it did not."""
 
@@ -176,7 +176,7 @@ class _TlsProbeOnce:
 def _no_delay(dbapi_conn: Any, _record: Any) -> None:
     """TCP_NODELAY on pg8000's socket. pg8000 writes a statement through an 8 KB buffer; with
     Nagle's algorithm on, the tail of any larger statement (a long reply, a batch of events) waited
-    for the server's delayed ACK: about 40 ms per such statement."""
+    for the server's delayed ACK (measured: docs/benchmarks.md)."""
     sock = getattr(dbapi_conn, "_usock", None)  # pg8000 keeps its socket here (no public accessor)
     if sock is not None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

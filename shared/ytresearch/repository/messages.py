@@ -32,7 +32,7 @@ def recent_writes_query(user_id: uuid.UUID, kind: str, since: datetime) -> Selec
     # through its (session_id, time) index. The per-session count is a correlated subquery on
     # purpose: PostgreSQL never turns it into a join, so even a plan made on stale statistics
     # (a prepared statement's generic plan on young tables) cannot become a scan of the whole
-    # table nested with the sessions, which took 25 ms per chat at a few hundred messages.
+    # table nested with the sessions, as it once did (measured: docs/benchmarks.md).
     # The slack covers a transaction that touched the session just before inserting its row.
     recent = table_of(ResearchSession).alias("recent_sessions")  # never the caller's sessions
     if kind == "video":
