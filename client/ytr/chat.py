@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from ytr.client import ApiClient, ChatSocket
+from ytr.chat_socket import ChatSocket
+from ytr.client import ApiClient
 from ytr.errors import (
     EXIT_CANCELLED,
     EXIT_OK,

@@ -1,5 +1,6 @@
-"""`ApiClient`: the deployment over HTTP (httpx) and WebSocket (websockets), with every failure
-turned into a `CliError` carrying a one-line message and an exit code.
+"""`ApiClient`: the deployment over HTTP (httpx), with every failure turned into a `CliError`
+carrying a one-line message and an exit code. The chat WebSocket is `ytr.chat_socket.ChatSocket`,
+opened with `ApiClient.websocket`.
 
 Two base URLs: REST calls go to ``api_url``; chat streaming, polling, cancel, the WebSocket and
 ingest progress go to ``stream_url`` (the streaming service). Locally both are the same address.
@@ -7,46 +8,29 @@ ingest progress go to ``stream_url`` (the streaming service). Locally both are t
 
 from __future__ import annotations
 
-import contextlib
-import json
 import time
-import uuid
 from collections.abc import Callable, Collection, Iterator
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 import httpx
 
+from ytr.chat_socket import ChatSocket
 from ytr.errors import (
     EXIT_AUTH,
-    EXIT_ERROR,
-    EXIT_NOT_FOUND,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     CliError,
-    exit_for_code,
     exit_for_status,
     with_retry_hint,
 )
+from ytr.net import USER_AGENT, path_id, unreachable
 from ytr.sse import SSEEvent, SSEParser
 
-__all__ = ["ApiClient", "ChatSocket", "CliError", "error_from_response", "transport_error"]
+__all__ = ["ApiClient", "CliError", "error_from_response", "transport_error"]
 
 TERMINAL_EVENTS = frozenset({"complete", "error", "cancelled"})
 DEFAULT_RETRY_MS = 1000
 MAX_STREAM_ATTEMPTS = 5
-USER_AGENT = "ytr-cli/0.1"
-
-
-def _is_loopback(base_url: str) -> bool:
-    host = urlsplit(base_url).hostname or ""
-    return host in ("127.0.0.1", "localhost", "::1")
-
-
-def unreachable(base_url: str, detail: str = "") -> CliError:
-    hint = "is `make run` running?" if _is_loopback(base_url) else "check the URL and your network"
-    suffix = f" ({detail})" if detail else ""
-    return CliError("CONNECTION_FAILED", f"cannot reach {base_url}: {hint}{suffix}", EXIT_UNAVAILABLE)
 
 
 def transport_error(exc: Exception, base_url: str) -> CliError:
@@ -90,10 +74,6 @@ def _retry_after(header: str | None, details: Any) -> int | None:
         except (TypeError, ValueError):
             continue
     return None
-
-
-def _path_id(value: str) -> str:
-    return quote(value.strip(), safe="")
 
 
 class ApiClient:
@@ -200,31 +180,31 @@ class ApiClient:
         return self.get_json("/v1/sessions", limit=limit, cursor=cursor)
 
     def get_session(self, session_id: str) -> Any:
-        return self.get_json(f"/v1/sessions/{_path_id(session_id)}")
+        return self.get_json(f"/v1/sessions/{path_id(session_id)}")
 
     def delete_session(self, session_id: str) -> None:
-        self.call("DELETE", f"/v1/sessions/{_path_id(session_id)}")
+        self.call("DELETE", f"/v1/sessions/{path_id(session_id)}")
 
     def add_video(self, session_id: str, url: str, language: str | None = None) -> tuple[int, Any]:
         body: dict[str, Any] = {"url": url}
         if language:
             body["language"] = language
-        response = self.call("POST", f"/v1/sessions/{_path_id(session_id)}/videos", json_body=body)
+        response = self.call("POST", f"/v1/sessions/{path_id(session_id)}/videos", json_body=body)
         return response.status_code, self._json(response)
 
     def list_videos(self, session_id: str) -> Any:
-        return self.get_json(f"/v1/sessions/{_path_id(session_id)}/videos")
+        return self.get_json(f"/v1/sessions/{path_id(session_id)}/videos")
 
     def remove_video(self, session_id: str, video_id: str) -> None:
-        self.call("DELETE", f"/v1/sessions/{_path_id(session_id)}/videos/{_path_id(video_id)}")
+        self.call("DELETE", f"/v1/sessions/{path_id(session_id)}/videos/{path_id(video_id)}")
 
     def get_video(self, video_id: str, *, transcript: bool = False) -> Any:
         return self.get_json(
-            f"/v1/videos/{_path_id(video_id)}", include_transcript="true" if transcript else None
+            f"/v1/videos/{path_id(video_id)}", include_transcript="true" if transcript else None
         )
 
     def get_job(self, job_id: str) -> Any:
-        return self.get_json(f"/v1/jobs/{_path_id(job_id)}")
+        return self.get_json(f"/v1/jobs/{path_id(job_id)}")
 
     def send_message(self, session_id: str, message: str, video_ids: list[str] | None) -> Any:
         body: dict[str, Any] = {"message": message}
@@ -232,26 +212,26 @@ class ApiClient:
             body["video_ids"] = video_ids
         # The synchronous reply may take as long as the API allows (API Gateway: 30 s).
         response = self.call(
-            "POST", f"/v1/sessions/{_path_id(session_id)}/messages", json_body=body, timeout=120.0
+            "POST", f"/v1/sessions/{path_id(session_id)}/messages", json_body=body, timeout=120.0
         )
         return self._json(response)
 
     def list_messages(self, session_id: str, limit: int | None = None, cursor: str | None = None) -> Any:
-        return self.get_json(f"/v1/sessions/{_path_id(session_id)}/messages", limit=limit, cursor=cursor)
+        return self.get_json(f"/v1/sessions/{path_id(session_id)}/messages", limit=limit, cursor=cursor)
 
     # ------------------------------------------------------------------ streaming service
     def start_chat(self, session_id: str, message: str, video_ids: list[str] | None) -> Any:
         body: dict[str, Any] = {"message": message}
         if video_ids:
             body["video_ids"] = video_ids
-        response = self.call("POST", f"/v1/sessions/{_path_id(session_id)}/chat", stream=True, json_body=body)
+        response = self.call("POST", f"/v1/sessions/{path_id(session_id)}/chat", stream=True, json_body=body)
         return self._json(response)
 
     def request_status(self, request_id: str) -> Any:
-        return self.get_json(f"/v1/requests/{_path_id(request_id)}", stream=True)
+        return self.get_json(f"/v1/requests/{path_id(request_id)}", stream=True)
 
     def cancel_request(self, request_id: str) -> Any:
-        return self._json(self.call("POST", f"/v1/requests/{_path_id(request_id)}/cancel", stream=True))
+        return self._json(self.call("POST", f"/v1/requests/{path_id(request_id)}/cancel", stream=True))
 
     def events(
         self,
@@ -334,137 +314,3 @@ class ApiClient:
         `ready`."""
         self._require_key()
         return ChatSocket.open(self.stream_url, session_id, self.auth_headers())
-
-
-class ChatSocket:
-    """A chat WebSocket on the websockets sync client (imported on first use: it is only needed
-    by the ws transport and the interactive shell)."""
-
-    def __init__(self, connection: Any, base_url: str, session_id: str) -> None:
-        self.connection = connection
-        self.base_url = base_url
-        self.session_id = session_id
-        self.closed = False
-
-    @staticmethod
-    def url_for(stream_url: str, session_id: str) -> str:
-        parts = urlsplit(stream_url)
-        scheme = "wss" if parts.scheme == "https" else "ws"
-        return f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}/v1/sessions/{_path_id(session_id)}/ws"
-
-    @classmethod
-    def open(cls, stream_url: str, session_id: str, headers: dict[str, str]) -> ChatSocket:
-        try:
-            from websockets.exceptions import InvalidStatus, InvalidURI, WebSocketException
-            from websockets.sync.client import connect
-        except ImportError:
-            raise CliError(
-                "WEBSOCKETS_MISSING",
-                "the ws transport and the shell need the `websockets` package (pip install websockets)",
-                EXIT_ERROR,
-            ) from None
-        url = cls.url_for(stream_url, session_id)
-        try:
-            connection = connect(
-                url,
-                additional_headers=headers,
-                user_agent_header=USER_AGENT,
-                open_timeout=15,
-                compression=None,  # small JSON frames: not worth a zlib context per connection
-                legacy=True,
-            )
-        except InvalidStatus as exc:
-            status = exc.response.status_code
-            if status == 403:  # the server refuses the handshake when the credentials are wrong
-                if "Authorization" in headers:
-                    raise CliError(
-                        "INVALID_TOKEN",
-                        "the access token was refused (expired or revoked?): run `ytr login` again",
-                        EXIT_AUTH,
-                    ) from None
-                raise CliError("INVALID_API_KEY", "API key is not valid", EXIT_AUTH) from None
-            raise CliError(
-                f"HTTP_{status}", f"the WebSocket handshake was refused ({status})", exit_for_status(status)
-            ) from None
-        except InvalidURI as exc:
-            raise CliError("INVALID_URL", f"{url} is not a usable WebSocket URL: {exc}", EXIT_USAGE) from None
-        except (OSError, TimeoutError, WebSocketException) as exc:
-            if isinstance(exc, ConnectionRefusedError | TimeoutError):
-                raise unreachable(stream_url) from None
-            raise CliError(
-                "CONNECTION_FAILED", f"cannot open a WebSocket to {url}: {exc}", EXIT_UNAVAILABLE
-            ) from None
-        sock = cls(connection, stream_url, session_id)
-        try:
-            frame = sock.receive(timeout=30)
-        except BaseException:
-            sock.close()
-            raise
-        if frame is None:
-            sock.close()
-            raise CliError("CONNECTION_LOST", f"{url} closed before it was ready", EXIT_UNAVAILABLE)
-        if frame.get("type") == "error":
-            sock.close()
-            code = str(frame.get("code") or "ERROR")
-            raise CliError(code, str(frame.get("message") or code), exit_for_code(code))
-        return sock
-
-    def receive(self, timeout: float | None = None) -> dict[str, Any] | None:
-        """The next JSON frame; None when the connection closed. `TimeoutError` after ``timeout``."""
-        from websockets.exceptions import ConnectionClosed
-
-        try:
-            raw = self.connection.recv(timeout=timeout)
-        except ConnectionClosed as exc:
-            self.closed = True
-            if exc.rcvd is not None and exc.rcvd.code == 1008:
-                reason = exc.rcvd.reason or ""
-                if "key" in reason:
-                    raise CliError("INVALID_API_KEY", "API key is not valid", EXIT_AUTH) from None
-                if "token" in reason:
-                    code = "TOKEN_EXPIRED" if "expired" in reason else "INVALID_TOKEN"
-                    raise CliError(code, f"the access token was refused ({reason})", EXIT_AUTH) from None
-            return None
-        try:
-            frame = json.loads(raw)
-        except (TypeError, ValueError):
-            return {"type": "invalid", "raw": str(raw)[:200]}
-        return frame if isinstance(frame, dict) else {"type": "invalid", "raw": str(raw)[:200]}
-
-    def send(self, frame: dict[str, Any]) -> bool:
-        """Send a frame; False if the connection is gone."""
-        from websockets.exceptions import ConnectionClosed
-
-        try:
-            self.connection.send(json.dumps(frame))
-            return True
-        except ConnectionClosed:
-            self.closed = True
-            return False
-
-    def send_message(self, content: str, video_ids: list[str] | None = None) -> bool:
-        frame: dict[str, Any] = {"type": "message", "content": content}
-        if video_ids:
-            frame["video_ids"] = video_ids
-        return self.send(frame)
-
-    def cancel(self) -> bool:
-        return self.send({"type": "cancel"})
-
-    def close(self) -> None:
-        self.closed = True
-        # Closing is best effort; the server keeps answering either way.
-        with contextlib.suppress(Exception):
-            self.connection.close()
-
-
-def is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
-def not_found(what: str) -> CliError:
-    return CliError("NOT_FOUND", f"{what} not found", EXIT_NOT_FOUND)

@@ -8,25 +8,30 @@ retry before the response starts, and it cannot know whether text already reache
 We retry rate limits, overload, 5xx, connection trouble, timeouts and a mid-stream
 ``overloaded_error`` as long as no text has been yielded; after the first ``TextDelta`` an error
 ends the stream with ``MODEL_STREAM_INTERRUPTED`` and the caller keeps the partial text.
-A model the API does not know (404 ``not_found_error``, e.g. one past its end of life) is
-``MODEL_UNAVAILABLE``: never retried, and it does not trip the circuit breaker (it is ours to fix).
+Which failure is which, and whether a retry can help, is ``anthropic_errors``'s to say.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import logging
 import math
 import random
-import time
 import weakref
 from collections.abc import AsyncGenerator, Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ytresearch.errors import ConfigurationError
+from ytresearch.llm.anthropic_errors import (
+    ERROR_MESSAGES,
+    MODEL_ERROR,
+    MODEL_STREAM_INTERRUPTED,
+    MODEL_UNAVAILABLE,
+    ProviderFailure,
+    StreamEndedEarlyError,
+    classify_failure,
+)
 from ytresearch.ports import (
     Completion,
     ModelError,
@@ -39,7 +44,6 @@ from ytresearch.ports import (
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
-    from httpx2 import Headers
 
 log = logging.getLogger(__name__)
 
@@ -48,28 +52,6 @@ _sleep = asyncio.sleep
 
 # Anthropic accepts at most 4 cache_control breakpoints per request (400 otherwise).
 MAX_CACHE_BREAKPOINTS = 4
-
-MODEL_RATE_LIMITED = "MODEL_RATE_LIMITED"
-MODEL_OVERLOADED = "MODEL_OVERLOADED"
-MODEL_UNREACHABLE = "MODEL_UNREACHABLE"
-MODEL_TIMEOUT = "MODEL_TIMEOUT"
-MODEL_AUTH_FAILED = "MODEL_AUTH_FAILED"
-MODEL_BAD_REQUEST = "MODEL_BAD_REQUEST"
-MODEL_UNAVAILABLE = "MODEL_UNAVAILABLE"
-MODEL_STREAM_INTERRUPTED = "MODEL_STREAM_INTERRUPTED"
-MODEL_ERROR = "MODEL_ERROR"
-
-_MESSAGES = {
-    MODEL_RATE_LIMITED: "The AI model is rate limited right now; try again shortly.",
-    MODEL_OVERLOADED: "The AI model is overloaded right now; try again shortly.",
-    MODEL_UNREACHABLE: "The AI model could not be reached; try again shortly.",
-    MODEL_TIMEOUT: "The AI model did not answer in time.",
-    MODEL_AUTH_FAILED: "The AI model rejected the service's credentials.",
-    MODEL_BAD_REQUEST: "The AI model rejected the request.",
-    MODEL_UNAVAILABLE: "The configured AI model does not exist or is no longer available.",
-    MODEL_STREAM_INTERRUPTED: "The AI model's reply was interrupted before it finished.",
-    MODEL_ERROR: "The AI model failed.",
-}
 
 
 def _text_block(text: str, cache: bool) -> dict[str, Any]:
@@ -116,98 +98,6 @@ def build_messages_params(request: ModelRequest, *, default_model: str) -> dict[
 def estimate_tokens(text: str) -> int:
     """A cheap local token estimate (about four characters per token), rounded up."""
     return math.ceil(len(text) / 4)
-
-
-@dataclass(frozen=True)
-class _Failure:
-    code: str
-    retryable: bool
-    status: int | None = None
-    provider_type: str | None = None
-    retry_after: float | None = None
-
-    def error(self, *, attempts: int) -> ModelError:
-        err = ModelError(_MESSAGES[self.code], code=self.code, retryable=self.retryable)
-        details: dict[str, Any] = {"attempts": attempts}
-        if self.status is not None:
-            details["status"] = self.status
-        if self.provider_type:
-            details["provider_error"] = self.provider_type
-        if self.retry_after is not None:
-            details["retry_after"] = math.ceil(self.retry_after)
-        err.details = details
-        return err
-
-
-class _StreamEndedEarly(Exception):
-    """The response ended cleanly but without ``message_stop``."""
-
-
-def _parse_retry_after(headers: Headers | None) -> float | None:
-    if headers is None:
-        return None
-    value = headers.get("retry-after-ms")
-    if value:
-        with contextlib.suppress(ValueError):
-            return max(0.0, float(value) / 1000)
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _classify(exc: BaseException) -> _Failure | None:
-    """Map an SDK/transport exception to our error code; None for exceptions that are not a
-    provider failure (programming errors propagate unchanged)."""
-    import anthropic
-    import httpx2
-
-    if isinstance(exc, anthropic.APIStatusError):
-        status = exc.status_code
-        # Mid-stream ``event: error`` frames arrive on a 200 response: the body's type decides.
-        kind = exc.type
-        headers = exc.response.headers if exc.response is not None else None
-        if kind == "overloaded_error" or status == 529:
-            failure = _Failure(MODEL_OVERLOADED, True, status, kind, _parse_retry_after(headers))
-        elif kind == "rate_limit_error" or status == 429:
-            # Spend limits are 429s too, but waiting seconds will not lift them.
-            spend_limit = (exc.error_code or "").endswith("spend_limit_reached")
-            failure = _Failure(MODEL_RATE_LIMITED, not spend_limit, status, kind, _parse_retry_after(headers))
-        elif kind in ("authentication_error", "permission_error") or status in (401, 403):
-            failure = _Failure(MODEL_AUTH_FAILED, False, status, kind)
-        elif kind == "timeout_error" or status in (408, 504):
-            failure = _Failure(MODEL_TIMEOUT, True, status, kind)
-        elif kind == "api_error" or status >= 500 or status == 409:
-            failure = _Failure(MODEL_UNREACHABLE, True, status, kind)
-        elif kind == "billing_error" or status == 402:
-            failure = _Failure(MODEL_UNREACHABLE, False, status, kind)
-        elif kind == "not_found_error":
-            # The adapter only calls POST /v1/messages, so "not found" means the model.
-            failure = _Failure(MODEL_UNAVAILABLE, False, status, kind)
-        elif kind in ("invalid_request_error", "request_too_large"):
-            failure = _Failure(MODEL_BAD_REQUEST, False, status, kind)
-        elif status < 400:  # an unknown error event mid-stream: the provider failed, not us
-            failure = _Failure(MODEL_UNREACHABLE, True, status, kind)
-        else:  # 400, 413, 422 ...: the request itself is wrong
-            failure = _Failure(MODEL_BAD_REQUEST, False, status, kind)
-        if failure.retryable and headers is not None and headers.get("x-should-retry") == "false":
-            failure = _Failure(failure.code, False, status, kind, failure.retry_after)
-        return failure
-    if isinstance(exc, anthropic.APITimeoutError | httpx2.TimeoutException):
-        return _Failure(MODEL_TIMEOUT, True)
-    if isinstance(exc, anthropic.APIConnectionError | httpx2.TransportError | _StreamEndedEarly):
-        return _Failure(MODEL_UNREACHABLE, True)
-    if isinstance(exc, anthropic.AnthropicError):
-        return _Failure(MODEL_ERROR, False)
-    return None
 
 
 def sdk_deprecated_models() -> Mapping[str, str] | None:
@@ -392,7 +282,7 @@ class AnthropicChatModel:
 
     # ------------------------------------------------------------ retries
 
-    def _retry_delay(self, retry: int, failure: _Failure) -> float:
+    def _retry_delay(self, retry: int, failure: ProviderFailure) -> float:
         if failure.retry_after is not None:
             return min(failure.retry_after, self.retry_after_max)
         ceiling = min(self.backoff_max, self.backoff_base * (2**retry))
@@ -429,16 +319,16 @@ class AnthropicChatModel:
                         else:
                             finish.update(event)
                     if not finish.stopped:
-                        raise _StreamEndedEarly("the stream ended without message_stop")
+                        raise StreamEndedEarlyError("the stream ended without message_stop")
                 yield finish.result(params["model"])
                 return
             except Exception as exc:
-                failure = _classify(exc)
+                failure = classify_failure(exc)
                 if failure is None:
                     raise
                 if yielded_text:
                     # Never retry after text went out: the caller would see it twice.
-                    interrupted = _Failure(
+                    interrupted = ProviderFailure(
                         MODEL_STREAM_INTERRUPTED, True, failure.status, failure.provider_type
                     )
                     log.warning("model stream interrupted after text (%s): %s", failure.code, exc)
@@ -492,9 +382,9 @@ class AnthropicChatModel:
             except ModelError as exc:
                 if exc.code != MODEL_STREAM_INTERRUPTED or restarts >= self.max_retries:
                     raise
-                delay = self._retry_delay(restarts, _Failure(MODEL_STREAM_INTERRUPTED, True))
+                delay = self._retry_delay(restarts, ProviderFailure(MODEL_STREAM_INTERRUPTED, True))
                 log.info("restarting an interrupted completion in %.2fs", delay)
                 await _sleep(delay)
                 restarts += 1
                 continue
-            raise ModelError(_MESSAGES[MODEL_ERROR], code=MODEL_ERROR, retryable=True)
+            raise ModelError(ERROR_MESSAGES[MODEL_ERROR], code=MODEL_ERROR, retryable=True)

@@ -1,0 +1,94 @@
+"""`ytr chat`, `ytr shell` and `ytr history`: asking about a session's videos and reading its
+messages. The transports themselves are `ytr.chat` (imported when a chat runs: it needs httpx)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from ytr.errors import EXIT_OK, EXIT_USAGE, CliError
+from ytr.render import Output
+
+if TYPE_CHECKING:
+    from ytr.client import ApiClient
+
+
+def cmd_chat(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
+    if args.interactive:
+        if args.question:
+            raise CliError(
+                "USAGE", "--interactive reads questions from the prompt; drop the question", EXIT_USAGE
+            )
+        if args.transport not in (None, "ws"):
+            raise CliError(
+                "USAGE", "the interactive chat runs over the WebSocket (--transport ws)", EXIT_USAGE
+            )
+        return cmd_shell(args, client, out)
+    question = args.question
+    if question is None or question == "-":
+        if question is None and sys.stdin.isatty():
+            raise CliError(
+                "USAGE", "give a question, '-' to read it from stdin, or --interactive", EXIT_USAGE
+            )
+        question = sys.stdin.read()
+    if not question.strip():
+        raise CliError("USAGE", "the question is empty", EXIT_USAGE)
+
+    from ytr.chat import ReplyFollower, run_chat
+    from ytr.render import StreamedText
+
+    text = StreamedText(out, show=not out.json_mode)
+    follower = ReplyFollower(args.transport or "sse", text, out)
+    result = run_chat(args.transport or "sse", client, args.session_id, question, args.video_ids, follower)
+    if out.json_mode:
+        out.json(result.as_json())
+        problem = result.error_line()
+        if problem is not None:
+            out.note(problem.line())
+        return result.exit_code
+    text.end_line()
+    if result.status == "cancelled":
+        out.line("[cancelled]")
+    problem = result.error_line()
+    if problem is not None:
+        out.error(problem)
+    return result.exit_code
+
+
+def cmd_shell(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
+    from ytr.chat import shell
+
+    return shell(client, args.session_id, args.video_ids, out, sys.stdin)
+
+
+def cmd_history(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
+    from ytr.render import render_messages
+
+    if args.all:
+        items: list[dict[str, Any]] = []
+        cursor = args.cursor
+        while True:
+            page = client.list_messages(args.session_id, args.limit or 100, cursor)
+            items.extend(page.get("items") or [])
+            cursor = page.get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                break
+        page = {"items": items, "next_cursor": None, "has_more": False}
+    else:
+        page = client.list_messages(args.session_id, args.limit, args.cursor)
+    if out.json_mode:
+        out.json(page)  # the API's order: newest first
+        return EXIT_OK
+    items = page.get("items") or []
+    if not items:
+        out.line(
+            "no messages"
+            + (" on this page" if args.cursor else " yet: ask with `ytr chat SESSION_ID QUESTION`")
+        )
+    else:
+        render_messages(out, list(reversed(items)))
+    if page.get("has_more") and page.get("next_cursor"):
+        out.line()
+        out.line(f"older messages: ytr history {args.session_id} --cursor {page['next_cursor']}")
+    return EXIT_OK
