@@ -36,7 +36,6 @@ from bench.common import (
     log_dir,
     machine,
     open_fds,
-    parse_frames,
     percentile,
     raise_nofile,
     rss_bytes,
@@ -46,6 +45,7 @@ from bench.common import (
 )
 from tests.fakes.anthropic_server import DEFAULT_API_KEY
 from tests.support.processes import ServiceProcess
+from ytr.sse import SSEParser
 
 
 @dataclass
@@ -83,11 +83,10 @@ class Streams:
                 if response.status_code != 200:
                     held.error = f"GET {response.status_code}"
                     return
-                buffer = bytearray()
+                parser = SSEParser()
                 stream = response.aiter_raw()
                 async for chunk in stream:
-                    buffer += chunk
-                    for frame in parse_frames(buffer):
+                    for frame in parser.feed(chunk):
                         held.events += 1
                         held.last_event = time.monotonic()
                         if frame.event in ("error", "cancelled", "complete"):

@@ -38,16 +38,17 @@ from bench.common import (
     fmt,
     lifted_limits,
     machine,
-    parse_frames,
     percentile,
     postgres_available,
     quiet_metrics,
     table,
 )
 from local_run.app import create_local_app
-from tests.conftest import make_user, test_settings
 from tests.fakes.anthropic_server import DEFAULT_API_KEY, FakeAnthropic, Reply
 from tests.support.server import serve
+from tests.support.settings import test_settings
+from tests.support.users import make_user
+from ytr.sse import SSEParser
 from ytresearch.bootstrap import Container
 from ytresearch.llm import AnthropicChatModel
 
@@ -79,11 +80,10 @@ def long_reply(args: argparse.Namespace) -> Reply:
 
 async def read_frames(response: httpx.Response, until: set[str], first: str | None = None) -> float | None:
     """Read SSE frames until one of ``until``; returns the time the first ``first`` frame arrived."""
-    buffer = bytearray()
+    parser = SSEParser()
     seen: float | None = None
     async for chunk in response.aiter_raw():
-        buffer += chunk
-        for frame in parse_frames(buffer):
+        for frame in parser.feed(chunk):
             if seen is None and frame.event == first:
                 seen = time.monotonic()
             if frame.event in until:

@@ -1,7 +1,7 @@
 """Shared helpers for benchmarks: percentiles, a table printer, processes and their /proc figures,
-the fake upstream and bare relay processes, databases, and a lean async SSE reader. Benchmarks
-print figures and ratios against a baseline measured in the same run; they never pass or fail on
-timings."""
+the fake upstream and bare relay processes, databases and an HTTP client for many streams (the
+benchmarks read SSE with the client's parser, ``ytr.sse``). Benchmarks print figures and ratios
+against a baseline measured in the same run; they never pass or fail on timings."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -258,7 +257,7 @@ def database(kind: str, tmp: str) -> Iterator[tuple[str, int | None]]:
     """A migrated, empty database: ``sqlite`` (a file in ``tmp``) or ``postgres`` (a throwaway
     server, tests/support/postgres.py). Yields its URL and, for PostgreSQL, the postmaster's pid
     (whose process tree does the database's work)."""
-    from tests.conftest import test_settings
+    from tests.support.settings import test_settings
     from ytresearch.db.migrations import upgrade_to_head
 
     if kind == "sqlite":
@@ -298,7 +297,8 @@ def user_and_sessions(database_url: str, sessions: int) -> tuple[str, list[str]]
 
 def users_and_sessions(database_url: str, users: int, sessions: int) -> list[tuple[str, list[str]]]:
     """``users`` users, each with its API key and ``sessions`` fresh research sessions."""
-    from tests.conftest import make_user, test_settings
+    from tests.support.settings import test_settings
+    from tests.support.users import make_user
     from ytresearch.bootstrap import Container
 
     container = Container(test_settings(database_url))
@@ -320,7 +320,7 @@ def users_and_sessions(database_url: str, users: int, sessions: int) -> list[tup
 
 
 def more_sessions(database_url: str, key: str, sessions: int) -> list[str]:
-    from tests.conftest import test_settings
+    from tests.support.settings import test_settings
     from ytresearch.bootstrap import Container
     from ytresearch.services.users import authenticate
 
@@ -363,46 +363,6 @@ def service_env_for(database_url: str, upstream: str, api_key: str, **extra: Any
     }
     values.update(extra)
     return service_env(database_url, upstream, api_key, **values)
-
-
-# ---------------------------------------------------------------------------- SSE on the client
-
-
-@dataclass
-class Frame:
-    event: str
-    id: str | None
-    data: bytes
-
-
-def parse_frames(buffer: bytearray) -> list[Frame]:
-    """Complete SSE frames at the front of ``buffer`` (removed from it); comments, ``retry:``
-    frames and partial frames are left out. Lean on purpose: the driver shares the CPUs."""
-    frames: list[Frame] = []
-    while True:
-        end = buffer.find(b"\n\n")
-        if end < 0:
-            return frames
-        raw = bytes(buffer[:end])
-        del buffer[: end + 2]
-        event, ident, data = "message", None, []
-        for line in raw.split(b"\n"):
-            if line.startswith(b"data:"):
-                data.append(line[5:].lstrip(b" "))
-            elif line.startswith(b"event:"):
-                event = line[6:].strip().decode()
-            elif line.startswith(b"id:"):
-                ident = line[3:].strip().decode()
-        if data:
-            frames.append(Frame(event, ident, b"\n".join(data)))
-
-
-async def sse_frames(response: httpx.Response) -> AsyncIterator[Frame]:
-    buffer = bytearray()
-    async for chunk in response.aiter_raw():
-        buffer += chunk
-        for frame in parse_frames(buffer):
-            yield frame
 
 
 def async_client(connections: int, timeout: float = 120.0, **kw: Any) -> httpx.AsyncClient:

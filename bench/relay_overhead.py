@@ -52,7 +52,6 @@ from bench.common import (
     fmt,
     log_dir,
     machine,
-    parse_frames,
     percentile,
     raise_nofile,
     service_env_for,
@@ -62,6 +61,7 @@ from bench.common import (
 )
 from tests.fakes.anthropic_server import DEFAULT_API_KEY
 from tests.support.processes import ServiceProcess
+from ytr.sse import SSEParser
 
 TERMINAL = {"complete", "error", "cancelled"}
 
@@ -106,11 +106,10 @@ class Level:
 
 async def read(response: httpx.Response, start: float, result: Stream, expect_chars: int | None) -> bool:
     """Count the frames of one SSE response; True when it ended with a ``complete`` event."""
-    buffer = bytearray()
+    parser = SSEParser()
     complete = False
     async for chunk in response.aiter_raw():
-        buffer += chunk
-        for frame in parse_frames(buffer):
+        for frame in parser.feed(chunk):
             result.events += 1
             if frame.event == "token":
                 result.tokens += 1

@@ -39,7 +39,6 @@ from bench.common import (
     fmt,
     log_dir,
     machine,
-    parse_frames,
     percentile,
     postgres_available,
     service_env_for,
@@ -48,6 +47,7 @@ from bench.common import (
 )
 from tests.fakes.anthropic_server import DEFAULT_API_KEY
 from tests.support.processes import ServiceProcess
+from ytr.sse import SSEParser
 
 TERMINAL = {"complete", "error", "cancelled"}
 
@@ -65,10 +65,9 @@ async def read_tokens(
     last = last_id or 0
     async with client.stream("GET", url, headers=headers) as response:
         response.raise_for_status()
-        buffer = bytearray()
+        parser = SSEParser()
         async for chunk in response.aiter_raw():
-            buffer += chunk
-            for frame in parse_frames(buffer):
+            for frame in parser.feed(chunk):
                 if first_after is None:
                     first_after = time.monotonic() - start
                     first_id = int(frame.id) if frame.id else None
@@ -86,10 +85,9 @@ async def read_tokens(
 async def floor(client: httpx.AsyncClient, base: str) -> float:
     start = time.monotonic()
     async with client.stream("GET", base + "/hello") as response:
-        buffer = bytearray()
+        parser = SSEParser()
         async for chunk in response.aiter_raw():
-            buffer += chunk
-            if parse_frames(buffer):
+            if parser.feed(chunk):
                 return time.monotonic() - start
     raise RuntimeError("no frame from /hello")
 

@@ -8,9 +8,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
+from streaming_service.chat_requests import ChatRequestManager
 from ytresearch import __version__
 from ytresearch.bootstrap import Container
-from ytresearch.streams import ChatRequestManager
 from ytresearch.web.errors import install_error_handlers
 from ytresearch.web.middleware import install_middleware
 
@@ -26,9 +26,9 @@ def create_app(container: Container | None = None, *, extra_routers: Sequence[AP
         )
         app.state.manager = manager
         await manager.start()
-        # Everything alive now (modules, the SDK, SQLAlchemy's metadata: a quarter of a million
-        # objects) lives as long as the process. Frozen, full collections stop walking it: they
-        # took 100-150 ms each (every stream waits through one), about 30 ms frozen.
+        # Everything alive now (modules, the SDK, SQLAlchemy's metadata) lives as long as the
+        # process: frozen, it is no longer walked by every full collection, which every stream
+        # waits through (figures: docs/benchmarks.md, "Figures moved out of the code").
         gc.collect()
         gc.freeze()
         try:

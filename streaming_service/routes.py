@@ -11,9 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from streaming_service.chat_requests import RECONNECT_MS, ChatRequestManager
 from streaming_service.jobs import job_events
 from ytresearch.events import StreamEvent, sse_comment, sse_retry
-from ytresearch.streams import RECONNECT_MS, ChatRequestManager
 from ytresearch.views import RequestStatusOut
 from ytresearch.web.auth import ContainerDep, CurrentUser
 from ytresearch.web.errors import ERROR_RESPONSES, ErrorResponse, error_response

@@ -40,13 +40,13 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field, StrictInt, ValidationError
 
+from streaming_service.chat_requests import ChatRequestManager
 from streaming_service.routes import MAX_EVENT_ID, ChatIn
 from ytresearch.bootstrap import Container
 from ytresearch.db.outage import is_outage
 from ytresearch.errors import AppError, DependencyUnavailableError, UnauthorizedError
 from ytresearch.services.sessions import get_session
 from ytresearch.services.users import AuthUser, authenticate
-from ytresearch.streams import ChatRequestManager
 from ytresearch.web.auth import authenticate_credentials, authenticate_token
 
 log = logging.getLogger(__name__)

@@ -1,24 +1,25 @@
-"""Shared fixtures: databases (SQLite and a real PostgreSQL), containers and API clients."""
+"""Shared fixtures: databases (SQLite and a real PostgreSQL), containers, users and the fake Claude.
+The helpers they use live in tests/support."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import text
 
 from tests.fakes.anthropic_server import DEFAULT_API_KEY, FakeAnthropic
 from tests.support.postgres import PostgresServer
+from tests.support.queue import RecordingQueue
+from tests.support.settings import test_settings
+from tests.support.users import make_user
 from ytresearch.bootstrap import Container
-from ytresearch.config import DEFAULT_MODEL, Settings, load_settings
+from ytresearch.config import DEFAULT_MODEL, Settings
 from ytresearch.db.migrations import upgrade_to_head
 from ytresearch.db.models import Base
-from ytresearch.ports import IngestMessage
-from ytresearch.services.users import AuthUser, create_user
+from ytresearch.services.users import AuthUser
 
 
 @pytest.fixture(scope="session")
@@ -36,22 +37,6 @@ def pg_database(pg_server: PostgresServer) -> str:
     url = pg_server.create_database("ytr_test")
     upgrade_to_head(test_settings(url))
     return url
-
-
-def test_settings(database_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = dict(
-        environment="test",
-        database_url=database_url,
-        transcript_source="samples",
-        llm_provider="offline",
-        queue_backend="embedded",
-        db_pool_size=5,
-    )
-    values.update(overrides)
-    return load_settings(**values)
-
-
-test_settings.__test__ = False  # type: ignore[attr-defined]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -82,16 +67,6 @@ def _truncate_all(url: str) -> None:
     engine.dispose()
 
 
-class RecordingQueue:
-    """A JobQueue that keeps what was sent (for CRUD tests that do not run ingest)."""
-
-    def __init__(self) -> None:
-        self.sent: list[IngestMessage] = []
-
-    def send(self, message: IngestMessage) -> None:
-        self.sent.append(message)
-
-
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return test_settings(database_url)
@@ -104,10 +79,6 @@ def container(settings: Settings) -> Iterator[Container]:
     c.engine.dispose()
 
 
-def make_user(container: Container, email: str | None = None) -> tuple[AuthUser, str]:
-    return create_user(container.store, email or f"user-{uuid.uuid4().hex[:8]}@example.com")
-
-
 @pytest.fixture
 def alice(container: Container) -> tuple[AuthUser, str]:
     return make_user(container, "alice@example.com")
@@ -116,11 +87,6 @@ def alice(container: Container) -> tuple[AuthUser, str]:
 @pytest.fixture
 def bob(container: Container) -> tuple[AuthUser, str]:
     return make_user(container, "bob@example.com")
-
-
-def client_for(base_url: str, key: str | None) -> httpx.Client:
-    headers = {"X-API-Key": key} if key else {}
-    return httpx.Client(base_url=base_url, headers=headers, timeout=30)
 
 
 @pytest.fixture

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+_LINE_END = re.compile(r"\r\n?|\n")  # CRLF, CR or LF: a line ending
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,9 @@ class SSEEvent:
     event: str
     data: str
     id: str | None
+    # Whether the event's own lines set the id: otherwise it is the one an earlier event set, as
+    # the standard says. Not part of the event's value (events compare by type, data and id).
+    id_given: bool = field(default=False, compare=False, repr=False)
 
     def json(self) -> Any:
         return json.loads(self.data)
@@ -43,6 +49,7 @@ class SSEParser:
     def _reset_event(self) -> None:
         self._event_type = ""
         self._data: list[str] = []
+        self._id_given = False
 
     def reset_connection(self) -> None:
         """Forget a half-received event and undecoded bytes (call before reading a new
@@ -56,26 +63,21 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         text = self._decoder.decode(chunk)
-        if not self._started and text:
+        if not text:
+            return []
+        if not self._started:
             self._started = True
             if text.startswith("\ufeff"):
                 text = text[1:]
-        if self._skip_lf and text:
-            if text.startswith("\n"):
-                text = text[1:]
-            self._skip_lf = False
-        self._buffer += text
+        if self._skip_lf and text.startswith("\n"):
+            text = text[1:]
+        # A CR at the end of what we have ends a line, and its LF may still be on its way.
+        self._skip_lf = text.endswith("\r")
+        buffer = self._buffer + text
+        lines = _LINE_END.split(buffer) if "\r" in buffer else buffer.split("\n")
+        self._buffer = lines.pop()  # the start of a line not ended yet
         events: list[SSEEvent] = []
-        while True:
-            cut = _line_end(self._buffer)
-            if cut is None:
-                break
-            end, width = cut
-            line = self._buffer[:end]
-            if width == 1 and self._buffer[end] == "\r" and end + 1 == len(self._buffer):
-                # A CR at the end of what we have: its LF may still be on its way.
-                self._skip_lf = True
-            self._buffer = self._buffer[end + width :]
+        for line in lines:
             event = self.feed_line(line)
             if event is not None:
                 events.append(event)
@@ -83,21 +85,21 @@ class SSEParser:
 
     def feed_line(self, line: str) -> SSEEvent | None:
         """Process one line (without its line ending)."""
-        if line == "":
+        if not line:
             return self._dispatch()
-        if line.startswith(":"):
-            self.comments += 1
-            return None
-        name, colon, value = line.partition(":")
-        if colon and value.startswith(" "):
+        name, _, value = line.partition(":")
+        if value.startswith(" "):
             value = value[1:]
-        if name == "event":
-            self._event_type = value
-        elif name == "data":
+        if name == "data":
             self._data.append(value)
+        elif name == "event":
+            self._event_type = value
         elif name == "id":
             if "\0" not in value:
                 self._id_buffer = value
+                self._id_given = True
+        elif name == "":
+            self.comments += 1  # a line starting with a colon
         elif name == "retry" and value.isascii() and value.isdigit():
             self.retry = int(value)
         # Any other field is ignored, as the standard says.
@@ -108,21 +110,11 @@ class SSEParser:
         if not self._data:
             self._reset_event()
             return None
-        event = SSEEvent(self._event_type or "message", "\n".join(self._data), self.last_event_id)
+        event = SSEEvent(
+            self._event_type or "message", "\n".join(self._data), self.last_event_id, id_given=self._id_given
+        )
         self._reset_event()
         return event
-
-
-def _line_end(buffer: str) -> tuple[int, int] | None:
-    """Index and width of the first line ending (CRLF, LF or CR) in ``buffer``."""
-    cr, lf = buffer.find("\r"), buffer.find("\n")
-    if cr == -1 and lf == -1:
-        return None
-    if cr == -1:
-        return lf, 1
-    if lf == -1 or cr < lf:
-        return cr, 2 if lf == cr + 1 else 1
-    return lf, 1
 
 
 def parse(chunks: Iterable[bytes], parser: SSEParser | None = None) -> Iterator[SSEEvent]:

@@ -34,8 +34,10 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from local_run.app import build_local_app
-from tests.conftest import client_for, make_user, test_settings
+from tests.support.clients import client_for
 from tests.support.server import serve
+from tests.support.settings import test_settings
+from tests.support.users import make_user
 from ytresearch.bootstrap import Container
 from ytresearch.db.migrations import upgrade_to_head
 from ytresearch.llm import OfflineChatModel

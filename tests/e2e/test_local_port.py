@@ -8,17 +8,15 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.support.cli import YTR
+from tests.support.health import wait_until_healthy
 from tests.support.postgres import free_port
-
-YTR = str(Path(sys.executable).parent / "ytr")
 
 pytestmark = pytest.mark.slow
 
@@ -56,15 +54,7 @@ def local_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRun]:
             assert line, f"no banner: {banner}"
             banner.append(line.rstrip("\n"))
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "make run did not come up"
-            time.sleep(0.1)
+        wait_until_healthy(base, server, failure="make run did not come up")
         yield LocalRun(base, folder, banner, env)
     finally:
         server.terminate()

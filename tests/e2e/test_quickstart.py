@@ -7,12 +7,11 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.support.health import wait_until_healthy
 from tests.support.postgres import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -41,15 +40,7 @@ def test_readme_quick_start_reaches_a_streamed_answer(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "make run did not come up"
-            time.sleep(0.1)
+        wait_until_healthy(base, server, failure="make run did not come up")
         key = (tmp_path / ".ytr" / "dev_api_key").read_text().strip()
         script = readme_quickstart().replace(".venv/bin/ytr", str(Path(sys.executable).parent / "ytr"))
         result = subprocess.run(

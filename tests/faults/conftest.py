@@ -15,7 +15,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import test_settings
 from tests.fakes.anthropic_server import DEFAULT_API_KEY, FakeAnthropic
 from tests.faults.steps import (
     CHAT_POSTS_PER_MINUTE,
@@ -28,6 +27,7 @@ from tests.support.health import HealthPoller
 from tests.support.local_service import LocalServiceProcess
 from tests.support.postgres import PostgresServer
 from tests.support.processes import service_env
+from tests.support.settings import test_settings
 from ytresearch.bootstrap import Container
 from ytresearch.db.migrations import upgrade_to_head
 from ytresearch.security import generate_api_key
@@ -92,13 +92,8 @@ def server_env(fault_db_url: str, fake_model: FakeAnthropic) -> dict[str, str]:
 def server(
     server_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalServiceProcess]:
-    proc = LocalServiceProcess(server_env, log_dir=tmp_path_factory.mktemp("fault-logs"))
-    try:  # a start that times out must not leave the process behind
-        proc.start()
+    with LocalServiceProcess(server_env, log_dir=tmp_path_factory.mktemp("fault-logs")).running() as proc:
         yield proc
-    finally:
-        if proc.alive:
-            proc.stop()  # SIGINT, then SIGKILL if a wedged process ignores it
 
 
 def _database_answers(url: str) -> bool:

@@ -19,7 +19,8 @@ from websockets.sync.client import ClientConnection, connect
 
 from tests.fakes.anthropic_server import Behaviour, FakeAnthropic, Reply
 from tests.support.processes import ServiceProcess
-from tests.support.sse import SSEEvent, parse_sse, text_of
+from tests.support.sse import text_of
+from ytr.sse import SSEEvent, parse
 
 TERMINAL = ("complete", "error", "cancelled")
 STEP = 10.0  # seconds any one ordinary step (a request, a short stream) may take
@@ -121,7 +122,7 @@ def read_sse(
                 result.body = response.json()
                 result.ended = True
                 return result
-            for event in parse_sse(_until(response.iter_lines(), began + deadline)):
+            for event in parse(_until(response.iter_bytes(), began + deadline)):
                 events.append(event)
                 if stop_when is not None and stop_when(events):
                     break
@@ -146,11 +147,11 @@ class _Overdue(Exception):
     pass
 
 
-def _until(lines: Iterator[str], end: float) -> Iterator[str]:
-    """The lines of a response, checking the deadline at every line: a server that sends only
+def _until(chunks: Iterator[bytes], end: float) -> Iterator[bytes]:
+    """The bytes of a response, checking the deadline at every chunk: a server that sends only
     comments (pings) must not keep a reader waiting past it."""
-    for line in lines:
-        yield line
+    for chunk in chunks:
+        yield chunk
         if time.monotonic() > end:
             raise _Overdue
 
@@ -220,7 +221,7 @@ def then_a_new_chat_completes(api: httpx.Client, claude: ScriptedClaude, sid: st
     got = read_sse(api, started["stream_url"])
     assert got.problem is None, f"the new chat did not finish: {got.problem}"
     assert got.terminal is not None and got.terminal.event == "complete", got.events[-3:]
-    assert got.terminal.json["text"] == answer and got.text == answer
+    assert got.terminal.json()["text"] == answer and got.text == answer
 
 
 # ------------------------------------------------------------------ WebSocket
@@ -298,6 +299,6 @@ def sse_event_as_frame(event: SSEEvent, request_id: str) -> dict[str, Any]:
     return {
         "type": event.event,
         "id": int(event.id) if event.id else None,
-        **event.json,
+        **event.json(),
         "request_id": request_id,
     }

@@ -57,7 +57,7 @@ def test_a_reply_that_ends_during_a_database_outage_completes_whole_and_is_saved
     # and the stream ended with `complete` carrying the whole reply, what it showed being a prefix
     assert got.problem is None, f"{got.problem}; last events {got.events[-2:]}"
     assert got.terminal is not None and got.terminal.event == "complete", got.terminal
-    assert got.terminal.json["text"] == ANSWER
+    assert got.terminal.json()["text"] == ANSWER
     assert ANSWER.startswith(got.text), "the client was shown text that is not the reply's"
     # and the saved assistant message is that whole reply, complete
     saved = assistant_messages(api, sid)

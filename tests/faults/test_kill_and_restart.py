@@ -64,7 +64,7 @@ def test_a_reply_killed_at_a_random_token_resumes_after_restart_with_an_interrup
     # Then the stream delivers the remaining events, ending in REQUEST_INTERRUPTED
     assert after.problem is None, f"{after.problem}; last events {after.events[-2:]}"
     end = after.terminal
-    assert end is not None and (end.event, end.json["code"]) == ("error", "REQUEST_INTERRUPTED"), end
+    assert end is not None and (end.event, end.json()["code"]) == ("error", "REQUEST_INTERRUPTED"), end
     # with ids strictly increasing from past the last one the client had (none comes back)
     ids = before.ids + after.ids
     assert all(a < b for a, b in itertools.pairwise(ids)), ids
@@ -72,8 +72,8 @@ def test_a_reply_killed_at_a_random_token_resumes_after_restart_with_an_interrup
     saved = assistant_messages(api, sid)
     assert [m["status"] for m in saved] == ["failed"], saved
     assert saved[0]["content"].startswith(before.text)
-    assert end.json["text"].startswith(before.text)
+    assert end.json()["text"].startswith(before.text)
     # in fact everything the client received is exactly what was saved
-    assert before.text + after.text == saved[0]["content"] == end.json["text"]
+    assert before.text + after.text == saved[0]["content"] == end.json()["text"]
     health.assert_always_answered()
     then_a_new_chat_completes(api, model)

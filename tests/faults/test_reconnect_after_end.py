@@ -30,7 +30,7 @@ from tests.faults.steps import (
 )
 from tests.support.health import HealthPoller
 from tests.support.local_service import LocalServiceProcess
-from tests.support.sse import SSEEvent
+from ytr.sse import SSEEvent
 
 pytestmark = pytest.mark.slow
 
@@ -41,13 +41,8 @@ RECONNECT_DEADLINE = 5.0  # "promptly": seconds a reconnect may take to give its
 @pytest.fixture(scope="module")
 def peer(server_env: dict[str, str], server: LocalServiceProcess) -> Iterator[LocalServiceProcess]:
     """A second server process on the same database (the replies never run on it)."""
-    proc = LocalServiceProcess(server_env, log_dir=server.log_path.parent)
-    try:  # a start that times out must not leave the process behind
-        proc.start()
+    with LocalServiceProcess(server_env, log_dir=server.log_path.parent).running() as proc:
         yield proc
-    finally:
-        if proc.alive:
-            proc.stop()  # SIGINT, then SIGKILL if a wedged process ignores it
 
 
 def _answers(proc: LocalServiceProcess) -> bool:
@@ -83,8 +78,8 @@ def a_finished_reply(api: httpx.Client, model: ScriptedClaude) -> tuple[str, dic
 def expected_after(events: list[SSEEvent], cursor: int) -> list[tuple[str, str | None, object]]:
     last = int(events[-1].id or 0)
     if cursor >= last:
-        return [(events[-1].event, events[-1].id, events[-1].json)]
-    return [(e.event, e.id, e.json) for e in events if int(e.id or 0) > cursor]
+        return [(events[-1].event, events[-1].id, events[-1].json())]
+    return [(e.event, e.id, e.json()) for e in events if int(e.id or 0) > cursor]
 
 
 def sse_at_every_cursor(
@@ -114,7 +109,7 @@ def then_every_cursor_got_the_rest_and_the_end(
         assert isinstance(got, Read)
         assert got.status == 200, (cursor, got.body)
         assert got.problem is None and got.ended, f"cursor {cursor}: {got.problem}"
-        assert [(e.event, e.id, e.json) for e in got.events] == expected_after(events, cursor), cursor
+        assert [(e.event, e.id, e.json()) for e in got.events] == expected_after(events, cursor), cursor
 
 
 # ------------------------------------------------------------------ SSE

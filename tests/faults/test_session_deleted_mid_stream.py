@@ -45,7 +45,7 @@ def test_deleting_a_session_mid_stream_ends_its_reply_and_every_later_chat_compl
     assert deleted.status_code == 204, deleted.text
     got = reader.finish()
     assert got.terminal is not None, f"no terminal event: {got.problem}; last {got.events[-2:]}"
-    assert (got.terminal.event, got.terminal.json.get("code")) == ("error", "SESSION_DELETED"), got.terminal
+    assert (got.terminal.event, got.terminal.json().get("code")) == ("error", "SESSION_DELETED"), got.terminal
     waited = (reader.ended_at or time.monotonic()) - deleted_at
     assert waited <= ENDED_WITHIN, f"the reader waited {waited:.1f} s for the end"
 
@@ -62,6 +62,6 @@ def test_deleting_a_session_mid_stream_ends_its_reply_and_every_later_chat_compl
             continue
         events = read_sse(api, post.json()["stream_url"])
         end = events.terminal
-        outcomes.append((i, end.event if end else events.problem, end.json.get("text") if end else None))
+        outcomes.append((i, end.event if end else events.problem, end.json().get("text") if end else None))
     assert outcomes == [(i, "complete", f"Answer number {i}, complete.") for i in range(MAX_ACTIVE + 1)]
     health.assert_always_answered()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -49,7 +48,9 @@ from sqlalchemy import func, select
 
 from functions.api.app import create_app as create_crud_app
 from streaming_service.app import create_app as create_streaming_app
-from tests.conftest import RecordingQueue, test_settings
+from tests.support.queue import RecordingQueue
+from tests.support.settings import test_settings
+from ytr.sse import parse
 from ytresearch.bootstrap import Container
 from ytresearch.config import Settings
 from ytresearch.db.migrations import upgrade_to_head
@@ -63,26 +64,16 @@ def sse_events_carry_json(ctx: Any, response: Any, case: Any) -> None:
     content_type = (response.headers.get("content-type") or [""])[0]
     if not content_type.startswith("text/event-stream"):
         return
+    response.content.decode()  # strict: the parser would replace bytes that are not UTF-8
     ids = []
-    for block in re.split(r"\r?\n\r?\n", response.content.decode()):
-        fields: dict[str, str] = {}
-        data: list[str] = []
-        for line in block.splitlines():
-            if line and not line.startswith(":"):
-                name, _, value = line.partition(":")
-                if name == "data":
-                    data.append(value.removeprefix(" "))
-                else:
-                    fields[name] = value.removeprefix(" ")
-        if not data:
-            continue  # a comment (ping) or a retry: frame
+    for event in parse([response.content]):  # comments (pings) and retry: frames are not events
         try:
-            payload = json.loads("\n".join(data))
+            payload = event.json()
         except ValueError:
-            raise AssertionError(f"SSE data is not JSON: {data!r}") from None
+            raise AssertionError(f"SSE data is not JSON: {event.data!r}") from None
         assert isinstance(payload, dict), f"SSE data is not a JSON object: {payload!r}"
-        if "id" in fields:
-            ids.append(int(fields["id"]))
+        if event.id_given and event.id is not None:  # the event's own id: line
+            ids.append(int(event.id))
     assert ids == sorted(set(ids)), f"SSE event ids are not an increasing sequence: {ids}"
 
 

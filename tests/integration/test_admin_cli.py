@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 import functions.admin.handler as admin_module
-from tests.conftest import test_settings
 from tests.fakes.lambda_invoke import FakeLambda
+from tests.support.cli import YTR
+from tests.support.settings import test_settings
 from ytresearch.bootstrap import Container
 from ytresearch.errors import UnauthorizedError
 from ytresearch.services.users import authenticate
 
-YTR = str(Path(sys.executable).parent / "ytr")
 YTR_ADMIN = str(Path(sys.executable).parent / "ytr-admin")
 
 

@@ -18,7 +18,8 @@ import functions.admin.handler as admin_module
 from functions.admin.handler import make_handler
 from functions.api.app import create_app as create_rest_app
 from streaming_service.app import create_app as create_streaming_app
-from tests.conftest import RecordingQueue, client_for
+from tests.support.clients import client_for
+from tests.support.queue import RecordingQueue
 from tests.support.server import LoopbackServer, serve
 from ytresearch.bootstrap import Container
 from ytresearch.config import Settings

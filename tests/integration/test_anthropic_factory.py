@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from tests.fakes.anthropic_server import DEFAULT_API_KEY, FakeAnthropic, Reply
+from tests.support.aws import fake_aws
 from ytresearch.config import Settings
 from ytresearch.errors import ConfigurationError
 from ytresearch.llm import AnthropicChatModel, CircuitBreakerChatModel, build_chat_model, read_api_key_secret
@@ -23,11 +23,8 @@ pytestmark = pytest.mark.anyio
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("ANTHROPIC_API_KEY", "YTR_ANTHROPIC_API_KEY", "YTR_LLM_PROVIDER"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
+    with fake_aws(monkeypatch, region="us-east-1"):
         yield
 
 

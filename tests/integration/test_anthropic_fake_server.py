@@ -4,7 +4,6 @@ adapter tests drive the SDK against what the real API sends."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from tests.fakes.anthropic_server import (
     MidStreamError,
     Reply,
 )
+from ytr.sse import SSEParser, parse
 
 pytestmark = pytest.mark.anyio
 
@@ -41,14 +41,8 @@ def body(*, stream: bool = True, **extra: Any) -> dict[str, Any]:
     }
 
 
-def sse_events(raw: str) -> list[tuple[str, dict[str, Any]]]:
-    events = []
-    for frame in raw.split("\n\n"):
-        if not frame.strip():
-            continue
-        lines = dict(line.split(": ", 1) for line in frame.split("\n"))
-        events.append((lines["event"], json.loads(lines["data"])))
-    return events
+def sse_events(raw: bytes) -> list[tuple[str, dict[str, Any]]]:
+    return [(event.event, event.json()) for event in parse([raw])]
 
 
 def test_stream_sends_the_real_event_sequence(fake: FakeAnthropic):
@@ -58,7 +52,7 @@ def test_stream_sends_the_real_event_sequence(fake: FakeAnthropic):
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
-    events = sse_events(response.text)
+    events = sse_events(response.content)
     names = [name for name, _ in events]
     assert names == [
         "message_start",
@@ -156,7 +150,7 @@ def test_mid_stream_error_is_an_error_event_on_a_200_stream(fake: FakeAnthropic)
     response = httpx.post(f"{fake.base_url}/v1/messages", json=body(), headers=HEADERS)
 
     assert response.status_code == 200
-    events = sse_events(response.text)
+    events = sse_events(response.content)
     assert [name for name, _ in events][-3:] == [
         "content_block_delta",
         "content_block_delta",
@@ -249,15 +243,15 @@ async def test_hundreds_of_concurrent_streams_and_their_disconnects(fake: FakeAn
 
     async with httpx.AsyncClient(base_url=fake.base_url, limits=limits, timeout=30) as client:
 
-        async def open_stream() -> tuple[httpx.Response, AsyncIterator[str]]:
+        async def open_stream() -> tuple[httpx.Response, AsyncIterator[bytes]]:
             request = client.build_request("POST", "/v1/messages", json=body(), headers=HEADERS)
             response = await client.send(request, stream=True)
-            # Keep the line iterator referenced: a dropped, half-read iterator is finalised by
+            # Keep the byte iterator referenced: a dropped, half-read iterator is finalised by
             # the garbage collector, which closes its connection at a random moment.
-            lines = response.aiter_lines()
-            while not (await anext(lines)).startswith("event: message_start"):
+            chunks, parser = response.aiter_bytes(), SSEParser()
+            while not any(event.event == "message_start" for event in parser.feed(await anext(chunks))):
                 pass
-            return response, lines
+            return response, chunks
 
         opened = await asyncio.gather(*(open_stream() for _ in range(streams)))
         assert fake.active_streams == streams

@@ -14,8 +14,11 @@ import pytest
 
 from functions.api.app import create_app as create_rest_app
 from streaming_service.app import create_app as create_streaming_app
-from tests.conftest import RecordingQueue, client_for, make_user, test_settings
+from tests.support.clients import client_for
+from tests.support.queue import RecordingQueue
 from tests.support.server import LoopbackServer, serve
+from tests.support.settings import test_settings
+from tests.support.users import make_user
 from ytresearch.bootstrap import Container
 from ytresearch.db.migrations import upgrade_to_head
 

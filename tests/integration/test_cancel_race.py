@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from tests.conftest import make_user
+from streaming_service.chat_requests import ChatRequestManager
+from tests.support.users import make_user
 from ytresearch.bootstrap import Container
 from ytresearch.llm import OfflineChatModel
-from ytresearch.streams import ChatRequestManager
 
 
 def test_cancel_at_any_moment_leaves_a_final_status(container: Container) -> None:

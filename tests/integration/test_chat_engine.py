@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import make_user
 from tests.fakes.anthropic_server import DropConnection, ErrorReply, FakeAnthropic, MidStreamError, Reply
+from tests.support.users import make_user
 from ytresearch.bootstrap import Container
 from ytresearch.db.models import Message, utcnow
 from ytresearch.events import StreamEvent
 from ytresearch.services.chat import prepare_turn, run_turn
+from ytresearch.services.context import ChatQuestion, ContextDeps
 from ytresearch.services.users import AuthUser
 
 
@@ -61,13 +62,8 @@ def turn(
         prepared = await asyncio.to_thread(
             prepare_turn,
             container.store,
-            container.settings,
-            model,
-            user,
-            sid,
-            text,
-            video_ids,
-            max_tokens=512,
+            ContextDeps(settings=container.settings, model=model, max_tokens=512),
+            ChatQuestion(user=user, session_id=sid, text=text, video_ids=video_ids),
         )
         return await run_turn(container.store, model, prepared, events.append)
 
@@ -211,7 +207,7 @@ def test_the_stream_coalescing_interval_is_a_setting(
 ) -> None:
     """With a long interval only the 64-character bound splits the reply: the first delta alone,
     then 64-character events, then the rest."""
-    from ytresearch.streams import ChatRequestManager
+    from streaming_service.chat_requests import ChatRequestManager
 
     user, _ = make_user(container)
     sid = new_session(container, user)

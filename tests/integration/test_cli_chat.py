@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
-from tests.integration.test_cli_commands import YTR, System, local_system
+from tests.support.cli import YTR, System, local_system
 from ytresearch.config import Settings
 from ytresearch.db.models import Message
 

@@ -3,84 +3,22 @@ sessions, videos with ingest progress, history paging, and the error lines and e
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from local_run.app import build_local_app
-from tests.conftest import client_for, make_user, test_settings
+from tests.support.cli import YTR, System, local_system
 from tests.support.postgres import free_port
-from tests.support.server import serve
-from ytresearch.bootstrap import Container
+from tests.support.settings import test_settings
 from ytresearch.config import Settings
 
-YTR = str(Path(sys.executable).parent / "ytr")
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-
-
-@dataclass
-class System:
-    """The local system (REST + streaming + embedded ingest queue) and one user's key."""
-
-    base_url: str
-    container: Container
-    key: str
-    workdir: Path
-
-    def env(self, **overrides: str) -> dict[str, str]:
-        env = {
-            **os.environ,
-            "YTR_API_URL": self.base_url,
-            "YTR_STREAM_URL": self.base_url,
-            "YTR_API_KEY": self.key,
-            "YTR_CONFIG": str(self.workdir / "absent-config.toml"),  # never the developer's own
-        }
-        env.update(overrides)
-        return env
-
-    def ytr(self, *args: str, stdin: str | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [YTR, *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=self.env(**env),
-            cwd=self.workdir,
-            timeout=120,
-        )
-
-    def ytr_json(self, *args: str) -> Any:
-        result = self.ytr("--json", *args)
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)
-
-    def api(self) -> httpx.Client:
-        return client_for(self.base_url, self.key)
-
-
-@contextlib.contextmanager
-def local_system(settings: Settings, workdir: Path, **adapters: Any) -> Iterator[System]:
-    """What `make run` starts, on a free loopback port, with the given adapters."""
-    container = Container(settings, **adapters)
-    app, queue = build_local_app(container)
-    queue.start()
-    try:
-        with serve(app) as server:
-            yield System(server.base_url, container, make_user(container)[1], workdir)
-    finally:
-        queue.stop()
-        container.engine.dispose()
 
 
 @pytest.fixture

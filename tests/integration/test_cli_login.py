@@ -8,7 +8,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,13 +18,15 @@ from typing import Any
 import pytest
 
 from local_run.app import create_local_app
-from tests.conftest import RecordingQueue, make_user, test_settings
 from tests.fakes.cognito import CLIENT_ID, FakeCognito
+from tests.support.cli import YTR
+from tests.support.queue import RecordingQueue
 from tests.support.server import serve
+from tests.support.settings import test_settings
+from tests.support.users import make_user
 from ytr.config import read_config
 from ytresearch.bootstrap import Container
 
-YTR = str(Path(sys.executable).parent / "ytr")
 PASSWORD = "Correct-Horse-9-Battery"
 
 

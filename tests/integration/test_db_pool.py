@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import test_settings
+from tests.support.settings import test_settings
 from ytresearch.bootstrap import Container
 from ytresearch.db import engine as engine_module
 

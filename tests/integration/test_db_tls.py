@@ -12,12 +12,12 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import InterfaceError
 
-from tests.conftest import test_settings
+from tests.support.aws import fake_aws
 from tests.support.postgres import PostgresServer
+from tests.support.settings import test_settings
 from tests.support.tls import CertificateSet, make_certificates, running_tls_postgres
 from ytresearch.db.engine import make_engine
 from ytresearch.db.outage import is_outage
@@ -155,11 +155,8 @@ def rds_secret(tls_server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> I
     """An RDS-style secret (moto) naming the TLS server as ``localhost``."""
     from ytresearch.db import engine as engine_module
 
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setattr(engine_module, "_secret_cache", {})
-    with mock_aws():
+    with fake_aws(monkeypatch):
         secret = {
             "username": "postgres",
             "password": "unused-trust-auth",

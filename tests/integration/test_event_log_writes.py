@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import event
 
-from tests.conftest import make_user
+from streaming_service.chat_requests import ChatRequestManager
+from tests.support.users import make_user
 from ytresearch.bootstrap import Container
 from ytresearch.events import StreamEvent
-from ytresearch.streams import ChatRequestManager
 
 
 def test_a_flush_of_many_events_is_one_insert_statement(container: Container):
@@ -19,7 +19,7 @@ def test_a_flush_of_many_events_is_one_insert_statement(container: Container):
     manager = ChatRequestManager(container.store, container.settings, container.chat_model)
     with container.store.transaction() as repo:
         session_id = repo.add_session(user.id, "s").id
-    row, _turn = manager._begin(user, session_id, "hello", None)
+    row, _turn = manager.runner.begin(user, session_id, "hello", None)
     seen: list[tuple[str, int]] = []  # (verb, rows written by the statement)
 
     def record(_conn: Any, _cursor: Any, statement: str, params: Any, _ctx: Any, _many: bool) -> None:
@@ -27,7 +27,9 @@ def test_a_flush_of_many_events_is_one_insert_statement(container: Container):
 
     event.listen(container.engine, "before_cursor_execute", record)
     try:
-        manager._persist([(row.id, [StreamEvent("token", {"text": f"t{i}"}, id=i) for i in range(1, 151)])])
+        manager.event_log.persist(
+            [(row.id, [StreamEvent("token", {"text": f"t{i}"}, id=i) for i in range(1, 151)])]
+        )
     finally:
         event.remove(container.engine, "before_cursor_execute", record)
 
@@ -43,7 +45,7 @@ def test_a_flush_of_many_events_is_one_insert_statement(container: Container):
 
 
 def test_postgres_connections_send_without_nagle_delay(pg_url: str):
-    from tests.conftest import test_settings
+    from tests.support.settings import test_settings
 
     container = Container(test_settings(pg_url))
     try:

@@ -13,10 +13,13 @@ import httpx
 import pytest
 
 from functions.api.app import create_app
-from tests.conftest import RecordingQueue, client_for, make_user, test_settings
 from tests.fakes.anthropic_server import DEFAULT_API_KEY, ErrorReply, FakeAnthropic, Reply
+from tests.support.clients import client_for
 from tests.support.postgres import PostgresServer
+from tests.support.queue import RecordingQueue
 from tests.support.server import serve
+from tests.support.settings import test_settings
+from tests.support.users import make_user
 from ytresearch.bootstrap import Container
 from ytresearch.config import DEFAULT_MODEL
 from ytresearch.db.migrations import upgrade_to_head

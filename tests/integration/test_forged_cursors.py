@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from functions.api.app import create_app
-from tests.conftest import client_for
+from tests.support.clients import client_for
 from tests.support.server import serve
 from ytresearch.bootstrap import Container
 from ytresearch.services.users import AuthUser

@@ -4,87 +4,33 @@ loopback with the embedded queue, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import httpx
 import pytest
-from moto import mock_aws
 
 from functions.ingest.handler import make_handler
 from local_run.app import build_local_app
-from tests.conftest import client_for, make_user
 from tests.fakes.anthropic_server import FakeAnthropic
+from tests.support.aws import fake_aws
+from tests.support.clients import client_for
+from tests.support.ingest import CountingTranscripts, lambda_event, make_queues, queue_job
+from tests.support.jobs import wait_for_job
 from tests.support.server import serve
+from tests.support.users import make_user
 from ytresearch.bootstrap import Container
 from ytresearch.config import DEFAULT_MODEL, Settings
 from ytresearch.db.models import IngestJob, Video
-from ytresearch.ports import IngestMessage, Transcript, TranscriptError
+from ytresearch.ports import TranscriptError
 from ytresearch.queues import SqsJobQueue
-from ytresearch.youtube import SampleTranscriptSource
-
-
-class CountingTranscripts:
-    """Wraps the sample source (YouTube itself cannot run here) to count fetches and inject
-    failures by video id."""
-
-    def __init__(self, failures: dict[str, TranscriptError] | None = None) -> None:
-        self.inner = SampleTranscriptSource()
-        self.fetches: list[str] = []
-        self.failures = failures or {}
-
-    def fetch(self, video_id: str, languages: Sequence[str]) -> Transcript:
-        self.fetches.append(video_id)
-        if video_id in self.failures:
-            raise self.failures[video_id]
-        return self.inner.fetch(video_id, languages)
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
+    with fake_aws(monkeypatch):
         yield boto3.client("sqs", region_name="eu-west-1")
-
-
-def make_queues(sqs: Any, max_receives: int = 3) -> tuple[str, str]:
-    dlq = sqs.create_queue(QueueName="ingest-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue = sqs.create_queue(
-        QueueName="ingest",
-        Attributes={
-            "VisibilityTimeout": "0",
-            "RedrivePolicy": json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receives)}
-            ),
-        },
-    )["QueueUrl"]
-    return queue, dlq
-
-
-def lambda_event(messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """What the SQS event source mapping hands the Lambda for received messages."""
-    return {
-        "Records": [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": {k: str(v) for k, v in m.get("Attributes", {}).items()},
-                "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:ingest",
-                "awsRegion": "eu-west-1",
-            }
-            for m in messages
-        ]
-    }
 
 
 def poll_once(sqs: Any, queue_url: str, handler: Any) -> dict[str, Any]:
@@ -100,17 +46,6 @@ def poll_once(sqs: Any, queue_url: str, handler: Any) -> dict[str, Any]:
         if m["MessageId"] not in failed:
             sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
     return {**result, "received": len(received)}
-
-
-def queue_job(container: Container, sqs_queue: SqsJobQueue, video_id: str) -> str:
-    user, _ = make_user(container)
-    with container.store.transaction() as repo:
-        session = repo.add_session(user.id, "s")
-        repo.get_or_add_video(video_id)
-        repo.link_video(session.id, video_id, None)
-        job = repo.add_job(user_id=user.id, session_id=session.id, video_id=video_id, language=None)
-    sqs_queue.send(IngestMessage(job_id=str(job.id), video_id=video_id))
-    return str(job.id)
 
 
 def test_poison_message_fails_alone(aws: Any, container: Container) -> None:
@@ -215,16 +150,6 @@ def local_system(settings: Settings) -> Iterator[tuple[str, Container, CountingT
         yield server.base_url, container, transcripts
     queue.stop()
     container.engine.dispose()
-
-
-def wait_for_job(api: httpx.Client, job_id: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = api.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("done", "failed"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError("job did not finish")
 
 
 def test_end_to_end_ingest_and_second_session_reuses_it(

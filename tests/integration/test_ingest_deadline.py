@@ -11,11 +11,11 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from functions.ingest.handler import make_handler
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
-from tests.integration.test_ingest import CountingTranscripts, lambda_event, make_queues, queue_job
+from tests.support.aws import fake_aws
+from tests.support.ingest import CountingTranscripts, lambda_event, make_queues, queue_job
 from ytresearch.bootstrap import Container
 from ytresearch.ports import Transcript
 from ytresearch.queues import SqsJobQueue
@@ -55,10 +55,7 @@ class SlowTranscripts(CountingTranscripts):
 
 @pytest.fixture
 def sqs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
+    with fake_aws(monkeypatch):
         yield boto3.client("sqs", region_name="eu-west-1")
 
 

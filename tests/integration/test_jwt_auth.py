@@ -24,10 +24,13 @@ from websockets.exceptions import ConnectionClosed
 
 from functions.api.app import create_app as create_crud_app
 from local_run.app import create_local_app
-from tests.conftest import RecordingQueue, client_for, make_user, test_settings
 from tests.fakes.cognito import CLIENT_ID, FakeCognito, SigningKey
+from tests.support.clients import client_for
+from tests.support.queue import RecordingQueue
 from tests.support.server import LoopbackServer, serve
+from tests.support.settings import test_settings
 from tests.support.sse import read_stream
+from tests.support.users import make_user
 from ytresearch.bootstrap import Container
 from ytresearch.db.models import User
 
@@ -156,7 +159,7 @@ def test_a_valid_token_works_on_post_then_sse(server: LoopbackServer, cognito: F
         status, events, _ = read_stream(api, "GET", started.json()["stream_url"])
 
     assert status == 200
-    assert events[-1].event == "complete" and events[-1].json["text"]
+    assert events[-1].event == "complete" and events[-1].json()["text"]
 
 
 def test_a_valid_token_works_on_one_step_sse(server: LoopbackServer, cognito: FakeCognito) -> None:

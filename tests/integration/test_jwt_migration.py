@@ -10,8 +10,8 @@ import pytest
 from alembic import command
 from sqlalchemy import Engine, inspect, text
 
-from tests.conftest import test_settings
 from tests.support.postgres import PostgresServer
+from tests.support.settings import test_settings
 from ytresearch.db.engine import make_engine
 from ytresearch.db.migrations import alembic_config, current_revision
 

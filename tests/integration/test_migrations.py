@@ -10,8 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from tests.conftest import test_settings
 from tests.support.postgres import PostgresServer
+from tests.support.settings import test_settings
 from ytresearch.db.engine import make_engine
 from ytresearch.db.migrations import current_revision, head_revision, upgrade_to_head
 from ytresearch.db.models import Base

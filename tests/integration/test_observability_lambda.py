@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import test_settings
+from tests.support.settings import test_settings
 from ytresearch.bootstrap import Container
 from ytresearch.db.migrations import upgrade_to_head
 from ytresearch.services.users import create_user

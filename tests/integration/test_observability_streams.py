@@ -9,15 +9,15 @@ import asyncio
 import uuid
 from typing import Any
 
-from tests.conftest import make_user
+from streaming_service.chat_requests import ChatRequestManager
 from tests.fakes.anthropic_server import DropConnection, ErrorReply, FakeAnthropic, Reply
+from tests.support.users import make_user
 from ytresearch.bootstrap import Container
 from ytresearch.config import DEFAULT_MODEL
 from ytresearch.events import StreamEvent
 from ytresearch.observability.chat_metrics import MeteredChatModel
 from ytresearch.observability.metrics import InMemoryMetrics
 from ytresearch.services.users import AuthUser
-from ytresearch.streams import ChatRequestManager
 
 
 def new_session(container: Container, user: AuthUser) -> uuid.UUID:

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
-from tests.conftest import test_settings
 from tests.support.postgres import PostgresServer
+from tests.support.settings import test_settings
 from ytresearch.bootstrap import Container
 from ytresearch.db.migrations import upgrade_to_head
 from ytresearch.db.models import ResearchSession
@@ -100,18 +100,18 @@ def test_placeholders_and_literal_percent_signs_convert_like_pg8000s_own(contain
 
 
 def test_very_long_statements_run_unnamed_and_are_not_kept(container: Container):
+    from streaming_service.chat_requests import ChatRequestManager
     from ytresearch.db.prepared import MAX_CACHED_CHARS
     from ytresearch.events import StreamEvent
-    from ytresearch.streams import ChatRequestManager
 
     user, _ = create_user(container.store, "d@example.com")
     with container.store.transaction() as repo:
         session_id = repo.add_session(user.id, "s").id
     manager = ChatRequestManager(container.store, container.settings, container.chat_model)
-    row, _turn = manager._begin(user, session_id, "hello", None)
+    row, _turn = manager.runner.begin(user, session_id, "hello", None)
     events = [StreamEvent("token", {"text": f"t{i}"}, id=i) for i in range(1, 601)]  # one long INSERT
 
-    manager._persist([(row.id, events)])
+    manager.event_log.persist([(row.id, events)])
 
     with container.store.transaction() as repo:
         assert [e.seq for e in repo.chat_events_after(row.id, 0)] == list(range(1, 601))

@@ -20,12 +20,17 @@ import websockets
 
 from local_run.app import create_local_app
 from streaming_service.app import create_app
-from tests.conftest import RecordingQueue, client_for, make_user, test_settings
+from streaming_service.chat_requests import ChatRequestManager
 from tests.fakes.anthropic_server import DEFAULT_API_KEY, FakeAnthropic, Reply
+from tests.support.clients import client_for
 from tests.support.postgres import running_postgres
 from tests.support.processes import ServiceProcess, service_env
+from tests.support.queue import RecordingQueue
 from tests.support.server import serve
-from tests.support.sse import SSEEvent, read_stream, text_of
+from tests.support.settings import test_settings
+from tests.support.sse import read_stream, text_of
+from tests.support.users import make_user
+from ytr.sse import SSEEvent
 from ytresearch.bootstrap import Container
 from ytresearch.config import Settings
 from ytresearch.db.migrations import upgrade_to_head
@@ -34,7 +39,6 @@ from ytresearch.llm import OfflineChatModel
 from ytresearch.ports import ModelEvent, ModelRequest, TextDelta
 from ytresearch.services.sessions import create_session, delete_session
 from ytresearch.services.users import AuthUser, authenticate
-from ytresearch.streams import ChatRequestManager
 
 ANSWER = "Panels turn light into current. " * 6
 
@@ -115,7 +119,7 @@ def test_reconnect_at_and_after_the_end_gets_the_end_again_and_never_freezes_the
         except httpx.TimeoutException:
             again = []
         # Then it gets the end again, and the server keeps answering
-        assert [(e.event, e.id, e.json) for e in again] == [(terminal.event, terminal.id, terminal.json)]
+        assert [(e.event, e.id, e.json()) for e in again] == [(terminal.event, terminal.id, terminal.json())]
         assert health_answers(service.base_url)
 
 
@@ -139,8 +143,8 @@ def test_deleting_a_session_mid_stream_ends_its_reply_and_later_replies_are_unha
     _, rest, _ = read_stream(
         api, "GET", started["stream_url"], headers={"Last-Event-ID": first[-1].id or "0"}
     )
-    assert rest[-1].event == "error" and rest[-1].json["code"] == "SESSION_DELETED"
-    assert rest[-1].json["retryable"] is False
+    assert rest[-1].event == "error" and rest[-1].json()["code"] == "SESSION_DELETED"
+    assert rest[-1].json()["retryable"] is False
     # And every later reply on the same server completes, more of them than the active limit
     other = new_session(db, key)
     for i in range(db.settings.max_active_requests_per_user + 1):

@@ -16,10 +16,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import client_for, make_user, test_settings
 from tests.fakes.anthropic_server import DEFAULT_API_KEY, FakeAnthropic, Reply
+from tests.support.clients import client_for
 from tests.support.processes import ServiceProcess, service_env
-from tests.support.sse import SSEEvent, read_stream, text_of
+from tests.support.settings import test_settings
+from tests.support.sse import read_stream, text_of
+from tests.support.users import make_user
+from ytr.sse import SSEEvent
 from ytresearch.bootstrap import Container
 from ytresearch.db.models import ChatEvent, ChatRequest, Message
 
@@ -170,8 +173,8 @@ def test_expired_requests_answer_410_and_cleanup_frees_them(
     # Cleanup (run here in-process, as the service's periodic task does) deletes the event rows.
     import asyncio
 
+    from streaming_service.chat_requests import ChatRequestManager
     from ytresearch.llm import OfflineChatModel
-    from ytresearch.streams import ChatRequestManager
 
     # (The other service processes of this module run the same cleanup every 30 s; either way the
     # request must end up expired with its events deleted.)
@@ -195,7 +198,7 @@ def test_orphaned_request_is_closed_with_its_partial_reply(
     read_stream(client_for(a.base_url, key), "GET", started["stream_url"], stop_after=5)
     a.kill()  # the process generating the reply dies without a word
     _, events, _ = read_stream(client_for(b.base_url, key), "GET", started["stream_url"])
-    assert events[-1].event == "error" and events[-1].json["code"] == "REQUEST_INTERRUPTED"
+    assert events[-1].event == "error" and events[-1].json()["code"] == "REQUEST_INTERRUPTED"
     saved = [m for m in messages(db) if m.role == "assistant"]
     assert len(saved) == 1 and saved[0].status == "failed" and saved[0].content == text_of(events)
 

@@ -10,8 +10,10 @@ import pytest
 
 from functions.api.app import create_app as create_rest_app
 from streaming_service.app import create_app as create_streaming_app
-from tests.conftest import RecordingQueue, make_user, test_settings
+from tests.support.queue import RecordingQueue
 from tests.support.server import LoopbackServer, serve
+from tests.support.settings import test_settings
+from tests.support.users import make_user
 from ytresearch.bootstrap import Container
 from ytresearch.services.sessions import create_session
 

@@ -16,10 +16,12 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from local_run.app import create_local_app
-from tests.conftest import RecordingQueue, client_for, make_user
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
+from tests.support.clients import client_for
+from tests.support.queue import RecordingQueue
 from tests.support.server import LoopbackServer, serve
 from tests.support.sse import read_stream, text_of
+from tests.support.users import make_user
 from ytresearch.bootstrap import Container
 from ytresearch.config import Settings
 from ytresearch.db.models import Message
@@ -86,7 +88,7 @@ def test_post_then_sse_reassembles_the_reply(
     assert [int(e.id) for e in events if e.id] == list(range(1, len(events) + 1))  # a per-request sequence
     kinds = [e.event for e in events]
     assert kinds[0] == "stage" and kinds[-2:] == ["usage", "complete"]
-    complete = events[-1].json
+    complete = events[-1].json()
     assert complete["text"] == ANSWER and complete["stop_reason"] == "end_turn"
     history = api.get(f"/v1/sessions/{sid}/messages").json()["items"]
     assert [(m["role"], m["status"]) for m in history] == [("assistant", "complete"), ("user", "complete")]
@@ -191,7 +193,7 @@ def test_one_step_sse(api: httpx.Client, fake_claude: FakeAnthropic) -> None:
     sid = new_session(api)
     status, events, _ = read_stream(api, "POST", f"/v1/sessions/{sid}/messages/stream", json={"message": "q"})
     assert status == 200
-    assert events[0].json["stage"] == "accepted" and events[0].json["request_id"]
+    assert events[0].json()["stage"] == "accepted" and events[0].json()["request_id"]
     assert text_of(events) == ANSWER and events[-1].event == "complete"
     bad_status, _, meta = read_stream(
         api, "POST", f"/v1/sessions/{sid}/messages/stream", json={"message": ""}
@@ -358,7 +360,7 @@ def test_job_events_stream_until_done(api: httpx.Client, app_container: Containe
     threading.Thread(target=advance, daemon=True).start()
     status, events, _ = read_stream(api, "GET", f"/v1/jobs/{job_id}/events")
     assert status == 200
-    stages = [e.json["stage"] for e in events if e.event == "stage"]
+    stages = [e.json()["stage"] for e in events if e.event == "stage"]
     assert "fetching_transcript" in stages and "summarising" in stages
-    assert events[-1].event == "complete" and events[-1].json["status"] == "done"
+    assert events[-1].event == "complete" and events[-1].json()["status"] == "done"
     assert api.get(f"/v1/jobs/{uuid.uuid4()}/events").status_code == 404

@@ -10,8 +10,10 @@ import httpx
 import pytest
 
 from functions.api.app import create_app
-from tests.conftest import RecordingQueue, client_for, make_user
+from tests.support.clients import client_for
+from tests.support.queue import RecordingQueue
 from tests.support.server import serve
+from tests.support.users import make_user
 from ytresearch.bootstrap import Container
 from ytresearch.config import Settings
 from ytresearch.ports import IngestMessage

@@ -19,9 +19,11 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from local_run.app import create_local_app
-from tests.conftest import RecordingQueue, client_for, make_user
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
+from tests.support.clients import client_for
+from tests.support.queue import RecordingQueue
 from tests.support.server import LoopbackServer, serve
+from tests.support.users import make_user
 from ytresearch.bootstrap import Container
 from ytresearch.config import Settings
 

@@ -1,5 +1,6 @@
-"""A background health poller: GET /health every ~100 ms with a 1 s timeout, recording every
-answer, for tests that must show a server kept answering while a fault happened.
+"""Health checks of a server under test: waiting for a started process to answer, and a
+background poller (GET /health every ~100 ms with a 1 s timeout, recording every answer) for tests
+that must show a server kept answering while a fault happened.
 
 Any HTTP status counts as an answer (during a database outage /health rightly answers 503 at
 once). A poll that times out, or finds nothing listening, is a failure: the event loop was blocked,
@@ -10,12 +11,35 @@ wraps that in ``paused()``.
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
+
+
+def wait_until_healthy(
+    base_url: str,
+    process: subprocess.Popen[Any],
+    *,
+    timeout: float = 60.0,
+    failure: str | Callable[[], str] = "the server did not come up",
+) -> None:
+    """GET /health (1 s timeout, every 100 ms) until it answers 200. Fails the test with
+    ``failure`` (or what it returns) when ``process`` exits first or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(base_url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() >= deadline:
+            raise AssertionError(failure() if callable(failure) else failure)
+        time.sleep(0.1)
 
 
 @dataclass(frozen=True)

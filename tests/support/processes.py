@@ -3,13 +3,15 @@ need several processes sharing one database, restarts and real signals."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -42,6 +44,17 @@ class ServiceProcess:
         if wait:
             self.wait_healthy(timeout)
         return self
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Self]:
+        """Started and healthy for the ``with`` block, then stopped (SIGINT, then SIGKILL if a
+        wedged process ignores it); a start that times out does not leave the process behind."""
+        try:
+            self.start()
+            yield self
+        finally:
+            if self.alive:
+                self.stop()
 
     @property
     def alive(self) -> bool:

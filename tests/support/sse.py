@@ -1,49 +1,12 @@
-"""A small, independent SSE client parser (the wire format per the HTML standard)."""
+"""Reading a whole SSE response in a test, with the client's parser (``ytr.sse``)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-
-@dataclass
-class SSEEvent:
-    event: str
-    data: str
-    id: str | None
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.data)
-
-
-def parse_sse(lines: Iterator[str], meta: dict[str, Any] | None = None) -> Iterator[SSEEvent]:
-    event, data, last_id = "message", [], None
-    for raw in lines:
-        line = raw.rstrip("\r")
-        if line == "":
-            if data:
-                yield SSEEvent(event, "\n".join(data), last_id)
-            event, data = "message", []
-            continue
-        if line.startswith(":"):
-            if meta is not None:
-                meta["comments"] = meta.get("comments", 0) + 1
-            continue
-        field, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if field == "event":
-            event = value
-        elif field == "data":
-            data.append(value)
-        elif field == "id":
-            last_id = value
-        elif field == "retry" and meta is not None:
-            meta["retry"] = int(value)
+from ytr.sse import SSEEvent, SSEParser
 
 
 def read_stream(
@@ -55,20 +18,29 @@ def read_stream(
     headers: dict[str, str] | None = None,
     **kw: Any,
 ) -> tuple[int, list[SSEEvent], dict[str, Any]]:
-    """Read a whole SSE response (or its first ``stop_after`` events, then drop the connection)."""
+    """Read a whole SSE response (or its first ``stop_after`` events, then drop the connection).
+    The third item holds ``retry`` and ``comments`` when the stream had them, and the JSON
+    ``body`` of a response that was not a 200."""
     meta: dict[str, Any] = {}
     events: list[SSEEvent] = []
+    parser = SSEParser()
     with client.stream(method, url, headers=headers, **kw) as response:
         if response.status_code != 200:
             response.read()
             meta["body"] = response.json()
             return response.status_code, events, meta
-        for ev in parse_sse(response.iter_lines(), meta):
-            events.append(ev)
+        for chunk in response.iter_bytes():
+            events.extend(parser.feed(chunk))
             if stop_after is not None and len(events) >= stop_after:
+                del events[stop_after:]
                 break
+    if parser.retry is not None:
+        meta["retry"] = parser.retry
+    if parser.comments:
+        meta["comments"] = parser.comments
     return 200, events, meta
 
 
 def text_of(events: list[SSEEvent]) -> str:
-    return "".join(e.json["text"] for e in events if e.event == "token")
+    """The reply's text: its token events put together."""
+    return "".join(e.json()["text"] for e in events if e.event == "token")

@@ -75,3 +75,22 @@ def test_an_event_cut_by_a_dropped_connection_is_never_seen() -> None:
     assert parser.last_event_id == "1"  # what the reconnect sends as Last-Event-ID
     again = parser.feed(b"retry: 500\n\nid: 2\nevent: token\ndata: two\n\n")
     assert again == [SSEEvent("token", "two", "2")] and parser.retry == 500
+
+
+def test_an_event_says_whether_its_own_lines_gave_its_id() -> None:
+    events, _ = events_of([b"id: 1\ndata: a\n\ndata: b\n\nid: 1\ndata: c\n\n"])
+    assert [(e.id, e.id_given) for e in events] == [("1", True), ("1", False), ("1", True)]
+    assert events[1] == SSEEvent("message", "b", "1", id_given=True)  # not part of the value
+
+
+def test_a_large_chunk_gives_every_event_in_order() -> None:
+    raw = "".join(f"id: {i}\nevent: token\ndata: {i}\n\n" for i in range(1, 5001)).encode()
+    events, parser = events_of([raw[:70_000], raw[70_000:]])
+    assert [e.data for e in events] == [str(i) for i in range(1, 5001)]
+    assert parser.last_event_id == "5000"
+
+
+def test_a_chunk_that_decodes_to_nothing_keeps_a_pending_cr() -> None:
+    # An empty chunk between a CR and its LF: the LF still belongs to the CR (no blank line).
+    events, _ = events_of([b"data: x\r", b"", b"\ndata: y\n\n"])
+    assert events == [SSEEvent("message", "x\ny", None)]

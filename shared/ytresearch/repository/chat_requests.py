@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from ytresearch.db.models import (
     ChatEvent,
@@ -16,10 +17,63 @@ from ytresearch.db.models import (
 )
 from ytresearch.repository.base import ACTIVE_REQUEST_STATUSES, Queries, table_of
 
+FINAL_REQUEST_STATUSES = ("complete", "cancelled", "failed")
+
+
+@dataclass(frozen=True)
+class RequestEnd:
+    """How a chat request ended: its final status, its terminal event's id, when, until when its
+    events are kept, and the assistant message saved for it (if any)."""
+
+    status: str
+    last_seq: int
+    finished_at: datetime
+    expires_at: datetime
+    assistant_message_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class ChatLog:
+    """What a reader following from the log finds after its cursor: the events, or, when there are
+    none, where the request stands (``status`` None when its row is gone; its terminal event
+    again when it has ended; ``stale`` when its owner stopped heartbeating)."""
+
+    events: list[ChatEvent]
+    status: str | None = None
+    stale: bool = False
+
 
 class ChatRequestQueries(Queries):
-    def add_chat_request(self, **fields: Any) -> ChatRequest:
-        row = ChatRequest(id=fields.pop("id", None) or uuid.uuid4(), **fields)
+    def add_chat_request(
+        self,
+        *,
+        user_id: uuid.UUID,
+        session_id: uuid.UUID,
+        expires_at: datetime,
+        user_message_id: uuid.UUID | None = None,
+        video_ids: list[str] | None = None,
+        status: str = "queued",
+        owner: str | None = None,
+        heartbeat_at: datetime | None = None,
+        created_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        last_seq: int = 0,
+        id: uuid.UUID | None = None,
+    ) -> ChatRequest:
+        row = ChatRequest(
+            id=id or uuid.uuid4(),
+            user_id=user_id,
+            session_id=session_id,
+            user_message_id=user_message_id,
+            video_ids=video_ids,
+            status=status,
+            owner=owner,
+            heartbeat_at=heartbeat_at,
+            created_at=created_at or utcnow(),
+            finished_at=finished_at,
+            expires_at=expires_at,
+            last_seq=last_seq,
+        )
         self.session.add(row)
         self.session.flush()  # with any pending rows (the chat start's message): one flush
         return row
@@ -33,6 +87,10 @@ class ChatRequestQueries(Queries):
     def get_chat_requests(self, request_ids: Sequence[uuid.UUID]) -> list[ChatRequest]:
         return list(self.session.scalars(select(ChatRequest).where(ChatRequest.id.in_(request_ids))))
 
+    def chat_request_status(self, request_id: uuid.UUID) -> str | None:
+        """A request's status; None when its row is gone (its session was deleted)."""
+        return self.session.scalar(select(ChatRequest.status).where(ChatRequest.id == request_id))
+
     def count_active_requests(self, user_id: uuid.UUID) -> int:
         return (
             self.session.scalar(
@@ -43,10 +101,20 @@ class ChatRequestQueries(Queries):
             or 0
         )
 
-    def finish_chat_request(self, request_id: uuid.UUID, **values: Any) -> None:
+    def finish_chat_request(self, request_id: uuid.UUID, end: RequestEnd) -> None:
         """Record how a chat request ended (status, last event id, times, the saved reply)."""
         table = table_of(ChatRequest)
-        self.session.execute(update(table).where(table.c.id == request_id).values(**values))
+        self.session.execute(
+            update(table)
+            .where(table.c.id == request_id)
+            .values(
+                status=end.status,
+                last_seq=end.last_seq,
+                finished_at=end.finished_at,
+                expires_at=end.expires_at,
+                assistant_message_id=end.assistant_message_id,
+            )
+        )
 
     def flag_cancel(self, request_id: uuid.UUID) -> None:
         table = table_of(ChatRequest)
@@ -64,6 +132,32 @@ class ChatRequestQueries(Queries):
             .returning(table.c.id, table.c.cancel_requested)
         )
         return {row.id: bool(row.cancel_requested) for row in rows}
+
+    def stale_chat_requests(self, heartbeat_before: datetime) -> list[uuid.UUID]:
+        """Running requests whose owner has not heartbeated since ``heartbeat_before``."""
+        return list(
+            self.session.scalars(
+                select(ChatRequest.id).where(
+                    ChatRequest.status.in_(ACTIVE_REQUEST_STATUSES),
+                    ChatRequest.heartbeat_at < heartbeat_before,
+                )
+            )
+        )
+
+    def expire_chat_requests(self, now: datetime) -> list[uuid.UUID]:
+        """Finished requests kept past their expiry: their events are deleted and the row stays as
+        an ``expired`` tombstone. Returns their ids."""
+        ids = list(
+            self.session.scalars(
+                select(ChatRequest.id).where(
+                    ChatRequest.status.in_(FINAL_REQUEST_STATUSES), ChatRequest.expires_at < now
+                )
+            )
+        )
+        if ids:
+            self.session.execute(delete(ChatEvent).where(ChatEvent.request_id.in_(ids)))
+            self.session.execute(update(ChatRequest).where(ChatRequest.id.in_(ids)).values(status="expired"))
+        return ids
 
     def add_chat_events(self, events: Sequence[tuple[uuid.UUID, int, str, dict[str, Any]]]) -> None:
         """Append (request id, seq, type, data) rows in one statement.
@@ -91,3 +185,22 @@ class ChatRequestQueries(Queries):
                 .order_by(ChatEvent.seq)
             )
         )
+
+    def read_chat_log(self, request_id: uuid.UUID, after_seq: int, stale_before: datetime) -> ChatLog:
+        """The log after ``after_seq`` for a reader on another process than the request's owner;
+        a cursor at or past a finished request's end gets its terminal event again. ``stale``:
+        still running, but not heartbeated since ``stale_before``."""
+        events = self.chat_events_after(request_id, after_seq)
+        if events:
+            return ChatLog(events)
+        row = self.get_chat_request(request_id)
+        if row is None:
+            return ChatLog([])
+        if row.status in FINAL_REQUEST_STATUSES and row.last_seq:
+            terminal = self.chat_event(request_id, row.last_seq)
+            if terminal is not None:
+                return ChatLog([terminal], row.status)
+        stale = row.status in ACTIVE_REQUEST_STATUSES and (
+            row.heartbeat_at is None or row.heartbeat_at < stale_before
+        )
+        return ChatLog([], row.status, stale)

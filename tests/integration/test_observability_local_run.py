@@ -17,7 +17,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.health import wait_until_healthy
+from tests.support.jobs import wait_for_job
 from tests.support.postgres import free_port
 from tests.support.sse import read_stream, text_of
 
@@ -93,25 +94,8 @@ def start_local(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, Path, Pat
             stderr=stderr,
         )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(base + "/health", timeout=1).status_code == 200:
-                return proc, base, out, err
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, err.read_text()[-2000:]
-        time.sleep(0.1)
-
-
-def wait_for_job(api: httpx.Client, job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = api.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("done", "failed"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError("job did not finish")
+    wait_until_healthy(base, proc, failure=lambda: err.read_text()[-2000:])
+    return proc, base, out, err
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +119,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         status, events, _ = read_stream(api, "GET", f"/v1/jobs/{added.json()['job_id']}/events")
         assert status == 200 and events[-1].event == "complete"
         missing = api.post(f"/v1/sessions/{sid}/videos", json={"url": "https://youtu.be/AAAAAAAAAAA"})
-        assert wait_for_job(api, missing.json()["job_id"])["error_code"] == "VIDEO_UNAVAILABLE"
+        failed = wait_for_job(api, missing.json()["job_id"], timeout=60, interval=0.1)
+        assert failed["error_code"] == "VIDEO_UNAVAILABLE"
 
         question = {"message": "How do solar panels make electricity?"}
         started = api.post(f"/v1/sessions/{sid}/chat", json=question)

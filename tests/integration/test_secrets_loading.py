@@ -8,18 +8,15 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
+from tests.support.aws import fake_aws
 from ytresearch.config import load_settings
 from ytresearch.secrets import with_proxy_secret
 
 
 @pytest.fixture
 def secretsmanager(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    with mock_aws():
+    with fake_aws(monkeypatch):
         yield boto3.client("secretsmanager", region_name="eu-west-1")
 
 
