@@ -37,7 +37,7 @@ def create_app(upstream: str, api_key: str) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         timeout = anthropic.Timeout(60.0, connect=10.0)
-        # The same client construction as our adapter (shared/llm/anthropic_model.py).
+        # The same client construction as our adapter (shared/ytresearch/llm/anthropic_model.py).
         state["client"] = anthropic.AsyncAnthropic(
             api_key=api_key,
             base_url=upstream,

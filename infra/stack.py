@@ -29,7 +29,7 @@ from infra.nag import skip_checkov
 
 DATABASE_NAME = "ytresearch"
 SERVICE_NAME = "ytresearch"
-# Per streaming task: a pool of 5 plus up to 5 overflow connections (shared/db/engine.py), so 10 at
+# Per streaming task: a pool of 5 plus up to 5 overflow connections (shared/ytresearch/db/engine.py), so 10 at
 # most; see the README's connection budget.
 STREAMING_DB_POOL_SIZE = 5
 ACCESS_LOG_ARCHIVE_DAYS = 90

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from streaming_service.chat_requests import RECONNECT_MS, ChatRequestManager
 from streaming_service.jobs import job_events
@@ -17,6 +17,7 @@ from ytresearch.events import StreamEvent, sse_comment, sse_retry
 from ytresearch.views import RequestStatusOut
 from ytresearch.web.auth import ContainerDep, CurrentUser
 from ytresearch.web.errors import ERROR_RESPONSES, ErrorResponse, error_response
+from ytresearch.web.models import Question, VideoIds, no_nul
 from ytresearch.web.sse import EventStreamResponse
 
 router = APIRouter(responses=ERROR_RESPONSES)
@@ -57,18 +58,15 @@ Manager = Annotated[ChatRequestManager, Depends(get_manager)]
 
 
 class ChatIn(BaseModel):
+    # Not ``Strict``: the message is kept as typed (the chat engine trims it and says when it is empty).
     model_config = ConfigDict(extra="forbid")
-    message: str = Field(min_length=1, max_length=100_000, description="Your question.")
-    video_ids: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{11}$")]] | None = Field(
-        default=None, max_length=50, description="Limit the answer to these videos (default: all)."
-    )
+    message: Question
+    video_ids: VideoIds = None
 
     @field_validator("message")
     @classmethod
     def _no_nul(cls, value: str) -> str:
-        # PostgreSQL text cannot hold NUL: a clear 400 (or WebSocket error) instead of a 500.
-        if "\x00" in value:
-            raise ValueError("must not contain NUL (\\u0000) characters")
+        no_nul(value)
         return value
 
 

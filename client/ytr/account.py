@@ -6,58 +6,72 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 
 from ytr.errors import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError
 from ytr.render import Output
 
 
-def run_configure(args: argparse.Namespace) -> int:
-    from ytr.config import mask_key, normalise_url, resolve, write_config
-
+def _config_command(args: argparse.Namespace, body: Callable[[Output], int]) -> int:
+    """Run a command that reads or writes the config file: its expected failures become one line
+    (or one JSON error) and an exit code."""
     out = Output(json_mode=bool(getattr(args, "json", False)))
     try:
-        updates = {}
-        if args.api_url:
-            updates["api_url"] = normalise_url(args.api_url, "the API URL")
-        if args.stream_url:
-            updates["stream_url"] = normalise_url(args.stream_url, "the stream URL")
-        if args.api_key:
-            updates["api_key"] = args.api_key.strip()
-        settings = resolve()
-        if updates:
-            values = write_config(settings.config_path, updates)
-            if out.json_mode:
-                out.json(
-                    {
-                        "config_path": str(settings.config_path),
-                        **values,
-                        "api_key": mask_key(values.get("api_key")),
-                    }
-                )
-            else:
-                out.line(f"saved {', '.join(updates)} to {settings.config_path}")
-            return EXIT_OK
-        summary = {
-            "config_path": str(settings.config_path),
-            "api_url": settings.api_url,
-            "stream_url": settings.stream_url,
-            "api_key": mask_key(settings.api_key),
-            "api_key_source": settings.api_key_source,
-            "access_token": mask_key(settings.access_token),
-            "token_source": settings.token_source,
-        }
-        if out.json_mode:
-            out.json(summary)
-        else:
-            for key, value in summary.items():
-                out.line(f"{key + ':':16}{value}")
-        return EXIT_OK
+        return body(out)
     except CliError as exc:
         out.error(exc)
         return exc.exit_code
+    except KeyboardInterrupt:
+        out.note("interrupted")
+        return EXIT_CANCELLED
     except OSError as exc:
         out.error(CliError("CONFIG_WRITE_FAILED", f"cannot write the config file: {exc}", EXIT_ERROR))
         return EXIT_ERROR
+
+
+def run_configure(args: argparse.Namespace) -> int:
+    return _config_command(args, lambda out: _configure(args, out))
+
+
+def _configure(args: argparse.Namespace, out: Output) -> int:
+    from ytr.config import mask_key, normalise_url, resolve, write_config
+
+    updates = {}
+    if args.api_url:
+        updates["api_url"] = normalise_url(args.api_url, "the API URL")
+    if args.stream_url:
+        updates["stream_url"] = normalise_url(args.stream_url, "the stream URL")
+    if args.api_key:
+        updates["api_key"] = args.api_key.strip()
+    settings = resolve()
+    if updates:
+        values = write_config(settings.config_path, updates)
+        if out.json_mode:
+            out.json(
+                {
+                    "config_path": str(settings.config_path),
+                    **values,
+                    "api_key": mask_key(values.get("api_key")),
+                }
+            )
+        else:
+            out.line(f"saved {', '.join(updates)} to {settings.config_path}")
+        return EXIT_OK
+    summary = {
+        "config_path": str(settings.config_path),
+        "api_url": settings.api_url,
+        "stream_url": settings.stream_url,
+        "api_key": mask_key(settings.api_key),
+        "api_key_source": settings.api_key_source,
+        "access_token": mask_key(settings.access_token),
+        "token_source": settings.token_source,
+    }
+    if out.json_mode:
+        out.json(summary)
+    else:
+        for key, value in summary.items():
+            out.line(f"{key + ':':16}{value}")
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------------- signing in
@@ -111,18 +125,7 @@ def _read_new_password(*, from_stdin: bool, attempts: int = 3) -> str:
 
 
 def run_login(args: argparse.Namespace) -> int:
-    out = Output(json_mode=bool(getattr(args, "json", False)))
-    try:
-        return _login(args, out)
-    except CliError as exc:
-        out.error(exc)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        out.note("interrupted")
-        return EXIT_CANCELLED
-    except OSError as exc:
-        out.error(CliError("CONFIG_WRITE_FAILED", f"cannot write the config file: {exc}", EXIT_ERROR))
-        return EXIT_ERROR
+    return _config_command(args, lambda out: _login(args, out))
 
 
 def _login(args: argparse.Namespace, out: Output) -> int:
@@ -201,21 +204,17 @@ def _login(args: argparse.Namespace, out: Output) -> int:
 
 
 def run_logout(args: argparse.Namespace) -> int:
+    return _config_command(args, lambda out: _logout(out))
+
+
+def _logout(out: Output) -> int:
     from ytr.auth import TOKEN_KEYS
     from ytr.config import read_config, resolve, write_config
 
-    out = Output(json_mode=bool(getattr(args, "json", False)))
-    try:
-        path = resolve().config_path
-        had = any(key in read_config(path) for key in TOKEN_KEYS)
-        if had:
-            write_config(path, {}, remove=TOKEN_KEYS)
-    except CliError as exc:
-        out.error(exc)
-        return exc.exit_code
-    except OSError as exc:
-        out.error(CliError("CONFIG_WRITE_FAILED", f"cannot write the config file: {exc}", EXIT_ERROR))
-        return EXIT_ERROR
+    path = resolve().config_path
+    had = any(key in read_config(path) for key in TOKEN_KEYS)
+    if had:
+        write_config(path, {}, remove=TOKEN_KEYS)
     return out.result(
         {"signed_out": had, "config_path": str(path)},
         "signed out: the saved tokens are gone" if had else "not signed in",

@@ -35,7 +35,7 @@ ALB_5XX_PERCENT = 5
 QUEUE_OLDEST_MESSAGE_SECONDS = 3600
 TTFT_P95_MILLISECONDS = 5000
 MODEL_UNAVAILABLE_ERRORS = 1  # per 5 minutes: the configured model does not exist, every chat fails
-# The application's own metrics (shared/observability/metrics.py): namespace and dimensions.
+# The application's own metrics (shared/ytresearch/observability/metrics.py): namespace and dimensions.
 APP_NAMESPACE = "YtResearch"
 MODEL_UNAVAILABLE = "MODEL_UNAVAILABLE"
 BUDGET_ACTUAL_PERCENT = 80

@@ -35,7 +35,7 @@ from infra.nag import acknowledge, skip_checkov
 CONTAINER_PORT = 8000
 HEALTH_PATH = "/health/live"  # 503 only while draining: a database outage must not cycle tasks
 DOCKERFILE = "streaming_service/Dockerfile"
-METRICS_NAMESPACE = "YtResearch"  # shared/observability/metrics.py
+METRICS_NAMESPACE = "YtResearch"  # shared/ytresearch/observability/metrics.py
 ACTIVE_STREAMS_METRIC = "ActiveStreams"
 # python:3.13-slim has no curl; the interpreter is always there. Loopback only.
 HEALTH_COMMAND = (

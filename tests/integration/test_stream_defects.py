@@ -43,18 +43,6 @@ from ytresearch.services.users import AuthUser, authenticate
 ANSWER = "Panels turn light into current. " * 6
 
 
-@pytest.fixture
-def db(pg_url: str) -> Iterator[Container]:
-    c = Container(test_settings(pg_url))
-    yield c
-    c.engine.dispose()
-
-
-@pytest.fixture
-def key(db: Container) -> str:
-    return make_user(db)[1]
-
-
 @pytest.fixture(scope="module")
 def process(
     pg_database: str, fake_anthropic_server: FakeAnthropic, tmp_path_factory: pytest.TempPathFactory

@@ -19,9 +19,7 @@ from sqlalchemy import select
 from tests.fakes.anthropic_server import DEFAULT_API_KEY, FakeAnthropic, Reply
 from tests.support.clients import client_for
 from tests.support.processes import ServiceProcess, service_env
-from tests.support.settings import test_settings
 from tests.support.sse import read_stream, text_of
-from tests.support.users import make_user
 from ytr.sse import SSEEvent
 from ytresearch.bootstrap import Container
 from ytresearch.db.models import ChatEvent, ChatRequest, Message
@@ -29,18 +27,6 @@ from ytresearch.db.models import ChatEvent, ChatRequest, Message
 pytestmark = pytest.mark.postgres
 
 ANSWER = "".join(f"sentence {i} of a long answer about solar panels. " for i in range(60))
-
-
-@pytest.fixture
-def db(pg_url: str) -> Iterator[Container]:
-    c = Container(test_settings(pg_url))
-    yield c
-    c.engine.dispose()
-
-
-@pytest.fixture
-def key(db: Container) -> str:
-    return make_user(db)[1]
 
 
 @pytest.fixture(scope="module")

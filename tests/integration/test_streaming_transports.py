@@ -15,36 +15,15 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from local_run.app import create_local_app
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
 from tests.support.clients import client_for
-from tests.support.queue import RecordingQueue
-from tests.support.server import LoopbackServer, serve
+from tests.support.server import LoopbackServer
 from tests.support.sse import read_stream, text_of
 from tests.support.users import make_user
 from ytresearch.bootstrap import Container
-from ytresearch.config import Settings
 from ytresearch.db.models import Message
 
 ANSWER = "The panels turn sunlight into current through the photovoltaic effect. " * 4
-
-
-@pytest.fixture
-def app_container(settings: Settings, claude: Any) -> Iterator[Container]:
-    c = Container(settings, queue=RecordingQueue(), chat_model=claude)
-    yield c
-    c.engine.dispose()
-
-
-@pytest.fixture
-def server(app_container: Container) -> Iterator[LoopbackServer]:
-    with serve(create_local_app(app_container)) as s:
-        yield s
-
-
-@pytest.fixture
-def user_key(app_container: Container) -> str:
-    return make_user(app_container)[1]
 
 
 @pytest.fixture

@@ -47,19 +47,6 @@ class ErrorRecords(logging.Handler):
 
 
 @pytest.fixture
-def app_container(settings: Settings, claude: Any) -> Iterator[Container]:
-    c = Container(settings, queue=RecordingQueue(), chat_model=claude)
-    yield c
-    c.engine.dispose()
-
-
-@pytest.fixture
-def server(app_container: Container) -> Iterator[LoopbackServer]:
-    with serve(create_local_app(app_container)) as s:
-        yield s
-
-
-@pytest.fixture
 def server_errors(server: LoopbackServer) -> Iterator[ErrorRecords]:
     # After the server started: uvicorn configures its loggers (and drops their handlers) on start.
     handler = ErrorRecords()
@@ -69,11 +56,6 @@ def server_errors(server: LoopbackServer) -> Iterator[ErrorRecords]:
     yield handler
     for logger in loggers:
         logger.removeHandler(handler)
-
-
-@pytest.fixture
-def user_key(app_container: Container) -> str:
-    return make_user(app_container)[1]
 
 
 @pytest.fixture

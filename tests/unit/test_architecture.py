@@ -61,3 +61,27 @@ def test_the_rules_see_a_forbidden_import(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from functions.api.routes import router\n    import ytr.main\n")
     assert imported_packages(module) == {"functions", "ytr"}
+
+
+# About 400 lines at most, so a module holds one concern a reader can take in. The exceptions, each
+# with its reason (tests and the fake servers are not counted: a test module is a list of cases).
+MAX_LINES = 420
+LONGER_ON_PURPOSE = {
+    "infra/stack.py": "the one place that wires every construct and makes the grants between them",
+    "infra/config.py": "one validated model of every deploy-time setting and its cross-checks",
+    "bench/relay_overhead.py": "a standalone benchmark: scenario, load generator and report together",
+}
+
+
+def test_modules_stay_small_or_say_why() -> None:
+    roots = [
+        REPO / name
+        for name in ("shared", "client", "functions", "streaming_service", "local_run", "infra", "bench")
+    ]
+    too_long = {
+        path.relative_to(REPO).as_posix(): lines
+        for root in roots
+        for path in modules(root)
+        if (lines := len(path.read_text().splitlines())) > MAX_LINES
+    }
+    assert set(too_long) == set(LONGER_ON_PURPOSE), too_long
