@@ -147,6 +147,7 @@ class YtResearchStack(Stack):
             "YTR_QUEUE_BACKEND": "sqs",
             "YTR_INGEST_QUEUE_URL": self.queues.queue.queue_url,
             "YTR_ANTHROPIC_SECRET_ARN": self.secrets.anthropic_api_key.secret_arn,
+            "YTR_YOUTUBE_DATA_API_KEY_SECRET_ARN": self.secrets.youtube_data_api_key.secret_arn,
             "YTR_MODEL": config.model,
             "YTR_TRANSCRIPT_SOURCE": "youtube",
         }
@@ -289,6 +290,8 @@ class YtResearchStack(Stack):
         for grantee in (self.api_function.function, self.ingest_function.function, task_role):
             self.secrets.anthropic_api_key.grant_read(grantee)
             self.queues.queue.grant_send_messages(grantee)
+        for grantee in (self.api_function.function, task_role):  # the agent's discovery tools
+            self.secrets.youtube_data_api_key.grant_read(grantee)
         if self.secrets.transcript_proxy is not None:
             self.secrets.transcript_proxy.grant_read(self.ingest_function.function)
         self.database.allow_from(self.api_function.security_group, "CRUD function")
@@ -424,6 +427,12 @@ class YtResearchStack(Stack):
             "AnthropicSecretName",
             value=self.secrets.anthropic_api_key.secret_name,
             description="Put the Anthropic API key here (plain string)",
+        )
+        CfnOutput(
+            self,
+            "YouTubeDataApiKeySecretName",
+            value=self.secrets.youtube_data_api_key.secret_name,
+            description="Put a YouTube Data API v3 key here (plain string) for the agent's search",
         )
         if self.secrets.transcript_proxy is not None:
             CfnOutput(

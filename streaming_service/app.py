@@ -22,7 +22,11 @@ def create_app(container: Container | None = None, *, extra_routers: Sequence[AP
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         manager = ChatRequestManager(
-            container.store, container.settings, container.chat_model, metrics=container.metrics
+            container.store,
+            container.settings,
+            container.chat_model,
+            metrics=container.metrics,
+            agent=container.agent,
         )
         app.state.manager = manager
         await manager.start()

@@ -6,18 +6,19 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from streaming_service.chat_requests import RECONNECT_MS, ChatRequestManager
 from streaming_service.jobs import job_events
-from ytresearch.events import StreamEvent, sse_comment, sse_retry
-from ytresearch.views import RequestStatusOut
+from streaming_service.session_updates import follow_session, latest_change
+from ytresearch.events import EventType, StreamEvent, sse_comment, sse_retry
+from ytresearch.views import RequestStatusOut, ToolsMode
 from ytresearch.web.auth import ContainerDep, CurrentUser
 from ytresearch.web.errors import ERROR_RESPONSES, ErrorResponse, error_response
-from ytresearch.web.models import Question, VideoIds, no_nul
+from ytresearch.web.models import ApprovalIn, Question, VideoIds, no_nul
 from ytresearch.web.sse import EventStreamResponse
 
 router = APIRouter(responses=ERROR_RESPONSES)
@@ -31,7 +32,7 @@ SSE_EVENT_SCHEMA: dict[str, Any] = {
     "properties": {
         "event": {
             "type": "string",
-            "enum": ["stage", "token", "usage", "complete", "error", "cancelled", "reconnect"],
+            "enum": list(get_args(EventType)),
         },
         "data": {"type": "string", "contentMediaType": "application/json"},
         "id": {"type": "string", "pattern": "^[0-9]+$"},
@@ -62,6 +63,7 @@ class ChatIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     message: Question
     video_ids: VideoIds = None
+    tools: ToolsMode | None = None  # the agent's tools for this reply; None: the session's default
 
     @field_validator("message")
     @classmethod
@@ -147,7 +149,7 @@ def health(container: ContainerDep, manager: Manager) -> Response:
 
 @router.post("/v1/sessions/{session_id}/chat", status_code=201, response_model=ChatStarted, tags=["chat"])
 async def start_chat(session_id: uuid.UUID, body: ChatIn, user: CurrentUser, manager: Manager) -> ChatStarted:
-    row = await manager.start_request(user, session_id, body.message, body.video_ids)
+    row = await manager.start_request(user, session_id, body.message, body.video_ids, tools=body.tools)
     return ChatStarted(request_id=row.id, stream_url=f"/v1/streams/{row.id}", status=row.status)
 
 
@@ -185,6 +187,21 @@ async def cancel_request(request_id: uuid.UUID, user: CurrentUser, manager: Mana
     return CancelOut(request_id=request_id, status=await manager.cancel(user, request_id))
 
 
+class ApprovalOut(BaseModel):
+    request_id: uuid.UUID
+    call_id: str
+    approved: bool
+
+
+@router.post("/v1/requests/{request_id}/approvals", response_model=ApprovalOut, tags=["chat"])
+async def approve_tool_call(
+    request_id: uuid.UUID, body: ApprovalIn, user: CurrentUser, manager: Manager
+) -> ApprovalOut:
+    """Allow or refuse a tool call the reply is waiting on (``approval_required``), from any process."""
+    decision = await manager.approve(user, request_id, body.call_id, body.approve)
+    return ApprovalOut(request_id=request_id, call_id=body.call_id, approved=decision.approved)
+
+
 @router.post(
     "/v1/sessions/{session_id}/messages/stream",
     tags=["chat"],
@@ -195,7 +212,7 @@ async def cancel_request(request_id: uuid.UUID, user: CurrentUser, manager: Mana
 async def stream_message(
     session_id: uuid.UUID, body: ChatIn, user: CurrentUser, manager: Manager
 ) -> EventStreamResponse:
-    row = await manager.start_request(user, session_id, body.message, body.video_ids)
+    row = await manager.start_request(user, session_id, body.message, body.video_ids, tools=body.tools)
 
     async def frames() -> AsyncIterator[str]:
         # The request id first, so a client that loses this response can resume at /v1/streams/{id}.
@@ -207,6 +224,48 @@ async def stream_message(
             yield render_sse(event)
 
     return EventStreamResponse(frames(), send_timeout=manager.settings.stream_send_timeout_seconds)
+
+
+@router.get(
+    "/v1/sessions/{session_id}/events",
+    tags=["sessions"],
+    response_class=Response,
+    response_model=None,
+    responses=SSE_RESPONSE,
+)
+async def session_events(
+    session_id: uuid.UUID,
+    user: CurrentUser,
+    container: ContainerDep,
+    manager: Manager,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> EventStreamResponse:
+    """``session_update`` events as the session's video list changes (added, removed, reordered,
+    ready), from any process; ``Last-Event-ID`` resumes after a change, else only new ones come."""
+    from ytresearch.services.sessions import get_session
+
+    await asyncio.to_thread(get_session, container.store, user, session_id)  # 404 before the stream
+    after = parse_last_event_id(last_event_id)
+    if last_event_id is None:
+        after = await asyncio.to_thread(latest_change, container.store, session_id)
+    settings = manager.settings
+
+    async def frames() -> AsyncIterator[str]:
+        yield sse_retry(RECONNECT_MS)
+        updates = follow_session(
+            container.store,
+            session_id,
+            after,
+            poll_interval=settings.session_poll_seconds,
+            ping_interval=settings.stream_ping_seconds,
+        )
+        async for update in updates:
+            if update is None:
+                yield sse_comment()
+            else:
+                yield StreamEvent("session_update", update, id=update["id"]).sse()
+
+    return EventStreamResponse(frames(), send_timeout=settings.stream_send_timeout_seconds)
 
 
 @router.get(

@@ -7,12 +7,17 @@ Credentials never travel in the URL (URLs end up in proxy and load-balancer logs
 credentials close the socket with 1008 (a bad header refuses the handshake with 403).
 
 Client frames (JSON text):
-- {"type":"message","content":"...","video_ids":[...]}: ask; the reply streams back.
+- {"type":"message","content":"...","video_ids":[...],"tools":"auto"|"confirm"|"off"}: ask; the
+  reply streams back (``tools`` and ``video_ids`` optional).
 - {"type":"resume","request_id":"<uuid>","last_event_id":N}: stream a reply again from after event
   N (default 0), e.g. after reconnecting; the WebSocket counterpart of SSE's Last-Event-ID.
 - {"type":"cancel"}: stop the reply being streamed (a resumed one included).
+- {"type":"approve","call_id":"...","approve":true|false}: decide on a tool call the reply being
+  streamed waits for (its ``approval_required`` event); the outcome streams as ``approval``.
 - {"type":"ping"}: answered with {"type":"pong"}.
 Server frames: the stream events as JSON with a `type`, an `id` and the `request_id`, plus
+{"type":"session_update","id","session_id","change",...} whenever the session's video list changes
+(from any route, the agent or an ingest, on any process), also between replies, plus
 {"type":"ready"}, {"type":"accepted","request_id"}, {"type":"queued","position"}, {"type":"ping"}
 and {"type":"error","code","message","retryable"}.
 
@@ -42,12 +47,14 @@ from pydantic import BaseModel, Field, StrictInt, ValidationError
 
 from streaming_service.chat_requests import ChatRequestManager
 from streaming_service.routes import MAX_EVENT_ID, ChatIn
+from streaming_service.session_updates import follow_session, latest_change
 from ytresearch.bootstrap import Container
 from ytresearch.db.outage import is_outage
 from ytresearch.errors import AppError, DependencyUnavailableError, UnauthorizedError
 from ytresearch.services.sessions import get_session
 from ytresearch.services.users import AuthUser, authenticate
 from ytresearch.web.auth import authenticate_credentials, authenticate_token
+from ytresearch.web.models import ApprovalIn
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -220,18 +227,22 @@ class ChatSocket:
         self.current: uuid.UUID | None = None
         self.busy = False  # an inbox item is being answered (from dequeue to its terminal event)
         self.connected = True
+        self.sending = asyncio.Lock()  # replies and session updates share the socket
 
     async def send(self, frame: dict[str, Any]) -> None:
         if not self.connected:
             return
         try:
-            async with asyncio.timeout(30):
+            async with self.sending, asyncio.timeout(30):
                 await self.ws.send_json(frame)
         except (TimeoutError, RuntimeError, WebSocketDisconnect, OSError):
             self.connected = False
 
     async def run(self) -> None:
+        store = self.manager.deps.store
+        after = await asyncio.to_thread(latest_change, store, self.session_id)
         await self.send({"type": "ready", "session_id": str(self.session_id)})
+        updates = asyncio.create_task(self.tell_session_updates(after))
         worker = asyncio.create_task(self.answer_in_order())
         # The worker outlives this handler (closing the socket stops nothing): hold a reference
         # until it ends, so it is never garbage-collected mid-reply.
@@ -240,11 +251,35 @@ class ChatSocket:
         try:
             await self.read_frames()
         finally:
+            updates.cancel()
             self.connected = False
             # Messages already received are still answered (nothing the user wrote is lost).
             await self.inbox.put(None)
             if worker.done():
                 worker.result()
+
+    async def tell_session_updates(self, after: int) -> None:
+        """``session_update`` frames for changes made after the socket opened, by anyone. The
+        database away pauses them (the chat goes on); they resume after the last one sent."""
+        settings = self.manager.settings
+        while self.connected:
+            follow = follow_session(
+                self.manager.deps.store,
+                self.session_id,
+                after,
+                poll_interval=settings.session_poll_seconds,
+                ping_interval=settings.stream_ping_seconds,
+            )
+            try:
+                async for update in follow:
+                    if not self.connected:
+                        return
+                    if update is not None:
+                        after = update["id"]
+                        await self.send({"type": "session_update", **update})
+            except Exception:
+                log.warning("session updates paused for a socket", exc_info=True)
+                await asyncio.sleep(1.0)
 
     async def read_frames(self) -> None:
         while True:
@@ -259,7 +294,11 @@ class ChatSocket:
             kind = frame.get("type") if isinstance(frame, dict) else None
             if kind == "message":
                 try:
-                    message = ChatIn(message=frame.get("content", ""), video_ids=frame.get("video_ids"))
+                    message = ChatIn(
+                        message=frame.get("content", ""),
+                        video_ids=frame.get("video_ids"),
+                        tools=frame.get("tools"),
+                    )
                 except ValidationError as exc:
                     await self.error("INVALID_FRAME", f"message: {exc.errors()[0]['msg']}")
                     continue
@@ -279,12 +318,32 @@ class ChatSocket:
                 if self.current is not None:
                     with contextlib.suppress(AppError):
                         await self.manager.cancel(self.user, self.current)
+            elif kind == "approve":
+                await self.approve(frame)
             elif kind == "ping":
                 await self.send({"type": "pong"})
             else:
                 await self.error(
-                    "INVALID_FRAME", "frames are JSON objects with type message, resume, cancel or ping"
+                    "INVALID_FRAME",
+                    "frames are JSON objects with type message, resume, cancel, approve or ping",
                 )
+
+    async def approve(self, frame: dict[str, Any]) -> None:
+        """A decision on a tool call the reply being streamed here waits for."""
+        try:
+            decision = ApprovalIn.model_validate({k: v for k, v in frame.items() if k != "type"})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            await self.error("INVALID_FRAME", f"approve: {where}: {first['msg']}")
+            return
+        if self.current is None:
+            await self.error("NO_REPLY_STREAMING", "no reply is streaming on this socket")
+            return
+        try:
+            await self.manager.approve(self.user, self.current, decision.call_id, decision.approve)
+        except AppError as exc:
+            await self.error(exc.code, exc.message, exc.retryable)
 
     async def enqueue(self, item: ChatIn | ResumeIn) -> None:
         if self.inbox.full():
@@ -321,7 +380,7 @@ class ChatSocket:
     async def answer(self, message: ChatIn) -> None:
         try:
             row = await self.manager.start_request(
-                self.user, self.session_id, message.message, message.video_ids
+                self.user, self.session_id, message.message, message.video_ids, tools=message.tools
             )
         except AppError as exc:
             await self.error(exc.code, exc.message, exc.retryable)

@@ -219,6 +219,13 @@ class ApiClient:
     def list_messages(self, session_id: str, limit: int | None = None, cursor: str | None = None) -> Any:
         return self.get_json(f"/v1/sessions/{path_id(session_id)}/messages", limit=limit, cursor=cursor)
 
+    def list_actions(self, session_id: str, limit: int | None = None, cursor: str | None = None) -> Any:
+        return self.get_json(f"/v1/sessions/{path_id(session_id)}/actions", limit=limit, cursor=cursor)
+
+    def undo_action(self, session_id: str, action_id: str) -> Any:
+        path = f"/v1/sessions/{path_id(session_id)}/actions/{path_id(action_id)}/undo"
+        return self._json(self.call("POST", path))
+
     # ------------------------------------------------------------------ streaming service
     def start_chat(self, session_id: str, message: str, video_ids: list[str] | None) -> Any:
         body: dict[str, Any] = {"message": message}

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Body, Path, Query, Response, status
 from pydantic import BaseModel, Field
 
 from ytresearch import __version__
-from ytresearch.services import chat, sessions, videos
+from ytresearch.services import actions, chat, sessions, videos
 from ytresearch.views import (
+    ActionOut,
     AddVideoOut,
     JobOut,
     MessageOut,
@@ -19,6 +20,7 @@ from ytresearch.views import (
     SessionDetailOut,
     SessionOut,
     SessionVideoOut,
+    ToolsMode,
     VideoOut,
 )
 from ytresearch.web.auth import ContainerDep, CurrentUser
@@ -35,6 +37,11 @@ VideoId = Annotated[str, Path(min_length=11, max_length=11, pattern=r"^[A-Za-z0-
 
 class CreateSessionIn(Strict):
     title: str | None = Field(default=None, max_length=200)
+    tools: ToolsMode | None = Field(
+        default=None,
+        description="What the research agent may do in this session's replies: auto (act), "
+        "confirm (ask first), off (no tools); null: the deployment's default.",
+    )
 
 
 class AddVideoIn(Strict):
@@ -69,7 +76,8 @@ def health(container: ContainerDep) -> Response | HealthOut:
 def create_session(
     user: CurrentUser, c: ContainerDep, body: Annotated[CreateSessionIn | None, Body()] = None
 ) -> SessionOut:
-    return sessions.create_session(c.store, c.settings, user, body.title if body else None)
+    body = body or CreateSessionIn()
+    return sessions.create_session(c.store, c.settings, user, body.title, body.tools)
 
 
 @router.get("/v1/sessions", response_model=PageOut[SessionOut], tags=["sessions"])
@@ -139,6 +147,7 @@ def get_job(job_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> JobOut:
 class SendMessageIn(Strict):
     message: Question
     video_ids: VideoIds = None
+    tools: ToolsMode | None = None  # the agent's tools for this reply; None: the session's default
 
 
 @router.post(
@@ -147,9 +156,19 @@ class SendMessageIn(Strict):
 async def send_message(
     session_id: uuid.UUID, body: SendMessageIn, user: CurrentUser, c: ContainerDep
 ) -> MessageOut:
-    """Synchronous chat: waits for the whole reply (bounded so it fits API Gateway's 30 s)."""
+    """Synchronous chat: waits for the whole reply (bounded so it fits API Gateway's 30 s). The
+    agent's tools work here too; an added video is not waited for, and "confirm" mode refuses
+    changes (approvals need a streaming chat)."""
     return await chat.chat_sync(
-        c.store, c.settings, c.chat_model, user, session_id, body.message, body.video_ids
+        c.store,
+        c.settings,
+        c.chat_model,
+        user,
+        session_id,
+        body.message,
+        body.video_ids,
+        agent=c.agent,
+        tools=body.tools,
     )
 
 
@@ -162,3 +181,21 @@ def list_messages(
     cursor: CursorQ = None,
 ) -> PageOut[MessageOut]:
     return sessions.list_messages(c.store, user, session_id, limit, cursor)
+
+
+@router.get("/v1/sessions/{session_id}/actions", response_model=PageOut[ActionOut], tags=["actions"])
+def list_actions(
+    session_id: uuid.UUID,
+    user: CurrentUser,
+    c: ContainerDep,
+    limit: Limit = 20,
+    cursor: CursorQ = None,
+) -> PageOut[ActionOut]:
+    """What the research agent did in the session (its tool calls), newest first."""
+    return actions.list_actions(c.store, user, session_id, limit, cursor)
+
+
+@router.post("/v1/sessions/{session_id}/actions/{action_id}/undo", response_model=ActionOut, tags=["actions"])
+def undo_action(session_id: uuid.UUID, action_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> ActionOut:
+    """Reverse one of the agent's actions (409 when undone already or not undoable)."""
+    return actions.undo_action(c.store, c.settings, user, session_id, action_id)

@@ -10,7 +10,8 @@ from infra.nag import acknowledge
 
 
 class AppSecrets(Construct):
-    """Exposes ``anthropic_api_key`` and ``transcript_proxy`` (None unless enabled).
+    """Exposes ``anthropic_api_key``, ``youtube_data_api_key`` and ``transcript_proxy`` (None
+    unless enabled).
 
     Both are created with a random placeholder value; an operator sets the real value once after
     the first deploy (`aws secretsmanager put-secret-value`, see the README section Deploy to AWS).
@@ -39,6 +40,21 @@ class AppSecrets(Construct):
             self.anthropic_api_key,
             "AwsSolutions-SMG4",
             "The Anthropic API key is issued in the Anthropic console; no rotation Lambda can "
+            "mint a new one, so it is rotated by hand (put-secret-value) when needed.",
+        )
+        self.youtube_data_api_key = secretsmanager.Secret(
+            self,
+            "YouTubeDataApiKey",
+            description=(
+                f"YouTube Research Tool ({environment}): YouTube Data API v3 key as a plain string, "
+                "for the research agent's search and playlist tools. Set with put-secret-value."
+            ),
+            removal_policy=removal_policy,
+        )
+        acknowledge(
+            self.youtube_data_api_key,
+            "AwsSolutions-SMG4",
+            "The YouTube Data API key is issued in the Google Cloud console; no rotation Lambda can "
             "mint a new one, so it is rotated by hand (put-secret-value) when needed.",
         )
         self.transcript_proxy: secretsmanager.Secret | None = None

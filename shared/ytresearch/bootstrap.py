@@ -15,11 +15,12 @@ from sqlalchemy import Engine, text
 from ytresearch.config import Settings, get_settings
 from ytresearch.db.engine import make_engine, make_session_factory
 from ytresearch.observability.metrics import Metrics
-from ytresearch.ports import ChatModel, JobQueue, MetadataSource, TranscriptSource
+from ytresearch.ports import ChatModel, JobQueue, MetadataSource, TranscriptSource, VideoDiscovery
 from ytresearch.repository import Store
 from ytresearch.services.users import KeyCache
 
 if TYPE_CHECKING:
+    from ytresearch.services.agent.calls import AgentDeps
     from ytresearch.web.jwt import CognitoTokenVerifier
 
 
@@ -94,6 +95,23 @@ class Container:
             http_timeout=self.settings.http_timeout_seconds,
             data_api_key=key.get_secret_value() if key else None,
         )
+
+    @cached_property
+    def discovery(self) -> VideoDiscovery:
+        """Finding videos on YouTube (the Data API), or in the bundled samples' catalog offline."""
+        from ytresearch.youtube.discovery import build_discovery
+
+        return build_discovery(self.settings, self.samples_dir)
+
+    @cached_property
+    def agent(self) -> AgentDeps | None:
+        """What the research agent's tools use, or None in a process with no ingest queue to add
+        videos with (the queue is SQS when configured, or handed in by the local run)."""
+        if self.settings.queue_backend != "sqs" and "queue" not in self.__dict__:
+            return None
+        from ytresearch.services.agent.calls import AgentDeps
+
+        return AgentDeps(store=self.store, settings=self.settings, queue=self.queue, discovery=self.discovery)
 
     @cached_property
     def token_verifier(self) -> CognitoTokenVerifier | None:

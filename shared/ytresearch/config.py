@@ -88,6 +88,15 @@ class Settings(BaseSettings):
     reply_save_timeout_seconds: float = Field(default=60.0, ge=0)
     sync_reply_save_timeout_seconds: float = Field(default=5.0, ge=0, le=20)
     context_budget_tokens: int = Field(default=150_000, ge=2_000)
+    # The research agent: what one reply may do with tools, each bound told by a limit_reached event.
+    agent_tools_default: Literal["auto", "confirm", "off"] = "auto"  # a message may choose otherwise
+    agent_max_tool_rounds: int = Field(default=8, ge=1, le=50)  # model -> tools -> model, per reply
+    agent_max_videos_per_reply: int = Field(default=5, ge=0, le=50)
+    agent_max_videos_per_session: int = Field(default=50, ge=0, le=1000)  # added by the agent, ever
+    agent_max_reply_tokens: int = Field(default=400_000, ge=1_000)  # input + output over every round
+    agent_ingest_wait_seconds: float = Field(default=60.0, ge=0, le=600)  # add_video waits this long
+    agent_approval_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)  # then: refused
+    agent_playlist_default_limit: int = Field(default=10, ge=1, le=50)
     llm_max_retries: int = Field(default=3, ge=0, le=10)
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
     breaker_failure_threshold: int = Field(
@@ -105,6 +114,8 @@ class Settings(BaseSettings):
     webshare_proxy_password: SecretStr | None = None
     proxy_secret_arn: str | None = None
     youtube_data_api_key: SecretStr | None = None
+    # On AWS: a secret holding the key (raw, or JSON {"YOUTUBE_DATA_API_KEY": ...}), read on first use.
+    youtube_data_api_key_secret_arn: str | None = None
     metadata_enabled: bool = True
     http_timeout_seconds: float = Field(default=10.0, gt=0)
     youtube_fetch_attempts: int = Field(default=3, ge=1, le=10)  # within one ingest attempt, jittered backoff
@@ -128,6 +139,7 @@ class Settings(BaseSettings):
     # Streaming service
     stream_ping_seconds: float = Field(default=15.0, gt=0)  # keeps idle connections alive behind the ALB
     stream_poll_seconds: float = Field(default=0.1, gt=0)  # cross-process followers poll the event log
+    session_poll_seconds: float = Field(default=0.5, gt=0)  # session_update followers poll their feed
     # Token deltas after the first are merged into one event per interval (or 64 characters): each
     # event costs a send per reader and a row in the event log.
     stream_coalesce_seconds: float = Field(default=0.03, ge=0, le=1.0)

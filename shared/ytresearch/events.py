@@ -1,7 +1,10 @@
 """The one event model for streams, rendered as SSE frames or WebSocket JSON.
 
 Types: stage, token, usage, complete, error, cancelled (plus `reconnect` when a draining server
-asks the client to come back). Ids are a per-request sequence starting at 1.
+asks the client to come back). The research agent adds tool_call, tool_progress, tool_result,
+approval_required, approval and limit_reached, interleaved with tokens in the order they
+happened. ``session_update`` belongs to a session's own stream, not to a reply's. Ids are a
+per-request sequence starting at 1.
 """
 
 from __future__ import annotations
@@ -10,8 +13,27 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-EventType = Literal["stage", "token", "usage", "complete", "error", "cancelled", "reconnect"]
+EventType = Literal[
+    "stage",
+    "token",
+    "usage",
+    "complete",
+    "error",
+    "cancelled",
+    "reconnect",
+    "tool_call",
+    "tool_progress",
+    "tool_result",
+    "approval_required",
+    "approval",
+    "limit_reached",
+    "session_update",
+]
 TERMINAL_TYPES = frozenset({"complete", "error", "cancelled"})
+# What the research agent did in a reply (polling clients get these in the request's status).
+AGENT_TYPES = frozenset(
+    {"tool_call", "tool_progress", "tool_result", "approval_required", "approval", "limit_reached"}
+)
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,46 @@ class MetadataSource(Protocol):
         ...
 
 
+# ---------------------------------------------------------------- finding videos
+
+
+@dataclass(frozen=True)
+class VideoCandidate:
+    """A video found on YouTube (a search hit, a playlist item, a channel upload)."""
+
+    video_id: str
+    title: str | None = None
+    channel: str | None = None
+    duration_seconds: int | None = None
+    published_at: datetime | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://www.youtube.com/watch?v={self.video_id}"
+
+
+class DiscoveryError(AppError):
+    """Finding videos failed: ``code`` says why (e.g. PLAYLIST_NOT_FOUND, DISCOVERY_UNAVAILABLE)."""
+
+    code = "DISCOVERY_ERROR"
+
+    def __init__(self, message: str, *, code: str, retryable: bool = False) -> None:
+        super().__init__(message, code=code)
+        self.retryable = retryable
+
+
+class VideoDiscovery(Protocol):
+    def search(self, query: str, max_results: int) -> list[VideoCandidate]:
+        """Videos matching ``query``, best first, at most ``max_results``. Raises DiscoveryError."""
+        ...
+
+    def expand(self, url: str, limit: int) -> list[VideoCandidate]:
+        """The videos of a playlist or channel URL (a channel: its newest uploads), at most
+        ``limit``, in the list's order. Raises DiscoveryError (INVALID_PLAYLIST_URL for a URL that
+        names neither, PLAYLIST_NOT_FOUND for one that does not exist)."""
+        ...
+
+
 # ---------------------------------------------------------------- the model
 
 
@@ -88,9 +128,40 @@ class ContentBlock:
 
 
 @dataclass(frozen=True)
+class ToolSpec:
+    """A tool the model may call: its name, what it does, and its input's JSON Schema."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolUseBlock:
+    """In an assistant message: the model asked for ``name`` with ``input`` (the API's tool_use)."""
+
+    call_id: str
+    name: str
+    input: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolResultBlock:
+    """In a user message: what a tool call returned (the API's tool_result). ``content`` is the
+    text the model reads (JSON for data); ``is_error`` tells it the call failed."""
+
+    call_id: str
+    content: str
+    is_error: bool = False
+
+
+MessageBlock = ContentBlock | ToolUseBlock | ToolResultBlock
+
+
+@dataclass(frozen=True)
 class ModelMessage:
     role: Literal["user", "assistant"]
-    content: list[ContentBlock]
+    content: list[MessageBlock]
 
 
 @dataclass(frozen=True)
@@ -101,6 +172,8 @@ class ModelRequest:
     model: str | None = None  # None: the adapter's configured model
     # What the request is for; the offline model uses it to pick its extractive strategy.
     purpose: Literal["chat", "summary"] = "chat"
+    # Tools the model may call, in a stable order (they are the start of the cached prefix).
+    tools: tuple[ToolSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,7 +204,18 @@ class StreamFinished:
     model: str
 
 
-ModelEvent = TextDelta | StreamFinished
+@dataclass(frozen=True)
+class ToolCallRequested:
+    """The model finished writing one tool call. ``input`` is the parsed JSON object, or None
+    with ``error`` saying why when the model wrote input that is not a JSON object."""
+
+    call_id: str
+    name: str
+    input: dict[str, Any] | None
+    error: str | None = None
+
+
+ModelEvent = TextDelta | ToolCallRequested | StreamFinished
 
 
 @dataclass(frozen=True)
@@ -156,8 +240,10 @@ class ChatModel(Protocol):
     name: str  # the model id used by default
 
     def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent]:
-        """Yield TextDelta events then exactly one StreamFinished. Errors before the first delta
-        are retried inside the adapter; later ones raise ModelError. Closing the iterator
+        """Yield TextDelta events (and, when ``request.tools`` is set, one ToolCallRequested per
+        finished tool call, in order) then exactly one StreamFinished (``stop_reason``
+        "tool_use" when the model waits for tool results). Errors before the first delta are
+        retried inside the adapter; later ones raise ModelError. Closing the iterator
         (``aclose``) closes the upstream connection at once."""
         ...
 

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from ytresearch.config import Settings
-from ytresearch.errors import ConfigurationError
+from ytresearch.errors import ConfigurationError, DependencyUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,45 @@ def read_json_secret(arn: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigurationError("the secret is not a JSON object")
     return data
+
+
+YOUTUBE_DATA_API_KEY_FIELD = "YOUTUBE_DATA_API_KEY"
+# Secrets Manager answers that say "not now" rather than "not like this".
+_TRANSIENT_SECRET_ERRORS = frozenset({"ThrottlingException", "InternalServiceError"})
+
+
+def read_youtube_data_api_key(arn: str) -> str:
+    """The YouTube Data API key stored in Secrets Manager (YTR_YOUTUBE_DATA_API_KEY_SECRET_ARN):
+    the secret string is the raw key or JSON ``{"YOUTUBE_DATA_API_KEY": "..."}``, like the
+    Anthropic key's secret. Raises ConfigurationError when the secret cannot serve as a key (the
+    message names the setting and never holds the value), DependencyUnavailableError when Secrets
+    Manager cannot answer right now."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    what = "the YouTube Data API key secret (YTR_YOUTUBE_DATA_API_KEY_SECRET_ARN)"
+    try:
+        secret = boto3.client("secretsmanager").get_secret_value(SecretId=arn)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in _TRANSIENT_SECRET_ERRORS:
+            raise DependencyUnavailableError(f"could not read {what} ({code})") from exc
+        raise ConfigurationError(f"could not read {what} ({code or 'ClientError'})") from exc
+    except BotoCoreError as exc:
+        raise DependencyUnavailableError(f"could not read {what} ({type(exc).__name__})") from exc
+    value = (secret.get("SecretString") or "").strip()
+    if value.startswith("{"):
+        try:
+            document = json.loads(value)
+        except ValueError:
+            raise ConfigurationError(f"{what} is not valid JSON") from None
+        key = document.get(YOUTUBE_DATA_API_KEY_FIELD) if isinstance(document, dict) else None
+        if not isinstance(key, str):
+            raise ConfigurationError(f"{what} has no {YOUTUBE_DATA_API_KEY_FIELD} field") from None
+        value = key.strip()
+    if not value:
+        raise ConfigurationError(f"{what} is empty")
+    return value
 
 
 def with_proxy_secret(settings: Settings) -> Settings:

@@ -8,9 +8,11 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from ytresearch.db.models import IngestJob, Message, ResearchSession, Video
+from ytresearch.db.models import AgentAction, IngestJob, Message, ResearchSession, SessionVideo, Video
 
 T = TypeVar("T")
+
+ToolsMode = Literal["auto", "confirm", "off"]  # what the research agent may do in a reply
 
 INGEST_STAGES = ("validating", "fetching_transcript", "fetching_metadata", "summarising", "storing")
 
@@ -87,17 +89,41 @@ class VideoOut(VideoBrief):
 
 class SessionVideoOut(VideoBrief):
     added_at: datetime
+    position: int | None = Field(
+        description="Where an organize placed it (0-based); null: not placed, so it follows the "
+        "placed videos, oldest added first. Lists come in this order."
+    )
+    group: str | None = Field(description="The group an organize put it in (a topic, a channel).")
+
+    @classmethod
+    def of_link(cls, link: SessionVideo, video: Video) -> SessionVideoOut:
+        return cls(
+            **VideoBrief.of(video).model_dump(),
+            added_at=link.added_at,
+            position=link.position,
+            group=link.group_label,
+        )
 
 
 class SessionOut(BaseModel):
     id: uuid.UUID
     title: str
+    tools: ToolsMode | None = Field(
+        description="What the research agent may do in this session's replies; null: the "
+        "deployment's default."
+    )
     created_at: datetime
     updated_at: datetime
 
     @classmethod
     def of(cls, row: ResearchSession) -> SessionOut:
-        return cls(id=row.id, title=row.title, created_at=row.created_at, updated_at=row.updated_at)
+        return cls(
+            id=row.id,
+            title=row.title,
+            tools=row.tools_mode,  # type: ignore[arg-type]  # the column holds only these values
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
 
 
 class SessionDetailOut(SessionOut):
@@ -156,6 +182,9 @@ class MessageOut(BaseModel):
     stop_reason: str | None
     error_code: str | None
     video_ids: list[str] | None
+    tool_calls: list[dict[str, Any]] | None = Field(
+        description="An assistant reply's tool calls, in the order made; null when it made none."
+    )
     created_at: datetime
 
     @classmethod
@@ -179,8 +208,50 @@ class MessageOut(BaseModel):
             stop_reason=m.stop_reason,
             error_code=m.error_code,
             video_ids=m.video_ids,
+            tool_calls=m.tool_calls,
             created_at=m.created_at,
         )
+
+
+class ActionOut(BaseModel):
+    """One tool call of the research agent, as the audit log shows it."""
+
+    id: uuid.UUID
+    session_id: uuid.UUID
+    tool: str
+    input: dict[str, Any]
+    result: dict[str, Any]
+    status: Literal["done", "failed", "refused"]
+    mutating: bool
+    undoable: bool = Field(description="It can be undone now (POST .../actions/{id}/undo).")
+    undone_at: datetime | None
+    duration_ms: int
+    request_id: uuid.UUID | None = Field(description="The chat request; null for a synchronous reply.")
+    message_id: uuid.UUID | None = Field(description="The user's message the reply answered.")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, action: AgentAction) -> ActionOut:
+        return cls(
+            id=action.id,
+            session_id=action.session_id,
+            tool=action.tool,
+            input=action.input,
+            result=action.result,
+            status=action.status,  # type: ignore[arg-type]  # the column holds only these values
+            mutating=action.mutating,
+            undoable=is_undoable(action),
+            undone_at=action.undone_at,
+            duration_ms=action.duration_ms,
+            request_id=action.request_id,
+            message_id=action.message_id,
+            created_at=action.created_at,
+        )
+
+
+def is_undoable(action: AgentAction) -> bool:
+    """Done, with something recorded to reverse it, and not reversed yet."""
+    return action.status == "done" and action.undo is not None and action.undone_at is None
 
 
 class AddVideoOut(BaseModel):
@@ -203,6 +274,11 @@ class RequestStatusOut(BaseModel):
     last_event_id: int
     message_id: uuid.UUID | None
     error: dict[str, Any] | None
+    agent_events: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="The research agent's events so far (tool_call, tool_progress, tool_result, "
+        "approval_required, approval, limit_reached), in order, each with its type and id.",
+    )
     created_at: datetime
     finished_at: datetime | None
     expires_at: datetime

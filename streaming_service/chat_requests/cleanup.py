@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import timedelta
 
 from streaming_service.chat_requests.deps import ChatRequestDeps
 from ytresearch.db.models import utcnow
@@ -14,6 +15,8 @@ from ytresearch.observability.metrics import ERRORS
 from ytresearch.services.endings import SESSION_DELETED, TAKEN_OVER, close_orphaned_request
 
 log = logging.getLogger(__name__)
+
+SESSION_CHANGES_KEPT = timedelta(hours=1)
 
 
 def close_orphan(deps: ChatRequestDeps, request_id: uuid.UUID) -> bool:
@@ -81,7 +84,7 @@ class Cleanup:
 
     async def cleanup(self) -> dict[str, int]:
         """Close abandoned requests (owner gone) and expire finished ones: their event rows are
-        deleted and a tombstone keeps answering 410."""
+        deleted and a tombstone keeps answering 410. Session changes older than an hour go too."""
         orphans = await asyncio.to_thread(self._stale_requests)
         closed = 0
         for rid in orphans:
@@ -99,4 +102,6 @@ class Cleanup:
 
     def _expire(self) -> list[uuid.UUID]:
         with self.deps.store.transaction() as repo:
+            # Session changes are only followed live (or resumed within minutes): an hour is ample.
+            repo.delete_session_changes_before(utcnow() - SESSION_CHANGES_KEPT)
             return repo.expire_chat_requests(utcnow())

@@ -14,6 +14,7 @@ from ytresearch.config import Settings
 from ytresearch.observability.metrics import ACTIVE_STREAMS, Metrics
 from ytresearch.ports import ChatModel
 from ytresearch.repository import Store
+from ytresearch.services.agent.calls import AgentDeps
 
 
 def process_id() -> str:
@@ -46,6 +47,7 @@ class ChatRequestDeps:
     owner: str  # this process, as the chat_requests rows it runs name it
     live: LiveRequests
     gauge: ActiveStreamsGauge
+    agent: AgentDeps | None = None  # the research agent's tools; None: replies offer no tools
 
     @property
     def keep_for(self) -> timedelta:

@@ -24,9 +24,12 @@ from ytresearch.events import StreamEvent
 from ytresearch.observability.metrics import Metrics, NullMetrics
 from ytresearch.ports import ChatModel
 from ytresearch.repository import Store
+from ytresearch.services.agent.approvals import Decision, decide
+from ytresearch.services.agent.calls import AgentDeps
+from ytresearch.services.context import ChatQuestion
 from ytresearch.services.endings import SHUTDOWN
 from ytresearch.services.users import AuthUser
-from ytresearch.views import RequestStatusOut
+from ytresearch.views import RequestStatusOut, ToolsMode
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,7 @@ class ChatRequestManager:
         heartbeat_interval: float = 1.0,
         metrics: Metrics | None = None,
         gauge_interval: float = 60.0,
+        agent: AgentDeps | None = None,
     ) -> None:
         metrics = metrics or NullMetrics()
         live = LiveRequests()
@@ -57,6 +61,7 @@ class ChatRequestManager:
             live=live,
             # ActiveStreams is also sent every gauge_interval seconds when unchanged
             gauge=ActiveStreamsGauge(metrics, live, gauge_interval),
+            agent=agent,
         )
         self.event_log = EventLog(self.deps, persist_interval)
         self.runner = RequestRunner(self.deps, self.event_log)
@@ -127,14 +132,23 @@ class ChatRequestManager:
 
     # ------------------------------------------------------------------ what the routes call
     async def start_request(
-        self, user: AuthUser, session_id: uuid.UUID, message: str, video_ids: Sequence[str] | None
+        self,
+        user: AuthUser,
+        session_id: uuid.UUID,
+        message: str,
+        video_ids: Sequence[str] | None,
+        *,
+        tools: ToolsMode | None = None,
     ) -> ChatRequest:
         """Check limits, save the user's message, record the request and start generating."""
         if self.draining:
             raise DependencyUnavailableError(
                 "this server is shutting down; retry and you will reach another", code="SERVICE_DRAINING"
             )
-        return await self.runner.start(user, session_id, message, video_ids)
+        question = ChatQuestion(
+            user=user, session_id=session_id, text=message, video_ids=video_ids, tools=tools
+        )
+        return await self.runner.start(question)
 
     async def get_request(self, user: AuthUser, request_id: uuid.UUID) -> ChatRequest:
         return await self.readers.get_request(user, request_id)
@@ -150,6 +164,10 @@ class ChatRequestManager:
 
     async def cancel(self, user: AuthUser, request_id: uuid.UUID) -> str:
         return await self.readers.cancel(user, request_id)
+
+    async def approve(self, user: AuthUser, request_id: uuid.UUID, call_id: str, approve: bool) -> Decision:
+        """A decision on a tool call waiting in this reply, whichever process runs it."""
+        return await asyncio.to_thread(decide, self.deps.store, user, request_id, call_id, approve)
 
     async def heartbeat(self) -> None:
         await self.cleaner.heartbeat()

@@ -17,7 +17,7 @@ from streaming_service.chat_requests.deps import ChatRequestDeps
 from streaming_service.chat_requests.live import LiveRequest
 from ytresearch.db.models import ChatEvent, ChatRequest, utcnow
 from ytresearch.errors import GoneError, NotFoundError
-from ytresearch.events import StreamEvent
+from ytresearch.events import AGENT_TYPES, StreamEvent
 from ytresearch.repository import ACTIVE_REQUEST_STATUSES
 from ytresearch.repository.chat_requests import FINAL_REQUEST_STATUSES
 from ytresearch.services.endings import message_id_of, status_of
@@ -164,6 +164,7 @@ class Readers:
             last_event_id=events[-1].id or 0 if events else 0,
             message_id=message_id_of(terminal) if terminal else None,
             error=error,
+            agent_events=[e.ws() for e in events if e.type in AGENT_TYPES],
             created_at=row.created_at,
             finished_at=row.finished_at,
             expires_at=row.expires_at,

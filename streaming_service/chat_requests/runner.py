@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
-from collections.abc import Sequence
 
 from streaming_service.chat_requests.deps import ChatRequestDeps
 from streaming_service.chat_requests.event_log import EventLog
@@ -15,10 +13,10 @@ from streaming_service.chat_requests.live import LiveRequest
 from ytresearch.db.models import ChatRequest, utcnow
 from ytresearch.errors import DependencyUnavailableError
 from ytresearch.observability.metrics import CHAT_REPLIES, ERRORS, code_dimension
+from ytresearch.services.agent.loop import Agent
 from ytresearch.services.chat import run_turn
 from ytresearch.services.context import ChatQuestion, ContextDeps, PreparedTurn, prepare_turn_in
 from ytresearch.services.endings import CANCELLED, ending_event, internal_error, status_of
-from ytresearch.services.users import AuthUser
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +28,7 @@ class RequestRunner:
         self.deps = deps
         self.event_log = event_log
 
-    async def start(
-        self, user: AuthUser, session_id: uuid.UUID, message: str, video_ids: Sequence[str] | None
-    ) -> ChatRequest:
+    async def start(self, question: ChatQuestion) -> ChatRequest:
         # A paused model (its circuit breaker opened) is refused fast, before any work.
         if (wait := self.deps.model.paused_for()) is not None:
             raise DependencyUnavailableError(
@@ -40,29 +36,34 @@ class RequestRunner:
                 code="MODEL_CIRCUIT_OPEN",
                 details={"retry_after": wait},
             )
-        row, turn = await asyncio.to_thread(self.begin, user, session_id, message, video_ids)
-        live = LiveRequest(id=row.id, user_id=user.id, wrote=self.event_log.dirty)
+        row, turn = await asyncio.to_thread(self.begin, question)
+        live = LiveRequest(id=row.id, user_id=question.user.id, wrote=self.event_log.dirty)
         self.deps.live[row.id] = live
-        live.task = asyncio.create_task(self._run(live, turn), name=f"chat-{row.id}")
+        agent = self.deps.agent
+        with_tools = Agent.for_turn(agent, question.user, turn, row.id) if agent is not None else None
+        live.task = asyncio.create_task(self._run(live, turn, with_tools), name=f"chat-{row.id}")
         log.info("chat request %s started", row.id, extra={"chat_request_id": str(row.id)})
         self.deps.gauge.send()
         return row
 
-    def begin(
-        self, user: AuthUser, session_id: uuid.UUID, message: str, video_ids: Sequence[str] | None
-    ) -> tuple[ChatRequest, PreparedTurn]:
+    def begin(self, question: ChatQuestion) -> tuple[ChatRequest, PreparedTurn]:
         """One transaction: the limits, the user's message and context, the request row."""
         settings = self.deps.settings
         now = utcnow()
         with self.deps.store.transaction() as repo:
             turn = prepare_turn_in(
                 repo,
-                ContextDeps(settings=settings, model=self.deps.model, max_tokens=settings.chat_max_tokens),
-                ChatQuestion(user=user, session_id=session_id, text=message, video_ids=video_ids),
+                ContextDeps(
+                    settings=settings,
+                    model=self.deps.model,
+                    max_tokens=settings.chat_max_tokens,
+                    agent=self.deps.agent is not None,
+                ),
+                question,
                 limit_active=True,
             )
             row = repo.add_chat_request(
-                user_id=user.id,
+                user_id=question.user.id,
                 session_id=turn.session_id,
                 user_message_id=turn.user_message_id,
                 video_ids=turn.video_ids,
@@ -74,7 +75,7 @@ class RequestRunner:
             )
             return row, turn
 
-    async def _run(self, live: LiveRequest, turn: PreparedTurn) -> None:
+    async def _run(self, live: LiveRequest, turn: PreparedTurn, agent: Agent | None) -> None:
         settings = self.deps.settings
         try:
             await run_turn(
@@ -85,6 +86,7 @@ class RequestRunner:
                 coalesce_interval=settings.stream_coalesce_seconds,
                 save_timeout=settings.reply_save_timeout_seconds,
                 reference=str(live.id),
+                agent=agent,
             )
         except asyncio.CancelledError:
             # A cancel that landed outside the engine's own handling (e.g. before it started):

@@ -8,20 +8,37 @@
   ``content_block_start``, ``ping``, one ``content_block_delta`` (``text_delta``) per chunk,
   ``content_block_stop``, ``message_delta``, ``message_stop``, each framed as
   ``event: NAME\\ndata: JSON\\n\\n``;
+* tool use: a ``Reply`` with ``tool_calls`` answers with the text block (if any text) and then one
+  ``tool_use`` block per call, each at its own index: ``content_block_start`` with
+  ``{"type": "tool_use", "id": "toolu_...", "name": ..., "input": {}}``, the input JSON in
+  ``input_json_delta`` pieces (``partial_json``), ``content_block_stop``; the stop reason is
+  ``tool_use`` and the output usage counts the JSON. ``ToolCall.raw_json`` sends any text as the
+  JSON (malformed input, as a model can write it). Non-streaming replies carry the same
+  ``tool_use`` blocks in ``content``;
 * errors as ``{"type": "error", "error": {"type": ..., "message": ...}, "request_id": ...}``
   with the API's statuses (429 with ``retry-after``, 529 overloaded, 500 ...), and mid-stream
   ``event: error`` frames;
 * the API key (``x-api-key``, or ``Authorization: Bearer`` as anthropic 2.x sends it) and the
   ``anthropic-version`` header are checked (401 / 400 like the real API),
-  and so are a few request rules that the real API enforces and an adapter can get wrong
-  (at most 4 ``cache_control`` blocks, no empty text blocks, required fields);
+  and so are the request rules that the real API enforces and an adapter can get wrong, with
+  400 ``invalid_request_error`` messages close to the API's: at most 4 ``cache_control`` blocks,
+  no empty text blocks, required fields; ``tools`` (names matching ``^[a-zA-Z0-9_-]{1,64}$`` and
+  unique, an object ``input_schema``, a string description); ``tool_use`` blocks only in
+  assistant messages and ``tool_result`` blocks only in user messages; every ``tool_use`` answered
+  by a ``tool_result`` at the start of the very next (user) message, and every ``tool_result``
+  answering a ``tool_use`` of the message just before;
 * prompt caching is accounted for: the first request with a ``cache_control``-marked prefix
   reports ``cache_creation_input_tokens``, a later request with the same prefix reports
-  ``cache_read_input_tokens`` (tokens are estimated as ``ceil(len(text) / 4)``).
+  ``cache_read_input_tokens``. The prefix is tools, then system, then messages, as on the API;
+  tokens are estimated as ``ceil(len(text) / 4)`` of each block's text (a tool: its JSON
+  definition; a ``tool_use``: its name and input JSON; a ``tool_result``: its content).
 
 Tests script what happens next with a FIFO of behaviours, consumed one per accepted request::
 
     fake.enqueue(ErrorReply(status=429, retry_after=0), Reply(text="Hello", chunk_size=2))
+    fake.enqueue(Reply(text="Let me look.", tool_calls=(ToolCall("search", {"q": "solar"}),)))
+    fake.enqueue(DropConnection(text="", tool_calls=(ToolCall("search", {"q": "x"}),),
+                                after_tool_chunks=1))  # fails in the middle of the tool's JSON
 
 and read what the client did from ``fake.requests`` (headers and parsed JSON body of every
 request), ``fake.disconnects`` (streams the *client* closed before the end, with the monotonic
@@ -39,6 +56,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import socket
 import threading
 import time
@@ -62,11 +80,14 @@ __all__ = [
     "MidStreamError",
     "RecordedRequest",
     "Reply",
+    "ToolCall",
     "estimate_tokens",
 ]
 
 DEFAULT_API_KEY = "sk-ant-test-key"
 MAX_CACHE_BREAKPOINTS = 4  # the real API rejects a request with more
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+TOOL_USE_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
 
 # The error ``type`` the real API uses for each status.
 ERROR_TYPES: dict[int, str] = {
@@ -104,6 +125,10 @@ def _request_id() -> str:
     return "req_fake_" + uuid.uuid4().hex[:24]
 
 
+def _tool_use_id() -> str:
+    return "toolu_" + uuid.uuid4().hex[:24]
+
+
 # ---------------------------------------------------------------- scripted behaviours
 
 
@@ -113,13 +138,37 @@ def _split(text: str, chunk_size: int) -> list[str]:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """One tool call the model makes: a ``tool_use`` block after the reply's text. ``input`` is
+    sent as JSON (``None``: ``{}``) in ``chunk_size``-character ``input_json_delta`` pieces;
+    ``raw_json`` sends that exact text instead (e.g. malformed JSON, or ``""`` for no deltas).
+    ``id`` defaults to a fresh ``toolu_<24 hex>``. In a non-streaming reply the block's ``input``
+    is the parsed JSON, or the raw text when it does not parse."""
+
+    name: str
+    input: dict[str, Any] | None = None
+    id: str | None = None
+    raw_json: str | None = None
+    chunk_size: int = 12
+
+    @property
+    def json_text(self) -> str:
+        return self.raw_json if self.raw_json is not None else json.dumps(self.input or {})
+
+    def json_chunks(self) -> list[str]:
+        return _split(self.json_text, self.chunk_size)
+
+
+@dataclass(frozen=True)
 class Reply:
     """A successful answer. ``text`` is streamed in ``chunk_size``-character deltas (or exactly
-    ``chunks`` when given). ``delay_headers`` waits before the response headers,
-    ``delay_first`` before the first text delta (after ``message_start``), ``delay_per_chunk``
-    before each later delta (``None``: the server's ``chunks_per_second`` pace, else none).
-    ``usage`` overrides any of the computed usage fields (``input_tokens``, ``output_tokens``,
-    ``cache_read_input_tokens``, ``cache_creation_input_tokens``)."""
+    ``chunks`` when given), then each of ``tool_calls`` as a ``tool_use`` block.
+    ``delay_headers`` waits before the response headers, ``delay_first`` before the first delta
+    (after ``message_start``), ``delay_per_chunk`` before each later delta, text or tool JSON
+    (``None``: the server's ``chunks_per_second`` pace, else none). ``usage`` overrides any of
+    the computed usage fields (``input_tokens``, ``output_tokens``, ``cache_read_input_tokens``,
+    ``cache_creation_input_tokens``). ``stop_reason`` None: ``"tool_use"`` when there are tool
+    calls, else ``"end_turn"`` (``"max_tokens"`` whenever ``max_tokens`` cut the reply short)."""
 
     text: str = "Hello from the fake Claude."
     chunk_size: int = 8
@@ -128,12 +177,19 @@ class Reply:
     delay_first: float = 0.0
     delay_per_chunk: float | None = None
     usage: Mapping[str, int] | None = None
-    stop_reason: str = "end_turn"
+    stop_reason: str | None = None
     stop_sequence: str | None = None
     model: str | None = None  # None: echo the requested model
+    tool_calls: tuple[ToolCall, ...] = ()
 
     def text_chunks(self) -> list[str]:
         return list(self.chunks) if self.chunks is not None else _split(self.text, self.chunk_size)
+
+    @property
+    def resolved_stop_reason(self) -> str:
+        if self.stop_reason is not None:
+            return self.stop_reason
+        return "tool_use" if self.tool_calls else "end_turn"
 
 
 @dataclass(frozen=True)
@@ -159,20 +215,26 @@ class ErrorReply:
 @dataclass(frozen=True)
 class DropConnection:
     """Start a normal stream, send ``after_chunks`` text deltas, then abruptly close the TCP
-    connection (no terminating chunk, no ``message_stop``). On a non-streaming request the
-    connection is dropped after the headers and part of the body."""
+    connection (no terminating chunk, no ``message_stop``). With ``after_tool_chunks`` set, the
+    whole text goes out and the drop comes after that many ``input_json_delta`` deltas, counted
+    across ``tool_calls`` in order (a finished call's ``content_block_stop`` goes out before the
+    next call starts; 0: right after the first call's ``content_block_start``). On a
+    non-streaming request the connection is dropped after the headers and part of the body."""
 
     after_chunks: int = 0
     text: str = "This answer is going to be cut off somewhere in the middle, sorry."
     chunk_size: int = 8
     delay_per_chunk: float | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    after_tool_chunks: int | None = None
 
 
 @dataclass(frozen=True)
 class MidStreamError:
     """Start a normal stream (HTTP 200), send ``after_chunks`` text deltas, then an
     ``event: error`` frame (``overloaded_error`` by default) and end the response, as the real
-    API does when it fails after the headers went out."""
+    API does when it fails after the headers went out. ``tool_calls`` and ``after_tool_chunks``
+    fail in the middle of the tool calls instead, as for ``DropConnection``."""
 
     after_chunks: int = 0
     error_type: str = "overloaded_error"
@@ -180,6 +242,8 @@ class MidStreamError:
     text: str = "This answer is going to fail somewhere in the middle, sorry."
     chunk_size: int = 8
     delay_per_chunk: float | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    after_tool_chunks: int | None = None
 
 
 Behaviour = Reply | ErrorReply | DropConnection | MidStreamError
@@ -232,6 +296,55 @@ class _Block:
     text: str
     cached: bool
     identity: str  # canonical JSON of the block without its cache_control mark
+
+
+def _cut(chunks: list[str], budget: int) -> tuple[list[str], bool]:
+    """The chunks that fit in ``budget`` characters (the last one shortened), and whether any
+    were cut."""
+    if sum(len(c) for c in chunks) <= budget:
+        return chunks, False
+    kept: list[str] = []
+    used = 0
+    for chunk in chunks:
+        if used + len(chunk) > budget:
+            if budget - used > 0:
+                kept.append(chunk[: budget - used])
+            break
+        kept.append(chunk)
+        used += len(chunk)
+    return kept, True
+
+
+@dataclass
+class _ToolUse:
+    """One tool_use block of a reply, as sent."""
+
+    id: str
+    name: str
+    json_chunks: list[str]
+
+    def parsed_input(self) -> Any:
+        """The block's ``input`` in a non-streaming reply: the JSON, or the raw text when it does
+        not parse (the real API parses it server-side; a fake can only pass it on)."""
+        raw = "".join(self.json_chunks)
+        try:
+            return json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            return raw
+
+
+@dataclass
+class _Output:
+    """What a reply writes: its text, its tool calls and why it stopped."""
+
+    text_chunks: list[str]
+    tool_uses: list[_ToolUse]
+    stop_reason: str
+
+    @property
+    def written(self) -> str:
+        """Everything the model wrote (for the output token count)."""
+        return "".join(self.text_chunks) + "".join(c for use in self.tool_uses for c in use.json_chunks)
 
 
 # ---------------------------------------------------------------- the server
@@ -509,6 +622,8 @@ class FakeAnthropic:
     # ------------------------------------------------------------ request rules
 
     def _validate(self, body: dict[str, Any], *, count_only: bool) -> list[_Block]:
+        """The request's blocks in prefix order (tools, system, messages), or _RequestRejected
+        for what the real API answers with 400."""
         if not count_only and not isinstance(body.get("max_tokens"), int):
             raise _RequestRejected(400, "max_tokens: Field required")
         if not isinstance(body.get("model"), str) or not body["model"]:
@@ -517,7 +632,7 @@ class FakeAnthropic:
         if not isinstance(messages, list) or not messages:
             raise _RequestRejected(400, "messages: at least one message is required")
 
-        blocks: list[_Block] = []
+        blocks = self._tools(body.get("tools"))
         system = body.get("system")
         if isinstance(system, str):
             blocks.append(_Block(system, False, json.dumps(["system", system])))
@@ -549,6 +664,11 @@ class FakeAnthropic:
                     blocks.append(self._block(block, f"messages.{m}.content.{i}", role))
             else:
                 raise _RequestRejected(400, f"messages.{m}.content: Field required")
+        uses_tools = self._check_tool_pairing(messages)
+        if uses_tools and not body.get("tools"):
+            raise _RequestRejected(
+                400, "Requests which include `tool_use` or `tool_result` blocks must define tools."
+            )
 
         marked = sum(1 for b in blocks if b.cached)
         if marked > MAX_CACHE_BREAKPOINTS:
@@ -560,19 +680,184 @@ class FakeAnthropic:
         return blocks
 
     @staticmethod
-    def _block(block: Any, where: str, role: str) -> _Block:
-        if not isinstance(block, dict) or block.get("type") != "text":
-            raise _RequestRejected(400, f"{where}: only text blocks are supported by the fake")
-        text = block.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise _RequestRejected(400, f"{where}: text content blocks must contain non-whitespace text")
+    def _cache_mark(block: dict[str, Any], where: str) -> bool:
         cache_control = block.get("cache_control")
         if cache_control is not None and (
             not isinstance(cache_control, dict) or cache_control.get("type") != "ephemeral"
         ):
             raise _RequestRejected(400, f"{where}.cache_control: Input tag must be 'ephemeral'")
+        return cache_control is not None
+
+    def _tools(self, tools: Any) -> list[_Block]:
+        """The tool definitions as prefix blocks (they come first in the cached prefix)."""
+        if tools is None:
+            return []
+        if not isinstance(tools, list):
+            raise _RequestRejected(400, "tools: Input should be a valid list")
+        blocks: list[_Block] = []
+        names: list[str] = []
+        for i, tool in enumerate(tools):
+            if not isinstance(tool, dict):
+                raise _RequestRejected(400, f"tools.{i}: Input should be a valid dictionary")
+            if tool.get("type") not in (None, "custom"):
+                raise _RequestRejected(400, f"tools.{i}.type: the fake supports only custom (client) tools")
+            where = f"tools.{i}.custom"
+            name = tool.get("name")
+            if name is None:
+                raise _RequestRejected(400, f"{where}.name: Field required")
+            if not isinstance(name, str) or not TOOL_NAME.fullmatch(name):
+                raise _RequestRejected(
+                    400, f"{where}.name: String should match pattern '{TOOL_NAME.pattern}'"
+                )
+            if "description" in tool and not isinstance(tool["description"], str):
+                raise _RequestRejected(400, f"{where}.description: Input should be a valid string")
+            schema = tool.get("input_schema")
+            if schema is None:
+                raise _RequestRejected(400, f"{where}.input_schema: Field required")
+            if not isinstance(schema, dict):
+                raise _RequestRejected(400, f"{where}.input_schema: Input should be a valid dictionary")
+            if schema.get("type") != "object":
+                raise _RequestRejected(400, f"{where}.input_schema.type: Input should be 'object'")
+            names.append(name)
+            cached = self._cache_mark(tool, where)
+            definition = json.dumps({k: v for k, v in tool.items() if k != "cache_control"}, sort_keys=True)
+            blocks.append(_Block(definition, cached, json.dumps(["tool", definition])))
+        if len(set(names)) != len(names):
+            raise _RequestRejected(400, "tools: Tool names must be unique.")
+        return blocks
+
+    @classmethod
+    def _block(cls, block: Any, where: str, role: str) -> _Block:
+        if not isinstance(block, dict):
+            raise _RequestRejected(400, f"{where}: Input should be a valid dictionary")
+        kind = block.get("type")
+        if kind == "text":
+            text = cls._text(block, where)
+        elif kind == "tool_use":
+            text = cls._tool_use(block, where, role)
+        elif kind == "tool_result":
+            text = cls._tool_result(block, where, role)
+        else:
+            raise _RequestRejected(
+                400, f"{where}: only text, tool_use and tool_result blocks are supported by the fake"
+            )
+        cached = cls._cache_mark(block, where)
         identity = {k: v for k, v in block.items() if k != "cache_control"}
-        return _Block(text, cache_control is not None, json.dumps([role, identity], sort_keys=True))
+        return _Block(text, cached, json.dumps([role, identity], sort_keys=True))
+
+    @staticmethod
+    def _text(block: dict[str, Any], where: str) -> str:
+        text = block.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise _RequestRejected(400, f"{where}: text content blocks must contain non-whitespace text")
+        return text
+
+    @staticmethod
+    def _tool_use(block: dict[str, Any], where: str, role: str) -> str:
+        if role != "assistant":
+            raise _RequestRejected(400, f"{where}: `tool_use` blocks can only be in `assistant` messages")
+        call_id, name, tool_input = block.get("id"), block.get("name"), block.get("input")
+        if not isinstance(call_id, str) or not TOOL_USE_ID.fullmatch(call_id):
+            raise _RequestRejected(
+                400, f"{where}.tool_use.id: String should match pattern '{TOOL_USE_ID.pattern}'"
+            )
+        if not isinstance(name, str) or not name:
+            raise _RequestRejected(400, f"{where}.tool_use.name: Field required")
+        if not isinstance(tool_input, dict):
+            raise _RequestRejected(400, f"{where}.tool_use.input: Input should be a valid dictionary")
+        return name + json.dumps(tool_input)
+
+    @classmethod
+    def _tool_result(cls, block: dict[str, Any], where: str, role: str) -> str:
+        if role != "user":
+            raise _RequestRejected(400, f"{where}: `tool_result` blocks can only be in `user` messages")
+        if not isinstance(block.get("tool_use_id"), str):
+            raise _RequestRejected(400, f"{where}.tool_result.tool_use_id: Field required")
+        content = block.get("content", "")
+        if isinstance(content, str):
+            text = content
+        elif isinstance(content, list):
+            parts = []
+            for j, item in enumerate(content):
+                if not isinstance(item, dict) or item.get("type") != "text":
+                    raise _RequestRejected(
+                        400,
+                        f"{where}.tool_result.content.{j}: only text blocks are supported by the fake",
+                    )
+                parts.append(cls._text(item, f"{where}.tool_result.content.{j}"))
+            text = "\n".join(parts)
+        else:
+            raise _RequestRejected(
+                400, f"{where}.tool_result.content: Input should be a valid string or a valid list"
+            )
+        is_error = block.get("is_error")
+        if is_error is not None and not isinstance(is_error, bool):
+            raise _RequestRejected(400, f"{where}.tool_result.is_error: Input should be a valid boolean")
+        if is_error and not text.strip():
+            raise _RequestRejected(400, f"{where}.tool_result: content cannot be empty if `is_error` is true")
+        return text
+
+    @staticmethod
+    def _check_tool_pairing(messages: list[dict[str, Any]]) -> bool:
+        """The API's rules for pairing calls with results (blocks already validated): every
+        tool_use id of an assistant message is answered by a tool_result at the start of the very
+        next message, and every tool_result answers a tool_use of the message just before. True
+        when the request has any tool block."""
+        seen_ids: set[str] = set()
+        calls: list[str] = []  # tool_use ids of the previous message
+        any_tool_blocks = False
+        for m, message in enumerate(messages):
+            content = message["content"] if isinstance(message["content"], list) else []
+            leading: set[str] = set()  # answered by the tool_result blocks the message starts with
+            for block in content:
+                if block["type"] != "tool_result":
+                    break
+                leading.add(block["tool_use_id"])
+            answered: set[str] = set()
+            for i, block in enumerate(content):
+                if block["type"] != "tool_result":
+                    continue
+                any_tool_blocks = True
+                call_id = block["tool_use_id"]
+                if call_id not in calls:
+                    raise _RequestRejected(
+                        400,
+                        f"messages.{m}.content.{i}: unexpected `tool_use_id` found in `tool_result` "
+                        f"blocks: {call_id}. Each `tool_result` block must have a corresponding "
+                        "`tool_use` block in the previous message.",
+                    )
+                if call_id in answered:
+                    raise _RequestRejected(
+                        400,
+                        f"messages.{m}.content.{i}: each tool_use must have a single result. "
+                        f"Found multiple `tool_result` blocks with id: {call_id}",
+                    )
+                answered.add(call_id)
+            missing = [call_id for call_id in calls if call_id not in leading]
+            if missing:
+                raise _RequestRejected(
+                    400,
+                    f"messages.{m - 1}: `tool_use` ids were found without `tool_result` blocks "
+                    f"immediately after: {', '.join(missing)}. Each `tool_use` block must have a "
+                    "corresponding `tool_result` block in the next message.",
+                )
+            calls = []
+            for i, block in enumerate(content):
+                if block["type"] != "tool_use":
+                    continue
+                any_tool_blocks = True
+                if block["id"] in seen_ids:
+                    raise _RequestRejected(400, f"messages.{m}.content.{i}: `tool_use` ids must be unique")
+                seen_ids.add(block["id"])
+                calls.append(block["id"])
+        if calls:
+            raise _RequestRejected(
+                400,
+                f"messages.{len(messages) - 1}: `tool_use` ids were found without `tool_result` "
+                f"blocks immediately after: {', '.join(calls)}. Each `tool_use` block must have a "
+                "corresponding `tool_result` block in the next message.",
+            )
+        return any_tool_blocks
 
     # ------------------------------------------------------------ usage and prompt caching
 
@@ -607,9 +892,11 @@ class FakeAnthropic:
             "cache_read_input_tokens": read,
         }
 
-    def _usage(self, body: dict[str, Any], blocks: list[_Block], reply: Reply, text: str) -> dict[str, Any]:
+    def _usage(
+        self, body: dict[str, Any], blocks: list[_Block], reply: Reply, output: _Output
+    ) -> dict[str, Any]:
         usage: dict[str, Any] = self._input_usage(body["model"], blocks)
-        usage["output_tokens"] = max(1, estimate_tokens(text))
+        usage["output_tokens"] = max(1, estimate_tokens(output.written))
         if reply.usage:
             usage.update(reply.usage)
         usage["cache_creation"] = {
@@ -629,28 +916,33 @@ class FakeAnthropic:
                 content = message.get("content")
                 if isinstance(content, str):
                     question = content
-                elif isinstance(content, list) and content:
-                    question = str(content[-1].get("text", ""))
+                elif isinstance(content, list):
+                    texts = [b.get("text", "") for b in content if b.get("type") == "text"]
+                    question = str(texts[-1]) if texts else ""
                 break
         snippet = " ".join(question.split())[:120]
         return Reply(text=f"This is the fake Claude answering: {snippet}")
 
     @staticmethod
-    def _truncate(body: dict[str, Any], chunks: list[str], stop_reason: str) -> tuple[list[str], str]:
-        """Honour max_tokens like the real API: stop early with stop_reason "max_tokens"."""
-        limit = int(body["max_tokens"]) * 4
-        if sum(len(c) for c in chunks) <= limit:
-            return chunks, stop_reason
-        kept: list[str] = []
-        used = 0
-        for chunk in chunks:
-            if used + len(chunk) > limit:
-                if limit - used > 0:
-                    kept.append(chunk[: limit - used])
+    def _output(body: dict[str, Any], behaviour: Reply | DropConnection | MidStreamError) -> _Output:
+        """What the reply writes. A Reply honours max_tokens like the real API: it stops early
+        (within the text, or within a tool call's JSON) with stop_reason "max_tokens"."""
+        if not isinstance(behaviour, Reply):
+            calls = [_ToolUse(c.id or _tool_use_id(), c.name, c.json_chunks()) for c in behaviour.tool_calls]
+            stop_reason = "tool_use" if calls else "end_turn"
+            return _Output(_split(behaviour.text, behaviour.chunk_size), calls, stop_reason)
+        budget = int(body["max_tokens"]) * 4
+        text_chunks, cut = _cut(behaviour.text_chunks(), budget)
+        budget -= sum(len(c) for c in text_chunks)
+        tool_uses: list[_ToolUse] = []
+        for call in behaviour.tool_calls:
+            if cut or budget <= 0:
+                cut = True
                 break
-            kept.append(chunk)
-            used += len(chunk)
-        return kept, "max_tokens"
+            json_chunks, cut = _cut(call.json_chunks(), budget)
+            budget -= sum(len(c) for c in json_chunks)
+            tool_uses.append(_ToolUse(call.id or _tool_use_id(), call.name, json_chunks))
+        return _Output(text_chunks, tool_uses, "max_tokens" if cut else behaviour.resolved_stop_reason)
 
     def _message_id(self) -> str:
         return "msg_fake_" + uuid.uuid4().hex[:24]
@@ -675,17 +967,22 @@ class FakeAnthropic:
             return
         assert isinstance(behaviour, Reply)
         await asyncio.sleep(behaviour.delay_headers + behaviour.delay_first)
-        chunks, stop_reason = self._truncate(body, behaviour.text_chunks(), behaviour.stop_reason)
-        text = "".join(chunks)
+        output = self._output(body, behaviour)
+        text = "".join(output.text_chunks)
+        content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+        content += [
+            {"type": "tool_use", "id": use.id, "name": use.name, "input": use.parsed_input()}
+            for use in output.tool_uses
+        ]
         message = {
             "id": self._message_id(),
             "type": "message",
             "role": "assistant",
             "model": behaviour.model or body["model"],
-            "content": [{"type": "text", "text": text}] if text else [],
-            "stop_reason": stop_reason,
+            "content": content,
+            "stop_reason": output.stop_reason,
             "stop_sequence": behaviour.stop_sequence,
-            "usage": self._usage(body, blocks, behaviour, text),
+            "usage": self._usage(body, blocks, behaviour, output),
         }
         await self._send_json(send, 200, message)
 
@@ -762,20 +1059,22 @@ class FakeAnthropic:
         send: Callable[[dict[str, Any]], Awaitable[None]],
         mark_complete: Callable[[], None],
     ) -> None:
+        output = self._output(body, behaviour)
+        text_limit = len(output.text_chunks)
+        json_limit: int | None = None  # input_json_delta deltas before a scripted failure
         if isinstance(behaviour, Reply):
             reply = behaviour
-            chunks, stop_reason = self._truncate(body, reply.text_chunks(), reply.stop_reason)
-            limit = len(chunks)
         else:
             reply = Reply(
                 text=behaviour.text,
                 chunk_size=behaviour.chunk_size,
                 delay_per_chunk=behaviour.delay_per_chunk,
             )
-            chunks, stop_reason = reply.text_chunks(), reply.stop_reason
-            limit = min(behaviour.after_chunks, len(chunks))
-        text = "".join(chunks)
-        usage = self._usage(body, blocks, reply, text)
+            if behaviour.after_tool_chunks is None:
+                text_limit = min(behaviour.after_chunks, text_limit)
+            else:
+                json_limit = behaviour.after_tool_chunks
+        usage = self._usage(body, blocks, reply, output)
 
         await asyncio.sleep(reply.delay_headers)
         await send(
@@ -794,6 +1093,40 @@ class FakeAnthropic:
             frame = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
             await send({"type": "http.response.body", "body": frame, "more_body": True})
 
+        async def fail() -> None:
+            if isinstance(behaviour, DropConnection):
+                await asyncio.sleep(0)
+                raise _AbortConnection("scripted drop")
+            assert isinstance(behaviour, MidStreamError)
+            await event(
+                "error",
+                {
+                    "type": "error",
+                    "error": {"type": behaviour.error_type, "message": behaviour.message},
+                    "request_id": _request_id(),
+                },
+            )
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        pace = self._pace(reply.delay_per_chunk)
+        deltas_sent = 0
+
+        async def delta(index: int, payload: dict[str, Any]) -> None:
+            nonlocal deltas_sent
+            # sleep(0) still yields, keeping many streams fair
+            await asyncio.sleep(reply.delay_first if deltas_sent == 0 else pace)
+            deltas_sent += 1
+            await event(
+                "content_block_delta", {"type": "content_block_delta", "index": index, "delta": payload}
+            )
+
+        async def block_start(index: int, block: dict[str, Any]) -> None:
+            await event(
+                "content_block_start", {"type": "content_block_start", "index": index, "content_block": block}
+            )
+            if index == 0:
+                await event("ping", {"type": "ping"})
+
         start_usage = {**usage, "output_tokens": 1}
         await event(
             "message_start",
@@ -811,46 +1144,36 @@ class FakeAnthropic:
                 },
             },
         )
-        await event(
-            "content_block_start",
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-        )
-        await event("ping", {"type": "ping"})
+        text_block = bool(output.text_chunks) or not output.tool_uses
+        if text_block:
+            await block_start(0, {"type": "text", "text": ""})
+            for chunk in output.text_chunks[:text_limit]:
+                await delta(0, {"type": "text_delta", "text": chunk})
+        if not isinstance(behaviour, Reply) and json_limit is None:
+            await fail()
+            return
+        if text_block:
+            await event("content_block_stop", {"type": "content_block_stop", "index": 0})
 
-        pace = self._pace(reply.delay_per_chunk)
-        for n, chunk in enumerate(chunks[:limit]):
-            delay = reply.delay_first if n == 0 else pace
-            await asyncio.sleep(delay)  # sleep(0) still yields, keeping many streams fair
-            await event(
-                "content_block_delta",
-                {
-                    "type": "content_block_delta",
-                    "index": 0,
-                    "delta": {"type": "text_delta", "text": chunk},
-                },
-            )
-
-        if isinstance(behaviour, DropConnection):
-            await asyncio.sleep(0)
-            raise _AbortConnection("scripted drop")
-        if isinstance(behaviour, MidStreamError):
-            await event(
-                "error",
-                {
-                    "type": "error",
-                    "error": {"type": behaviour.error_type, "message": behaviour.message},
-                    "request_id": _request_id(),
-                },
-            )
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        json_sent = 0
+        for index, use in enumerate(output.tool_uses, start=1 if text_block else 0):
+            await block_start(index, {"type": "tool_use", "id": use.id, "name": use.name, "input": {}})
+            for chunk in use.json_chunks:
+                if json_limit is not None and json_sent >= json_limit:
+                    await fail()
+                    return
+                await delta(index, {"type": "input_json_delta", "partial_json": chunk})
+                json_sent += 1
+            await event("content_block_stop", {"type": "content_block_stop", "index": index})
+        if json_limit is not None:
+            await fail()  # the script asked for more JSON than the calls have: fail at their end
             return
 
-        await event("content_block_stop", {"type": "content_block_stop", "index": 0})
         await event(
             "message_delta",
             {
                 "type": "message_delta",
-                "delta": {"stop_reason": stop_reason, "stop_sequence": reply.stop_sequence},
+                "delta": {"stop_reason": output.stop_reason, "stop_sequence": reply.stop_sequence},
                 "usage": {"output_tokens": usage["output_tokens"]},
             },
         )

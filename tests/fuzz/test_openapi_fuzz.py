@@ -54,7 +54,7 @@ from ytr.sse import parse
 from ytresearch.bootstrap import Container
 from ytresearch.config import Settings
 from ytresearch.db.migrations import upgrade_to_head
-from ytresearch.db.models import ChatRequest, IngestJob, ResearchSession, utcnow
+from ytresearch.db.models import AgentAction, ChatRequest, IngestJob, ResearchSession, utcnow
 from ytresearch.services.users import create_user
 
 
@@ -117,6 +117,7 @@ def fixed_id(n: int) -> uuid.UUID:
 MY_SESSION, THEIR_SESSION = fixed_id(1), fixed_id(2)
 DONE_JOB, FAILED_JOB, THEIR_JOB = fixed_id(11), fixed_id(12), fixed_id(13)
 COMPLETE_REQUEST, EXPIRED_REQUEST, THEIR_REQUEST = fixed_id(21), fixed_id(22), fixed_id(23)
+MY_ACTION, THEIR_ACTION = fixed_id(31), fixed_id(32)
 # Path parameters are swapped as a set, so one case can name a session and a video linked to it.
 REAL_PATHS: list[dict[str, str]] = [
     {
@@ -124,18 +125,21 @@ REAL_PATHS: list[dict[str, str]] = [
         "video_id": READY_VIDEO,
         "job_id": str(DONE_JOB),
         "request_id": str(COMPLETE_REQUEST),
+        "action_id": str(MY_ACTION),
     },
     {
         "session_id": str(MY_SESSION),
         "video_id": FAILED_VIDEO,
         "job_id": str(FAILED_JOB),
         "request_id": str(EXPIRED_REQUEST),
+        "action_id": str(MY_ACTION),
     },
     {
         "session_id": str(THEIR_SESSION),
         "video_id": READY_VIDEO,
         "job_id": str(THEIR_JOB),
         "request_id": str(THEIR_REQUEST),
+        "action_id": str(THEIR_ACTION),
     },
 ]
 REAL_IDS = {value for ids in REAL_PATHS for value in ids.values()}
@@ -158,8 +162,23 @@ def fuzz_config() -> SchemathesisConfig:
     )
 
 
+# Operations the generated run leaves out, each with why and where its behaviour is tested.
+NOT_FUZZED = {
+    ("GET", "/v1/sessions/{session_id}/events"): "a session's update stream never ends by design "
+    "(tests/integration/test_agent_streams.py::test_session_updates_reach_an_idle_socket_and_the_event_stream)",
+}
+# Operations whose success needs a live state the run cannot make (a reply waiting for approval);
+# the run still checks their errors. Where the success is tested instead:
+SUCCESS_TESTED_ELSEWHERE = {
+    ("POST", "/v1/requests/{request_id}/approvals"): "tests/integration/test_agent_streams.py"
+    "::test_confirm_mode_waits_for_the_decision",
+}
+
+
 def load_schema(app: FastAPI) -> Any:
     schema = schemathesis.openapi.from_dict(app.openapi(), config=fuzz_config())
+    for method, path in NOT_FUZZED:
+        schema = schema.exclude(method=method, path=path)
 
     @schema.hook
     def flatmap_case(context: Any, case: Any) -> Any:
@@ -275,6 +294,24 @@ def seed_database(tmp: Path) -> tuple[Container, str]:
         repo.link_video(MY_SESSION, FAILED_VIDEO, None)
         repo.link_video(THEIR_SESSION, READY_VIDEO, None)
         question = repo.add_message(session_id=MY_SESSION, role="user", content="How do panels work?")
+        for action_id, owner, session in [
+            (MY_ACTION, user.id, MY_SESSION),
+            (THEIR_ACTION, other.id, THEIR_SESSION),
+        ]:
+            repo.session.add(
+                AgentAction(
+                    id=action_id,
+                    user_id=owner,
+                    session_id=session,
+                    tool="organize_videos",
+                    input={"strategy": "date"},
+                    result={"ok": True, "summary": "ordered 2 videos by date", "data": {}},
+                    status="done",
+                    mutating=True,
+                    undo={"kind": "restore_order", "order": []},
+                    duration_ms=3,
+                )
+            )
         repo.add_message(session_id=MY_SESSION, role="assistant", content="The photovoltaic effect.")
 
         for job_id, owner, session, video_id, status in [
@@ -530,6 +567,8 @@ def test_the_run_reached_the_resources() -> None:
         assert REAL_ID_CASES[name] >= 30, (name, REAL_ID_CASES[name])
         for path, item in schema.raw_schema["paths"].items():
             for method in item:
+                if (method.upper(), path) in NOT_FUZZED.keys() | SUCCESS_TESTED_ELSEWHERE.keys():
+                    continue
                 statuses = AUTHED_STATUSES[(name, f"{method.upper()} {path}")]
                 assert any(200 <= s < 300 for s in statuses), (name, method, path, sorted(statuses))
     print(f"cases: {dict(CASES)}; by phase: {dict(PHASES)}; with real ids: {dict(REAL_ID_CASES)}")

@@ -4,6 +4,8 @@ adapter tests drive the SDK against what the real API sends."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +19,8 @@ from tests.fakes.anthropic_server import (
     FakeAnthropic,
     MidStreamError,
     Reply,
+    ToolCall,
+    estimate_tokens,
 )
 from ytr.sse import SSEParser, parse
 
@@ -232,6 +236,339 @@ def test_requests_are_recorded_with_headers_and_body(fake: FakeAnthropic):
     assert recorded.headers["x-api-key"] == DEFAULT_API_KEY
     assert recorded.body["messages"] == [{"role": "user", "content": "Hello"}]
     assert recorded.stream is True
+
+
+# ---------------------------------------------------------------- tool use
+
+TOOL = {
+    "name": "search_transcript",
+    "description": "Find passages of the transcript.",
+    "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}},
+}
+
+
+def post(fake: FakeAnthropic, **extra: Any) -> httpx.Response:
+    return httpx.post(f"{fake.base_url}/v1/messages", json=body(**extra), headers=HEADERS)
+
+
+def test_tool_calls_stream_as_tool_use_blocks_after_the_text(fake: FakeAnthropic):
+    call = ToolCall("search_transcript", {"query": "solar panels"}, chunk_size=5)
+    fake.enqueue(Reply(text="Looking", chunk_size=4, tool_calls=(call, ToolCall("search_transcript"))))
+
+    response = post(fake, tools=[TOOL])
+
+    events = sse_events(response.content)
+    assert [(name, data.get("index")) for name, data in events] == [
+        ("message_start", None),
+        ("content_block_start", 0),
+        ("ping", None),
+        ("content_block_delta", 0),
+        ("content_block_delta", 0),
+        ("content_block_stop", 0),
+        ("content_block_start", 1),
+        *[("content_block_delta", 1)] * len(call.json_chunks()),
+        ("content_block_stop", 1),
+        ("content_block_start", 2),
+        ("content_block_delta", 2),
+        ("content_block_stop", 2),
+        ("message_delta", None),
+        ("message_stop", None),
+    ]
+    starts = [data["content_block"] for name, data in events if name == "content_block_start"]
+    assert starts[0] == {"type": "text", "text": ""}
+    for start in starts[1:]:
+        assert set(start) == {"type", "id", "name", "input"}
+        assert start["type"] == "tool_use" and start["name"] == "search_transcript" and start["input"] == {}
+        assert re.fullmatch(r"toolu_[0-9a-f]{24}", start["id"])
+    assert starts[1]["id"] != starts[2]["id"]
+    json_deltas = [
+        data["delta"] for name, data in events if name == "content_block_delta" and data["index"] == 1
+    ]
+    assert {d["type"] for d in json_deltas} == {"input_json_delta"}
+    assert json.loads("".join(d["partial_json"] for d in json_deltas)) == {"query": "solar panels"}
+    final = events[-2][1]
+    assert final["delta"]["stop_reason"] == "tool_use"
+    written = "Looking" + json.dumps({"query": "solar panels"}) + "{}"
+    assert final["usage"]["output_tokens"] == estimate_tokens(written)
+
+
+def test_a_reply_with_only_a_tool_call_starts_with_the_tool_use_block(fake: FakeAnthropic):
+    fake.enqueue(Reply(text="", tool_calls=(ToolCall("search_transcript", {"query": "x"}, id="toolu_mine"),)))
+
+    events = sse_events(post(fake, tools=[TOOL]).content)
+
+    assert [name for name, _ in events][:3] == ["message_start", "content_block_start", "ping"]
+    assert events[1][1]["index"] == 0
+    assert events[1][1]["content_block"]["id"] == "toolu_mine"
+
+
+def test_non_streaming_reply_carries_tool_use_blocks(fake: FakeAnthropic):
+    fake.enqueue(
+        Reply(text="Looking", tool_calls=(ToolCall("search_transcript", {"query": "q"}, id="toolu_1"),))
+    )
+
+    message = post(fake, stream=False, tools=[TOOL]).json()
+
+    assert message["content"] == [
+        {"type": "text", "text": "Looking"},
+        {"type": "tool_use", "id": "toolu_1", "name": "search_transcript", "input": {"query": "q"}},
+    ]
+    assert message["stop_reason"] == "tool_use"
+
+
+def test_max_tokens_can_cut_a_tool_call_short(fake: FakeAnthropic):
+    fake.enqueue(Reply(text="abcd", tool_calls=(ToolCall("search_transcript", {"query": "a long query"}),)))
+
+    events = sse_events(post(fake, tools=[TOOL], max_tokens=3).content)
+
+    partial = "".join(
+        data["delta"]["partial_json"]
+        for name, data in events
+        if name == "content_block_delta" and data["delta"]["type"] == "input_json_delta"
+    )
+    assert partial == json.dumps({"query": "a long query"})[:8]
+    assert events[-2][1]["delta"]["stop_reason"] == "max_tokens"
+
+
+def test_a_drop_in_the_middle_of_a_tool_call_really_drops(fake: FakeAnthropic):
+    fake.enqueue(
+        DropConnection(
+            text="", tool_calls=(ToolCall("search_transcript", {"query": "q"}),), after_tool_chunks=1
+        )
+    )
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        post(fake, tools=[TOOL])
+
+
+def test_a_mid_stream_error_can_come_in_the_middle_of_a_tool_call(fake: FakeAnthropic):
+    call = ToolCall("search_transcript", {"query": "solar panels"}, chunk_size=4)
+    fake.enqueue(MidStreamError(text="Hi", tool_calls=(call,), after_tool_chunks=2))
+
+    events = sse_events(post(fake, tools=[TOOL]).content)
+
+    assert [name for name, _ in events][-5:] == [
+        "content_block_stop",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "error",
+    ]
+    deltas = [data["delta"] for name, data in events if name == "content_block_delta"]
+    assert [d.get("text") for d in deltas if d["type"] == "text_delta"] == ["Hi"]
+    assert [d["partial_json"] for d in deltas if d["type"] == "input_json_delta"] == call.json_chunks()[:2]
+
+
+def _tool_exchange(result: dict[str, Any] | None = None, **use: Any) -> list[dict[str, Any]]:
+    tool_use = {
+        "type": "tool_use",
+        "id": "toolu_1",
+        "name": "search_transcript",
+        "input": {"query": "q"},
+        **use,
+    }
+    tool_result = (
+        result if result is not None else {"type": "tool_result", "tool_use_id": "toolu_1", "content": "r"}
+    )
+    return [
+        {"role": "user", "content": "Hello"},
+        {"role": "assistant", "content": [{"type": "text", "text": "Looking."}, tool_use]},
+        {"role": "user", "content": [tool_result, {"type": "text", "text": "And?"}]},
+    ]
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "found it"},
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "found it"}]},
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "", "is_error": False},
+        {"type": "tool_result", "tool_use_id": "toolu_1"},
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "failed", "is_error": True},
+    ],
+    ids=["string", "text-blocks", "empty", "no-content", "error"],
+)
+def test_a_tool_use_answered_in_the_next_message_is_accepted(fake: FakeAnthropic, result: dict[str, Any]):
+    response = post(fake, stream=False, tools=[TOOL], messages=_tool_exchange(result))
+
+    assert response.status_code == 200, response.text
+
+
+def _with_tools(*tools: Any) -> dict[str, Any]:
+    return {"tools": list(tools)}
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (
+            _with_tools({**TOOL, "name": "search transcript"}),
+            "tools.0.custom.name: String should match pattern",
+        ),
+        (_with_tools({**TOOL, "name": "x" * 65}), "tools.0.custom.name: String should match pattern"),
+        (_with_tools(TOOL, {**TOOL, "description": "again"}), "tools: Tool names must be unique."),
+        (_with_tools({**TOOL, "input_schema": {"type": "string"}}), "tools.0.custom.input_schema.type"),
+        (_with_tools({k: v for k, v in TOOL.items() if k != "input_schema"}), "input_schema: Field required"),
+        (
+            _with_tools({**TOOL, "description": 7}),
+            "tools.0.custom.description: Input should be a valid string",
+        ),
+        (
+            {
+                "tools": [TOOL],
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "tool_use", "id": "toolu_1", "name": "n", "input": {}}],
+                    }
+                ],
+            },
+            "messages.0.content.0: `tool_use` blocks can only be in `assistant` messages",
+        ),
+        (
+            {
+                "tools": [TOOL],
+                "messages": [
+                    {"role": "user", "content": "Hello"},
+                    {"role": "assistant", "content": [{"type": "tool_result", "tool_use_id": "toolu_1"}]},
+                ],
+            },
+            "messages.1.content.0: `tool_result` blocks can only be in `user` messages",
+        ),
+        (
+            {
+                "tools": [TOOL],
+                "messages": [
+                    *_tool_exchange()[:2],
+                    {"role": "user", "content": [{"type": "text", "text": "Never mind."}]},
+                ],
+            },
+            "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_1.",
+        ),
+        (
+            {"tools": [TOOL], "messages": _tool_exchange()[:2]},
+            "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after",
+        ),
+        (
+            {
+                "tools": [TOOL],
+                "messages": [
+                    *_tool_exchange()[:2],
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "Here:"},
+                            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "r"},
+                        ],
+                    },
+                ],
+            },
+            "`tool_use` ids were found without `tool_result` blocks immediately after",
+        ),
+        (
+            {"tools": [TOOL], "messages": _tool_exchange({"type": "tool_result", "tool_use_id": "toolu_2"})},
+            "messages.2.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_2.",
+        ),
+        (
+            {
+                "tools": [TOOL],
+                "messages": [
+                    {"role": "user", "content": "Hello"},
+                    {"role": "assistant", "content": "I know."},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1"}]},
+                ],
+            },
+            "unexpected `tool_use_id` found in `tool_result` blocks: toolu_1",
+        ),
+        (
+            {
+                "tools": [TOOL],
+                "messages": _tool_exchange(
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "is_error": True}
+                ),
+            },
+            "content cannot be empty if `is_error` is true",
+        ),
+        (
+            {"tools": [TOOL], "messages": _tool_exchange(input="not an object")},
+            "messages.1.content.1.tool_use.input: Input should be a valid dictionary",
+        ),
+        ({"messages": _tool_exchange()}, "blocks must define tools"),
+        (
+            {
+                "tools": [TOOL],
+                "messages": [
+                    *_tool_exchange()[:2],
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "r"},
+                            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "r again"},
+                        ],
+                    },
+                ],
+            },
+            "messages.2.content.1: each tool_use must have a single result",
+        ),
+    ],
+    ids=[
+        "name-with-space",
+        "name-too-long",
+        "duplicate-names",
+        "schema-not-object",
+        "no-schema",
+        "description-not-string",
+        "tool-use-from-user",
+        "tool-result-from-assistant",
+        "tool-use-unanswered",
+        "tool-use-last",
+        "text-before-result",
+        "result-for-another-id",
+        "result-without-tool-use",
+        "empty-error-result",
+        "input-not-object",
+        "no-tools-defined",
+        "two-results-for-one-call",
+    ],
+)
+def test_tool_rules_are_enforced_like_the_api(fake: FakeAnthropic, extra: dict[str, Any], says: str):
+    response = post(fake, stream=False, **extra)
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert says in error["message"]
+    assert fake.pending == 0 and fake.requests[0].behaviour is None  # rejected before answering
+
+
+def test_tool_definitions_are_the_start_of_the_cached_prefix(fake: FakeAnthropic):
+    system = [{"type": "text", "text": "x" * 400, "cache_control": {"type": "ephemeral"}}]
+    tool_tokens = estimate_tokens(json.dumps(TOOL, sort_keys=True))
+
+    first = post(fake, stream=False, system=system, tools=[TOOL]).json()["usage"]
+    again = post(fake, stream=False, system=system, tools=[TOOL]).json()["usage"]
+    other_tools = post(fake, stream=False, system=system, tools=[{**TOOL, "name": "other"}]).json()["usage"]
+
+    assert first["cache_creation_input_tokens"] == tool_tokens + 100
+    assert again["cache_read_input_tokens"] == tool_tokens + 100
+    assert other_tools["cache_read_input_tokens"] == 0  # a changed tool changes the whole prefix
+    assert other_tools["cache_creation_input_tokens"] > 0
+
+
+def test_count_tokens_includes_tools_and_tool_blocks(fake: FakeAnthropic):
+    messages = _tool_exchange()
+    without_tools = httpx.post(
+        f"{fake.base_url}/v1/messages/count_tokens",
+        json={"model": "claude-test", "messages": [{"role": "user", "content": "Hello"}]},
+        headers=HEADERS,
+    ).json()["input_tokens"]
+    with_tools = httpx.post(
+        f"{fake.base_url}/v1/messages/count_tokens",
+        json={"model": "claude-test", "messages": messages, "tools": [TOOL]},
+        headers=HEADERS,
+    ).json()["input_tokens"]
+
+    assert with_tools > without_tools + estimate_tokens(json.dumps(TOOL, sort_keys=True))
 
 
 async def test_hundreds_of_concurrent_streams_and_their_disconnects(fake: FakeAnthropic):

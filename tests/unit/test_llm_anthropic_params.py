@@ -6,12 +6,28 @@ import subprocess
 import sys
 
 from ytresearch.llm.anthropic_model import build_messages_params
-from ytresearch.ports import ContentBlock, ModelMessage, ModelRequest, SystemBlock
+from ytresearch.ports import (
+    ContentBlock,
+    ModelMessage,
+    ModelRequest,
+    SystemBlock,
+    ToolResultBlock,
+    ToolSpec,
+    ToolUseBlock,
+)
 
 
 def _marked(params: dict) -> list[str]:
     blocks = [*params.get("system", []), *(b for m in params["messages"] for b in m["content"])]
     return [b["text"] for b in blocks if "cache_control" in b]
+
+
+SEARCH = ToolSpec(
+    "search_transcript",
+    "Find passages of the transcript.",
+    {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]},
+)
+CLIP = ToolSpec("get_clip", "One clip by its start second.", {"type": "object", "properties": {}})
 
 
 def test_marked_blocks_get_ephemeral_cache_control():
@@ -83,6 +99,120 @@ def test_model_defaults_to_the_adapter_model_and_can_be_overridden():
     assert build_messages_params(base, default_model="claude-default")["model"] == "claude-default"
     assert build_messages_params(override, default_model="claude-default")["model"] == "x"
     assert build_messages_params(base, default_model="m")["max_tokens"] == 5
+
+
+def test_tools_become_the_api_tool_list_in_the_given_order():
+    request = ModelRequest(
+        system=[], messages=[ModelMessage("user", [ContentBlock("q")])], max_tokens=5, tools=(SEARCH, CLIP)
+    )
+
+    params = build_messages_params(request, default_model="m")
+
+    assert params["tools"] == [
+        {
+            "name": "search_transcript",
+            "description": "Find passages of the transcript.",
+            "input_schema": SEARCH.input_schema,
+        },
+        {
+            "name": "get_clip",
+            "description": "One clip by its start second.",
+            "input_schema": CLIP.input_schema,
+        },
+    ]
+
+
+def test_no_tools_means_no_tools_parameter():
+    request = ModelRequest(system=[], messages=[ModelMessage("user", [ContentBlock("q")])], max_tokens=5)
+
+    assert "tools" not in build_messages_params(request, default_model="m")
+
+
+def test_tool_use_and_tool_result_blocks_take_the_api_shape_in_order():
+    request = ModelRequest(
+        system=[],
+        messages=[
+            ModelMessage("user", [ContentBlock("What is said about panels?")]),
+            ModelMessage(
+                "assistant",
+                [
+                    ContentBlock("Let me look."),
+                    ToolUseBlock("toolu_a", "search_transcript", {"query": "panels"}),
+                    ToolUseBlock("toolu_b", "get_clip", {}),
+                ],
+            ),
+            ModelMessage(
+                "user",
+                [
+                    ToolResultBlock("toolu_a", '[{"start": 12, "text": "panels"}]'),
+                    ToolResultBlock("toolu_b", "no clip at that second", is_error=True),
+                ],
+            ),
+        ],
+        max_tokens=5,
+        tools=(SEARCH, CLIP),
+    )
+
+    params = build_messages_params(request, default_model="m")
+
+    assert params["messages"][1]["content"] == [
+        {"type": "text", "text": "Let me look."},
+        {"type": "tool_use", "id": "toolu_a", "name": "search_transcript", "input": {"query": "panels"}},
+        {"type": "tool_use", "id": "toolu_b", "name": "get_clip", "input": {}},
+    ]
+    assert params["messages"][2]["content"] == [
+        {"type": "tool_result", "tool_use_id": "toolu_a", "content": '[{"start": 12, "text": "panels"}]'},
+        {
+            "type": "tool_result",
+            "tool_use_id": "toolu_b",
+            "content": "no clip at that second",
+            "is_error": True,
+        },
+    ]
+
+
+def test_whitespace_filtering_leaves_tool_blocks_alone():
+    request = ModelRequest(
+        system=[],
+        messages=[
+            ModelMessage("user", [ContentBlock("q")]),
+            ModelMessage("assistant", [ContentBlock("  "), ToolUseBlock("toolu_a", "get_clip", {})]),
+            ModelMessage("user", [ToolResultBlock("toolu_a", ""), ContentBlock("\n")]),
+        ],
+        max_tokens=5,
+        tools=(CLIP,),
+    )
+
+    params = build_messages_params(request, default_model="m")
+
+    assert [b["type"] for b in params["messages"][1]["content"]] == ["tool_use"]
+    assert params["messages"][2]["content"] == [
+        {"type": "tool_result", "tool_use_id": "toolu_a", "content": ""}
+    ]
+
+
+def test_tool_blocks_carry_no_cache_marks_and_the_last_four_text_marks_are_kept():
+    request = ModelRequest(
+        system=[SystemBlock("s1", cache=True), SystemBlock("s2", cache=True)],
+        messages=[
+            ModelMessage("user", [ContentBlock("u1", cache=True)]),
+            ModelMessage("assistant", [ToolUseBlock("toolu_a", "get_clip", {})]),
+            ModelMessage("user", [ToolResultBlock("toolu_a", "clip"), ContentBlock("u2", cache=True)]),
+            ModelMessage("assistant", [ContentBlock("a1", cache=True)]),
+        ],
+        max_tokens=5,
+        tools=(SEARCH, CLIP),
+    )
+
+    params = build_messages_params(request, default_model="m")
+
+    assert _marked(params) == ["s2", "u1", "u2", "a1"]
+    marks = [
+        b
+        for b in [*params["tools"], *(b for m in params["messages"] for b in m["content"])]
+        if "cache_control" in b
+    ]
+    assert len(marks) == 3  # with s2 in the system: four in all
 
 
 def test_importing_the_llm_package_imports_neither_anthropic_nor_boto3():

@@ -16,6 +16,8 @@ from ytresearch.ports import (
     StreamFinished,
     SystemBlock,
     TextDelta,
+    ToolResultBlock,
+    ToolUseBlock,
 )
 
 pytestmark = pytest.mark.anyio
@@ -195,6 +197,26 @@ async def test_chat_context_in_a_user_block_is_used():
     completion = await OfflineChatModel().complete(request)
 
     assert "[02:10]" in completion.text
+
+
+async def test_chat_reads_text_only_and_skips_earlier_tool_calls_and_results():
+    history = [
+        ModelMessage("user", [ContentBlock("list my videos")]),
+        ModelMessage(
+            "assistant",
+            [ContentBlock("Listing."), ToolUseBlock("toolu_1", "list_videos", {"note": "weather"})],
+        ),
+        ModelMessage("user", [ToolResultBlock("toolu_1", '{"ok": true, "summary": "weather report"}')]),
+        ModelMessage("assistant", [ContentBlock("Done: weather report.")]),
+    ]
+
+    completion = await OfflineChatModel().complete(
+        chat_request("What does a home battery store?", history=history)
+    )
+
+    assert "[01:03]" in completion.text
+    assert "weather" not in completion.text
+    assert completion.stop_reason == "end_turn"
 
 
 # ---------------------------------------------------------------- streaming

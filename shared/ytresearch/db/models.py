@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -96,6 +97,9 @@ class ResearchSession(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(String(200))
+    # What the research agent may do in this session's replies: auto / confirm / off; None means
+    # the deployment's default (settings.agent_tools_default).
+    tools_mode: Mapped[str | None] = mapped_column(String(16), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -142,6 +146,10 @@ class SessionVideo(Base):
         ForeignKey("videos.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     language: Mapped[str | None] = mapped_column(String(16), default=None)
+    # The list order an organize set (0-based). Videos with none follow the placed ones, oldest
+    # added first (repository.videos.LIST_ORDER).
+    position: Mapped[int | None] = mapped_column(Integer, default=None)
+    group_label: Mapped[str | None] = mapped_column(String(300), default=None)  # fits a channel name
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     session: Mapped[ResearchSession] = relationship(back_populates="videos")
@@ -165,6 +173,9 @@ class Message(Base):
     stop_reason: Mapped[str | None] = mapped_column(String(32), default=None)
     error_code: Mapped[str | None] = mapped_column(String(64), default=None)
     video_ids: Mapped[list[Any] | None] = mapped_column(default=None)
+    # An assistant reply's tool calls in the order made (name, input, outcome...); None for a
+    # reply that called none.
+    tool_calls: Mapped[list[Any] | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -227,12 +238,86 @@ class ChatEvent(Base):
         ForeignKey("chat_requests.id", ondelete="CASCADE"), primary_key=True
     )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    type: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AgentAction(Base):
+    """One tool call of the research agent: the audit log, and what undoes it.
+
+    ``undo`` is None when the action cannot be undone (read-only, failed, refused, or it changed
+    nothing); otherwise one of {"kind": "unlink_video", "video_id"}, {"kind": "unlink_videos",
+    "video_ids"}, {"kind": "relink_video", "video_id", "language", "position", "group"} or
+    {"kind": "restore_order", "order": [{"video_id", "position", "group"}]}. The videos an
+    add_video or add_playlist action added are ``result["data"]["video_ids"]``.
+    """
+
+    __tablename__ = "agent_actions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    tool: Mapped[str] = mapped_column(String(64))
+    input: Mapped[dict[str, Any]] = mapped_column()
+    result: Mapped[dict[str, Any]] = mapped_column()
+    status: Mapped[str] = mapped_column(String(16))  # done / failed / refused
+    mutating: Mapped[bool] = mapped_column(Boolean)
+    undo: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    undone_at: Mapped[datetime | None] = mapped_column(default=None)
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)  # the chat request
+    message_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)  # the user's message
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# The session's log, newest first, one keyset page at a time.
+Index(
+    "ix_agent_actions_session_created",
+    AgentAction.session_id,
+    AgentAction.created_at.desc(),
+    AgentAction.id.desc(),
+)
+
+
+class ToolApproval(Base):
+    """A person's decision on a tool call that waits for approval (or the timeout's refusal).
+    The first decision written wins: any process may write it, the reply's owner reads it."""
+
+    __tablename__ = "tool_approvals"
+
+    request_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("chat_requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    call_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    approved: Mapped[bool] = mapped_column(Boolean)
+    decided_by: Mapped[str] = mapped_column(String(16))  # user / timeout
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SessionChange(Base):
+    """One change to a session's video list (from the agent, a route or an ingest), in order, so
+    every open WebSocket and session event stream on any process can tell its client."""
+
+    __tablename__ = "session_changes"
+    __table_args__ = (
+        Index("ix_session_changes_session_id", "session_id", "id"),
+        Index("ix_session_changes_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    change: Mapped[str] = mapped_column(
+        String(32)
+    )  # video_added / video_removed / videos_reordered / video_ready
     data: Mapped[dict[str, Any]] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 __all__ = [
+    "AgentAction",
     "ApiKey",
     "Base",
     "ChatEvent",
@@ -240,7 +325,9 @@ __all__ = [
     "IngestJob",
     "Message",
     "ResearchSession",
+    "SessionChange",
     "SessionVideo",
+    "ToolApproval",
     "User",
     "Video",
 ]

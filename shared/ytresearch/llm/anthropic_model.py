@@ -6,9 +6,11 @@ Lambda and the offline run do not pay for it.
 Retries are ours, not the SDK's (the client is built with ``max_retries=0``): the SDK can only
 retry before the response starts, and it cannot know whether text already reached the user.
 We retry rate limits, overload, 5xx, connection trouble, timeouts and a mid-stream
-``overloaded_error`` as long as no text has been yielded; after the first ``TextDelta`` an error
-ends the stream with ``MODEL_STREAM_INTERRUPTED`` and the caller keeps the partial text.
-Which failure is which, and whether a retry can help, is ``anthropic_errors``'s to say.
+``overloaded_error`` as long as nothing has been yielded (a tool call whose JSON is still arriving
+has not been); after the first ``TextDelta`` or ``ToolCallRequested`` an error ends the stream
+with ``MODEL_STREAM_INTERRUPTED`` and the caller keeps what it got.
+Which failure is which, and whether a retry can help, is ``anthropic_errors``'s to say; how tool
+blocks map to and from the API is ``anthropic_tools``'s.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ytresearch.llm.anthropic_errors import (
     StreamEndedEarlyError,
     classify_failure,
 )
+from ytresearch.llm.anthropic_tools import ToolCallAssembler, block_param, text_param, tool_param
 from ytresearch.ports import (
     Completion,
     ModelError,
@@ -54,29 +57,24 @@ _sleep = asyncio.sleep
 MAX_CACHE_BREAKPOINTS = 4
 
 
-def _text_block(text: str, cache: bool) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "text", "text": text}
-    if cache:
-        block["cache_control"] = {"type": "ephemeral"}
-    return block
-
-
 def build_messages_params(request: ModelRequest, *, default_model: str) -> dict[str, Any]:
     """The Messages API parameters for a port request.
 
-    Whitespace-only blocks are left out (the API rejects them). Blocks marked ``cache=True``
-    become ``cache_control: {"type": "ephemeral"}`` breakpoints. The API allows at most four; when
+    Whitespace-only text blocks are left out (the API rejects them); tool blocks always go. Tools
+    go in the order given: they are the start of the cached prefix (tools, system, messages), so
+    any breakpoint below covers them too. Blocks marked ``cache=True`` become
+    ``cache_control: {"type": "ephemeral"}`` breakpoints. The API allows at most four; when
     more are marked we keep the *last* four in prompt order (system, then messages) and drop the
     earlier marks. A breakpoint caches the whole prefix up to it, so a later breakpoint covers
     every earlier block too and saves the most on a hit; the API also looks for hits at earlier
     block boundaries (about 20 blocks back) from each breakpoint, so the dropped marks mostly still
     hit. Keeping the first four would instead leave the growing end of the prompt uncached.
     """
-    system = [_text_block(b.text, b.cache) for b in request.system if b.text.strip()]
+    system = [text_param(b.text, b.cache) for b in request.system if b.text.strip()]
     messages: list[dict[str, Any]] = [
         {
             "role": m.role,
-            "content": [_text_block(b.text, b.cache) for b in m.content if b.text.strip()],
+            "content": [p for b in m.content if (p := block_param(b)) is not None],
         }
         for m in request.messages
     ]
@@ -92,6 +90,8 @@ def build_messages_params(request: ModelRequest, *, default_model: str) -> dict[
     }
     if system:
         params["system"] = system
+    if request.tools:
+        params["tools"] = [tool_param(t) for t in request.tools]
     return params
 
 
@@ -294,9 +294,10 @@ class AnthropicChatModel:
         return estimate_tokens(text)
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent]:
-        """Yield TextDelta events, then one StreamFinished. Closing the generator (``aclose`` or
-        cancelling the consuming task) exits ``async with`` on the SDK's stream, which closes the
-        HTTP response and so the upstream connection at once.
+        """Yield TextDelta and ToolCallRequested events in the order the model wrote them, then
+        one StreamFinished. Closing the generator (``aclose`` or cancelling the consuming task)
+        exits ``async with`` on the SDK's stream, which closes the HTTP response and so the
+        upstream connection at once.
 
         The raw event stream (``_open_event_stream``) is read rather than ``messages.stream()``:
         the latter also rebuilds a message snapshot and a derived event for every delta, which we
@@ -304,18 +305,30 @@ class AnthropicChatModel:
         params = build_messages_params(request, default_model=self.name)
         retry = 0
         while True:
-            yielded_text = False
+            yielded = False
             try:
                 client = await self._get_client()
                 upstream = await _open_event_stream(client, params)
                 async with upstream:
                     finish = _Finish()
+                    tools = ToolCallAssembler()
                     async for event in upstream:
-                        if event.get("type") == "content_block_delta":
+                        kind = event.get("type")
+                        if kind == "content_block_delta":
                             delta = event.get("delta") or {}
-                            if delta.get("type") == "text_delta" and delta.get("text"):
-                                yielded_text = True
-                                yield TextDelta(delta["text"])
+                            delta_kind = delta.get("type")
+                            if delta_kind == "text_delta":
+                                if text := delta.get("text"):
+                                    yielded = True
+                                    yield TextDelta(text)
+                            elif delta_kind == "input_json_delta":
+                                tools.add(event.get("index"), delta.get("partial_json"))
+                        elif kind == "content_block_start":
+                            tools.start(event)
+                        elif kind == "content_block_stop":
+                            if (call := tools.stop(event.get("index"))) is not None:
+                                yielded = True
+                                yield call
                         else:
                             finish.update(event)
                     if not finish.stopped:
@@ -326,12 +339,12 @@ class AnthropicChatModel:
                 failure = classify_failure(exc)
                 if failure is None:
                     raise
-                if yielded_text:
-                    # Never retry after text went out: the caller would see it twice.
+                if yielded:
+                    # Never retry after text or a tool call went out: the caller would see it twice.
                     interrupted = ProviderFailure(
                         MODEL_STREAM_INTERRUPTED, True, failure.status, failure.provider_type
                     )
-                    log.warning("model stream interrupted after text (%s): %s", failure.code, exc)
+                    log.warning("model stream interrupted after output (%s): %s", failure.code, exc)
                     raise interrupted.error(attempts=retry + 1) from exc
                 if failure.code == MODEL_UNAVAILABLE:
                     log.warning(
@@ -362,8 +375,9 @@ class AnthropicChatModel:
                 retry += 1
 
     async def complete(self, request: ModelRequest) -> Completion:
-        """The whole reply. Nobody has seen partial text here, so unlike ``stream`` an
-        interrupted stream is started again (within the same ``max_retries`` budget)."""
+        """The whole reply's text (tool calls are left out). Nobody has seen partial output here,
+        so unlike ``stream`` an interrupted stream is started again (within the same
+        ``max_retries`` budget)."""
         restarts = 0
         while True:
             parts: list[str] = []
@@ -372,7 +386,7 @@ class AnthropicChatModel:
                     async for event in events:
                         if isinstance(event, TextDelta):
                             parts.append(event.text)
-                        else:
+                        elif isinstance(event, StreamFinished):
                             return Completion(
                                 text="".join(parts),
                                 stop_reason=event.stop_reason,

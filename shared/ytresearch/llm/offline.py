@@ -2,12 +2,15 @@
 
 It does not pretend to be Claude. Summaries are extractive (the highest-scoring transcript
 sentences, in their original order) and chat answers quote the transcript passages that share
-the most words with the question, with their ``[mm:ss]`` timestamps. Output is deterministic and
-streamed word by word like a real model, so every streaming path can run offline.
+the most words with the question, with their ``[mm:ss]`` timestamps. Given tools, it maps plain
+requests in the person's message to tool calls and answers tool results with what they said
+(``offline_agent``). Output is deterministic and streamed word by word like a real model, so
+every streaming path can run offline.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
@@ -16,12 +19,19 @@ from dataclasses import dataclass
 
 import anyio
 
+from ytresearch.llm.offline_agent import AgentReply, call_id, plan_tool_calls, reply_to_results
 from ytresearch.ports import (
     Completion,
+    ContentBlock,
+    MessageBlock,
     ModelEvent,
+    ModelMessage,
     ModelRequest,
     StreamFinished,
     TextDelta,
+    ToolCallRequested,
+    ToolResultBlock,
+    ToolUseBlock,
     Usage,
 )
 
@@ -205,9 +215,9 @@ def summarize_source(request: ModelRequest) -> str:
     """The document to summarise: the longest user content block (the transcript, or the part
     summaries when combining), without markup tags and without earlier offline notes. When the
     last user turn has several blocks, its final one is the instruction, never the document."""
-    users = [m for m in request.messages if m.role == "user" and m.content]
-    blocks = [b.text for m in users for b in m.content]
-    if users and len(users[-1].content) > 1:
+    users = [m for m in request.messages if m.role == "user" and _texts(m)]
+    blocks = [text for m in users for text in _texts(m)]
+    if users and len(_texts(users[-1])) > 1:
         blocks.pop()
     if not blocks:
         return ""
@@ -227,24 +237,63 @@ def offline_answer(request: ModelRequest) -> str:
             return EMPTY_TRANSCRIPT_SUMMARY
         return "\n".join([SUMMARY_NOTE, "", *(f"- {s}" for s in sentences)])
 
-    users = [m for m in request.messages if m.role == "user" and m.content]
+    users = [m for m in request.messages if m.role == "user" and _texts(m)]
     if not users:
         return NO_QUESTION_ANSWER
-    question = users[-1].content[-1]
     context = [b.text for b in request.system]
-    for message in users:
-        for i, block in enumerate(message.content):
-            is_last = i == len(message.content) - 1
+    for m, message in enumerate(users):
+        texts = _texts(message)
+        for i, text in enumerate(texts):
+            is_last = i == len(texts) - 1
             # The last block of each user turn is that turn's question, unless it is clearly
             # context (timed transcript lines, or long text): earlier questions are not answers.
-            if block is question or (is_last and not _looks_like_context(block.text)):
+            if is_last and (m == len(users) - 1 or not _looks_like_context(text)):
                 continue
-            context.append(block.text)
-    return answer_from_context(question.text, context)
+            context.append(text)
+    return answer_from_context(_texts(users[-1])[-1], context)
 
 
 def _looks_like_context(text: str) -> bool:
     return len(text) > 2000 or any(_TIMESTAMP_LINE.match(line) for line in text.splitlines())
+
+
+def _texts(message: ModelMessage) -> list[str]:
+    """The message's text blocks; tool calls and tool results are not text."""
+    return [b.text for b in message.content if isinstance(b, ContentBlock)]
+
+
+def offline_turn(request: ModelRequest) -> AgentReply:
+    """What the offline model says and which tools it calls. After tool results: a reply built
+    from them, never another call. With tools: the calls the person's newest message asks for.
+    Otherwise (or when it asks for none): the extractive answer."""
+    if request.purpose == "chat" and request.messages and request.messages[-1].role == "user":
+        last = request.messages[-1]
+        results = [b for b in last.content if isinstance(b, ToolResultBlock)]
+        tool_names = {t.name for t in request.tools}
+        if results:
+            uses = {
+                b.call_id: b
+                for m in request.messages
+                if m.role == "assistant"
+                for b in m.content
+                if isinstance(b, ToolUseBlock)
+            }
+            return AgentReply(reply_to_results(results, uses, tool_names))
+        texts = _texts(last)
+        # Only the person's own words ask for actions: never a transcript or other context.
+        if tool_names and texts and not _looks_like_context(texts[-1]):
+            planned = plan_tool_calls(texts[-1], request.tools, [b.text for b in request.system])
+            if planned is not None:
+                return planned
+    return AgentReply(offline_answer(request))
+
+
+def _block_tokens(block: MessageBlock) -> int:
+    if isinstance(block, ContentBlock):
+        return estimate_tokens(block.text)
+    if isinstance(block, ToolUseBlock):
+        return estimate_tokens(block.name + json.dumps(block.input))
+    return estimate_tokens(block.content)
 
 
 class OfflineChatModel:
@@ -264,12 +313,15 @@ class OfflineChatModel:
         return None  # no connections
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent]:
-        answer = offline_answer(request)
+        turn = offline_turn(request)
         input_tokens = sum(estimate_tokens(b.text) for b in request.system)
-        input_tokens += sum(estimate_tokens(b.text) for m in request.messages for b in m.content)
+        input_tokens += sum(_block_tokens(b) for m in request.messages for b in m.content)
+        input_tokens += sum(
+            estimate_tokens(t.name + t.description + json.dumps(t.input_schema)) for t in request.tools
+        )
         sent_chars = 0
         stop_reason = "end_turn"
-        for token in _TOKEN.findall(answer):
+        for token in _TOKEN.findall(turn.text):
             if math.ceil((sent_chars + len(token)) / 4) > request.max_tokens:
                 stop_reason = "max_tokens"
                 break
@@ -277,6 +329,14 @@ class OfflineChatModel:
             await anyio.sleep(self.token_delay)
             sent_chars += len(token)
             yield TextDelta(token)
+        if turn.calls and stop_reason == "end_turn":
+            # Ids continue after the calls already in the conversation, so they never repeat.
+            earlier = sum(isinstance(b, ToolUseBlock) for m in request.messages for b in m.content)
+            for number, call in enumerate(turn.calls, start=earlier + 1):
+                await anyio.sleep(self.token_delay)
+                sent_chars += len(call.name) + len(json.dumps(call.input))
+                yield ToolCallRequested(call_id(number), call.name, dict(call.input))
+            stop_reason = "tool_use"
         yield StreamFinished(
             stop_reason=stop_reason,
             usage=Usage(input_tokens=input_tokens, output_tokens=math.ceil(sent_chars / 4)),
@@ -288,6 +348,6 @@ class OfflineChatModel:
         async for event in self.stream(request):
             if isinstance(event, TextDelta):
                 parts.append(event.text)
-            else:
+            elif isinstance(event, StreamFinished):
                 return Completion("".join(parts), event.stop_reason, event.usage, event.model)
         raise AssertionError("the offline stream always finishes")  # pragma: no cover

@@ -8,9 +8,12 @@ from contextlib import contextmanager
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from ytresearch.repository.actions import ActionQueries
+from ytresearch.repository.approvals import ApprovalQueries
 from ytresearch.repository.base import ACTIVE_REQUEST_STATUSES
 from ytresearch.repository.chat_requests import ChatRequestQueries
 from ytresearch.repository.messages import MessageQueries
+from ytresearch.repository.session_changes import SessionChangeQueries
 from ytresearch.repository.sessions import SessionQueries
 from ytresearch.repository.users import UserQueries
 from ytresearch.repository.videos import VideoQueries
@@ -18,7 +21,16 @@ from ytresearch.repository.videos import VideoQueries
 __all__ = ["ACTIVE_REQUEST_STATUSES", "Repository", "Store"]
 
 
-class Repository(UserQueries, SessionQueries, VideoQueries, MessageQueries, ChatRequestQueries):
+class Repository(
+    UserQueries,
+    SessionQueries,
+    VideoQueries,
+    MessageQueries,
+    ChatRequestQueries,
+    ActionQueries,
+    ApprovalQueries,
+    SessionChangeQueries,
+):
     """Every aggregate's queries on one transaction's session."""
 
 

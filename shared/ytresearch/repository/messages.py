@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Integer, Select, func, literal, select, tuple_
 from sqlalchemy import cast as cast_sql
@@ -67,10 +68,12 @@ class MessageQueries(Queries):
         stop_reason: str | None = None,
         error_code: str | None = None,
         video_ids: list[str] | None = None,
+        tool_calls: list[dict[str, Any]] | None = None,
         created_at: datetime | None = None,
         flush: bool = True,
     ) -> Message:
-        """A new message (one argument per column). ``flush=False`` leaves the INSERT to the next
+        """A new message (one argument per column; ``tool_calls``: an assistant reply's tool
+        calls, None when it made none). ``flush=False`` leaves the INSERT to the next
         flush (the commit), so it goes out with the transaction's other rows; the id is set here
         either way."""
         message = Message(
@@ -87,6 +90,7 @@ class MessageQueries(Queries):
             stop_reason=stop_reason,
             error_code=error_code,
             video_ids=video_ids,
+            tool_calls=tool_calls,
         )
         if created_at is not None:  # else the column's default, at the INSERT
             message.created_at = created_at

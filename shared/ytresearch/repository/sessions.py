@@ -19,8 +19,9 @@ from ytresearch.repository.messages import recent_writes_query
 
 
 class SessionQueries(Queries):
-    def add_session(self, user_id: uuid.UUID, title: str) -> ResearchSession:
-        row = ResearchSession(user_id=user_id, title=title)
+    def add_session(self, user_id: uuid.UUID, title: str, tools_mode: str | None = None) -> ResearchSession:
+        """A new session; ``tools_mode`` None follows the deployment's default."""
+        row = ResearchSession(user_id=user_id, title=title, tools_mode=tools_mode)
         self.session.add(row)
         self.session.flush()
         return row

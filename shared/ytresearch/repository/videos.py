@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +17,16 @@ from ytresearch.db.models import (
     utcnow,
 )
 from ytresearch.repository.base import Queries, changed_rows, table_of
+from ytresearch.repository.session_changes import record_change
+
+# A session's list order: the positions an organize set, then the videos it never placed (added
+# since, or never organized) oldest first; the id breaks ties.
+LIST_ORDER = (
+    SessionVideo.position.is_(None),
+    SessionVideo.position,
+    SessionVideo.added_at,
+    SessionVideo.video_id,
+)
 
 
 class VideoQueries(Queries):
@@ -44,15 +55,17 @@ class VideoQueries(Queries):
         return self.session.get(SessionVideo, (session_id, video_id)) is not None
 
     def link_video(self, session_id: uuid.UUID, video_id: str, language: str | None) -> bool:
-        """Link a video to a session; False when it was already linked."""
+        """Link a video to a session (told as a ``video_added`` change); False when it was
+        already linked."""
         if self.is_linked(session_id, video_id):
             return False
         try:
             with self.session.begin_nested():
                 self.session.add(SessionVideo(session_id=session_id, video_id=video_id, language=language))
-            return True
         except IntegrityError:
             return False
+        self._changed(session_id, "video_added", {"video_id": video_id})
+        return True
 
     def unlink_video(self, user_id: uuid.UUID, session_id: uuid.UUID, video_id: str) -> bool:
         """Unlink a video from one of the user's sessions; False when nothing was unlinked (not
@@ -64,7 +77,13 @@ class VideoQueries(Queries):
                 links.c.session_id == session_id, links.c.video_id == video_id, owned.exists()
             )
         )
-        return changed_rows(result)
+        if not changed_rows(result):
+            return False
+        self._changed(session_id, "video_removed", {"video_id": video_id})
+        return True
+
+    def _changed(self, session_id: uuid.UUID, change: str, data: dict[str, Any]) -> None:
+        record_change(self.session, session_id, change, data)
 
     def count_session_videos(self, session_id: uuid.UUID) -> int:
         return (
@@ -75,13 +94,99 @@ class VideoQueries(Queries):
         )
 
     def session_videos(self, session_id: uuid.UUID) -> list[tuple[SessionVideo, Video]]:
+        """The session's links with their videos, in list order (``LIST_ORDER``)."""
         rows = self.session.execute(
             select(SessionVideo, Video)
             .join(Video, Video.id == SessionVideo.video_id)
             .where(SessionVideo.session_id == session_id)
-            .order_by(SessionVideo.added_at, SessionVideo.video_id)
+            .order_by(*LIST_ORDER)
         )
         return [(link, video) for link, video in rows.tuples()]
+
+    # ------------------------------------------------------------ list order
+    def video_order(self, session_id: uuid.UUID) -> list[tuple[str, int | None, str | None]]:
+        """(video_id, position, group) of every linked video, in list order."""
+        rows = self.session.execute(
+            select(SessionVideo.video_id, SessionVideo.position, SessionVideo.group_label)
+            .where(SessionVideo.session_id == session_id)
+            .order_by(*LIST_ORDER)
+        )
+        return [(video_id, position, group) for video_id, position, group in rows.tuples()]
+
+    def set_video_order(self, session_id: uuid.UUID, order: list[tuple[str, str | None]]) -> None:
+        """Place the listed videos at positions 0..n-1 in that order with their group labels; every
+        other linked video loses its position and group (it follows the placed ones by when it was
+        added). Ids not linked to the session are ignored; a repeated id keeps its first place."""
+        placed: dict[str, tuple[int | None, str | None]] = {}
+        for video_id, group in order:
+            placed.setdefault(video_id, (len(placed), group))
+        self._place(session_id, placed, clear_rest=True)
+        self._changed(session_id, "videos_reordered", {})
+
+    def restore_video_order(
+        self, session_id: uuid.UUID, entries: list[tuple[str, int | None, str | None]]
+    ) -> None:
+        """Put back (video_id, position, group) as ``video_order`` read them. Videos no longer
+        linked are skipped; videos linked since keep what they have."""
+        self._place(session_id, {vid: (pos, group) for vid, pos, group in entries}, clear_rest=False)
+        self._changed(session_id, "videos_reordered", {})
+
+    def _place(
+        self, session_id: uuid.UUID, places: dict[str, tuple[int | None, str | None]], *, clear_rest: bool
+    ) -> None:
+        links = table_of(SessionVideo)
+        for video_id, (position, group) in places.items():
+            self.session.execute(
+                update(links)
+                .where(links.c.session_id == session_id, links.c.video_id == video_id)
+                .values(position=position, group_label=group)
+            )
+        if clear_rest:
+            rest = update(links).where(links.c.session_id == session_id)
+            if places:
+                rest = rest.where(links.c.video_id.not_in(list(places)))
+            self.session.execute(rest.values(position=None, group_label=None))
+
+    def relink_video(
+        self,
+        session_id: uuid.UUID,
+        video_id: str,
+        language: str | None,
+        position: int | None,
+        group: str | None,
+    ) -> bool:
+        """Link a video again where it was: at ``position`` of the list (0-based; the videos from
+        there on move down one) with its group. False, changing nothing, when it is linked already
+        or its video row is gone.
+
+        With a position, every linked video is given its current list index first, so videos that
+        had none (never organized) keep their order around the one put back."""
+        if self.is_linked(session_id, video_id) or self.get_video(video_id) is None:
+            return False
+        if position is not None:
+            current = self.video_order(session_id)
+            position = max(0, min(position, len(current)))
+            moved: dict[str, tuple[int | None, str | None]] = {}
+            for index, (vid, had, group_label) in enumerate(current):
+                wanted = index if index < position else index + 1
+                if had != wanted:
+                    moved[vid] = (wanted, group_label)
+            self._place(session_id, moved, clear_rest=False)
+        try:
+            with self.session.begin_nested():
+                self.session.add(
+                    SessionVideo(
+                        session_id=session_id,
+                        video_id=video_id,
+                        language=language,
+                        position=position,
+                        group_label=group,
+                    )
+                )
+        except IntegrityError:
+            return False
+        self._changed(session_id, "video_added", {"video_id": video_id})
+        return True
 
     def user_can_see_video(self, user_id: uuid.UUID, video_id: str) -> bool:
         in_session = (

@@ -14,12 +14,22 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from ytresearch.config import Settings
 from ytresearch.errors import DatabaseUnavailableError
 from ytresearch.events import StreamEvent
-from ytresearch.ports import ChatModel, ModelError, ModelRequest, StreamFinished, TextDelta
+from ytresearch.ports import (
+    ChatModel,
+    ModelError,
+    ModelRequest,
+    StreamFinished,
+    TextDelta,
+    ToolCallRequested,
+)
 from ytresearch.repository import Store
+from ytresearch.services.agent.calls import AgentDeps
+from ytresearch.services.agent.loop import Agent, converse
 from ytresearch.services.context import ChatQuestion, ContextDeps, PreparedTurn, prepare_turn
 from ytresearch.services.endings import (
     COMPLETE,
@@ -32,7 +42,7 @@ from ytresearch.services.endings import (
     internal_error,
 )
 from ytresearch.services.users import AuthUser
-from ytresearch.views import MessageOut
+from ytresearch.views import MessageOut, ToolsMode
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +90,12 @@ async def generate(
     *,
     coalesce_interval: float = 0.03,
     coalesce_chars: int = 64,
+    on_tool_call: Callable[[ToolCallRequested], None] | None = None,
 ) -> None:
-    """Stream the model's reply into ``generation``, emitting coalesced token events. Cancelling
-    the calling task closes the upstream stream at once (the iterator is closed on exit)."""
+    """Stream one model response into ``generation``, emitting coalesced token events, and hand
+    each finished tool call to ``on_tool_call`` after the text before it. Usage adds up over the
+    rounds of an agent's reply. Cancelling the calling task closes the upstream stream at once
+    (the iterator is closed on exit)."""
     coalescer = TokenCoalescer(emit, interval=coalesce_interval, max_chars=coalesce_chars)
     try:
         async with contextlib.aclosing(model.stream(request)) as stream:
@@ -94,8 +107,13 @@ async def generate(
                     text = event.text.replace("\x00", "")
                     generation.parts.append(text)
                     coalescer.add(text)
+                elif isinstance(event, ToolCallRequested):
+                    coalescer.flush()  # the text said before the call goes out before it
+                    if on_tool_call is not None:
+                        on_tool_call(event)
                 elif isinstance(event, StreamFinished):
-                    generation.stop_reason, generation.usage = event.stop_reason, event.usage
+                    generation.stop_reason = event.stop_reason
+                    generation.usage = generation.usage + event.usage
                     generation.model = event.model
     finally:
         coalescer.flush()
@@ -111,6 +129,7 @@ async def run_turn(
     coalesce_chars: int = 64,
     save_timeout: float = 60.0,
     reference: str = "",
+    agent: Agent | None = None,
 ) -> TurnResult:
     """Generate and save one reply, emitting stage/token/usage and then exactly one terminal event
     (complete, error or cancelled). Cancelling the task running this closes the upstream stream and
@@ -129,15 +148,23 @@ async def run_turn(
         )
     )
     error: ModelError | None = None
-    try:
+
+    async def stream_round(request: ModelRequest, on_tool_call: Callable[[ToolCallRequested], None]) -> None:
         await generate(
             model,
-            turn.request,
+            request,
             emit,
             generation,
             coalesce_interval=coalesce_interval,
             coalesce_chars=coalesce_chars,
+            on_tool_call=on_tool_call,
         )
+
+    try:
+        if agent is not None and turn.request.tools:
+            await converse(turn.request, generation, emit, agent, stream_round)
+        else:
+            await stream_round(turn.request, lambda _call: None)
         ending = COMPLETE
     except asyncio.CancelledError as cancel:
         ending = ending_for_cancel(cancel)
@@ -162,17 +189,30 @@ async def chat_sync(
     session_id: uuid.UUID,
     text: str,
     video_ids: Sequence[str] | None,
+    *,
+    agent: AgentDeps | None = None,
+    tools: ToolsMode | None = None,
 ) -> MessageOut:
     """One turn without streaming (the REST pattern): returns the saved assistant message, or
-    raises the model's error after saving the partial reply as failed."""
+    raises the model's error after saving the partial reply as failed. With ``agent`` the model
+    may use tools, bounded like any reply (an added video is not waited for)."""
     turn = await asyncio.to_thread(
         prepare_turn,
         store,
-        ContextDeps(settings=settings, model=model, max_tokens=settings.sync_chat_max_tokens),
-        ChatQuestion(user=user, session_id=session_id, text=text, video_ids=video_ids),
+        ContextDeps(
+            settings=settings, model=model, max_tokens=settings.sync_chat_max_tokens, agent=agent is not None
+        ),
+        ChatQuestion(user=user, session_id=session_id, text=text, video_ids=video_ids, tools=tools),
     )
     result = await run_turn(
-        store, model, turn, lambda _event: None, save_timeout=settings.sync_reply_save_timeout_seconds
+        store,
+        model,
+        turn,
+        lambda _event: None,
+        save_timeout=settings.sync_reply_save_timeout_seconds,
+        agent=Agent.for_turn(replace(agent, ingest_wait_seconds=0), user, turn)
+        if agent is not None
+        else None,
     )
     if result.message is None:
         if result.code == "SESSION_DELETED":

@@ -10,18 +10,19 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from ytresearch.db.models import utcnow
+from ytresearch.db.models import ChatEvent, utcnow
 from ytresearch.db.outage import is_outage
 from ytresearch.errors import NotFoundError
 from ytresearch.events import EventType, StreamEvent
 from ytresearch.ports import ChatModel, ModelError, Usage
 from ytresearch.repository import ACTIVE_REQUEST_STATUSES, Repository, Store
 from ytresearch.repository.chat_requests import RequestEnd
+from ytresearch.services.agent.calls import result_content
 from ytresearch.services.context import PreparedTurn
 from ytresearch.views import MessageOut
 
@@ -61,10 +62,17 @@ class Generation:
     stop_reason: str | None = None
     model: str | None = None
     first_token_at: float | None = None
+    # The agent's calls, each {call_id, name, input, ok, summary, content, at} where ``at`` is the
+    # length of the text said before it; kept with the reply so later turns can send them back.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def text(self) -> str:
         return "".join(self.parts)
+
+    @property
+    def size(self) -> int:
+        return sum(map(len, self.parts))
 
 
 @dataclass
@@ -192,6 +200,7 @@ def record_reply(
         stop_reason=generation.stop_reason,
         error_code=error_code,
         video_ids=video_ids or None,
+        tool_calls=generation.tool_calls or None,
     )
     repo.touch_session(session_id)
     return MessageOut.of(message)
@@ -327,6 +336,34 @@ def record_request_end(
     )
 
 
+def generation_from_log(events: Sequence[ChatEvent]) -> Generation:
+    """A reply as its event log tells it: the text, and the tool calls whose results were told
+    (each placed after the text said before its result, as the live reply keeps them)."""
+    generation = Generation()
+    size = 0
+    calls: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event.type == "token":
+            text = str(event.data.get("text", ""))
+            generation.parts.append(text)
+            size += len(text)
+        elif event.type == "tool_call":
+            calls[str(event.data.get("call_id"))] = event.data
+        elif event.type == "tool_result" and (call := calls.get(str(event.data.get("call_id")))):
+            generation.tool_calls.append(
+                {
+                    "call_id": call["call_id"],
+                    "name": call.get("name"),
+                    "input": call.get("input") or {},
+                    "ok": bool(event.data.get("ok")),
+                    "summary": event.data.get("summary", ""),
+                    "content": result_content(event.data),
+                    "at": size,
+                }
+            )
+    return generation
+
+
 def close_orphaned_request(
     repo: Repository,
     request_id: uuid.UUID,
@@ -347,11 +384,12 @@ def close_orphaned_request(
     ):
         return False
     events = repo.chat_events_after(request_id, 0)
-    text = "".join(e.data.get("text", "") for e in events if e.type == "token")
+    generation = generation_from_log(events)
+    text = generation.text
     saved = record_reply(
         repo,
         row.session_id,
-        Generation(parts=[text]),
+        generation,
         ORPHANED.status,
         model_name=model_name,
         error_code=ORPHANED.code,

@@ -333,6 +333,8 @@ def _finish_jobs(
         job.status, job.finished_at = status, now
         if error is not None:
             job.error_code, job.error_message = error.code, error.message
+    # Every session holding the video is told (its WebSockets and session event streams).
+    repo.add_video_ready_changes(video_id, "ready" if status == "done" else "failed")
 
 
 def _record_failure(store: Store, video_id: str, exc: AppError, *, final: bool) -> None:

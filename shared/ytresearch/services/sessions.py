@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Protocol, TypeVar, cast
 
 from ytresearch.config import Settings
 from ytresearch.db.models import ResearchSession
@@ -17,8 +19,21 @@ from ytresearch.views import (
     SessionDetailOut,
     SessionOut,
     SessionVideoOut,
-    VideoBrief,
+    ToolsMode,
 )
+
+
+class HasKey(Protocol):
+    """What a keyset page needs of its items: their sort key (created_at, id)."""
+
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+T = TypeVar("T", bound=HasKey)
 
 
 def owned_session(repo: Repository, user: AuthUser, session_id: uuid.UUID) -> ResearchSession:
@@ -43,12 +58,21 @@ def clean_title(title: str | None, settings: Settings) -> str:
     return title or "Untitled session"
 
 
-def create_session(store: Store, settings: Settings, user: AuthUser, title: str | None) -> SessionOut:
-    """Open a new research session owned by ``user``."""
+def tools_mode_of(session: ResearchSession, settings: Settings) -> ToolsMode:
+    """What the research agent may do in this session's replies: its own choice, else the
+    deployment's default (``agent_tools_default``)."""
+    mode = session.tools_mode or settings.agent_tools_default
+    return cast(ToolsMode, mode)
+
+
+def create_session(
+    store: Store, settings: Settings, user: AuthUser, title: str | None, tools: ToolsMode | None = None
+) -> SessionOut:
+    """Open a new research session owned by ``user``; ``tools`` None follows the default."""
     title = clean_title(title, settings)
     with store.transaction() as repo:
         enforce_write_rate(repo, settings, user, "session")
-        return SessionOut.of(repo.add_session(user.id, title))
+        return SessionOut.of(repo.add_session(user.id, title, tools))
 
 
 def list_sessions(store: Store, user: AuthUser, limit: int, cursor: str | None) -> PageOut[SessionOut]:
@@ -56,16 +80,13 @@ def list_sessions(store: Store, user: AuthUser, limit: int, cursor: str | None) 
     after = Cursor.decode(cursor) if cursor else None
     with store.transaction() as repo:
         rows = repo.list_sessions(user.id, limit + 1, after)
-    return _page([SessionOut.of(r) for r in rows], limit)
+    return keyset_page([SessionOut.of(r) for r in rows], limit)
 
 
 def get_session(store: Store, user: AuthUser, session_id: uuid.UUID) -> SessionDetailOut:
     with store.transaction() as repo:
         row = owned_session(repo, user, session_id)
-        videos = [
-            SessionVideoOut(**VideoBrief.of(video).model_dump(), added_at=link.added_at)
-            for link, video in repo.session_videos(row.id)
-        ]
+        videos = [SessionVideoOut.of_link(link, video) for link, video in repo.session_videos(row.id)]
         return SessionDetailOut(**SessionOut.of(row).model_dump(), videos=videos)
 
 
@@ -86,10 +107,12 @@ def list_messages(
     with store.transaction() as repo:
         owned_session(repo, user, session_id)
         rows = repo.list_messages(session_id, limit + 1, after)
-    return _page([MessageOut.of(m) for m in rows], limit)
+    return keyset_page([MessageOut.of(m) for m in rows], limit)
 
 
-def _page(items: list, limit: int) -> PageOut:
+def keyset_page(items: list[T], limit: int) -> PageOut[T]:
+    """A page from ``limit + 1`` rows read newest first: the extra row only says there is more,
+    and the last row shown is the cursor for the next page."""
     has_more = len(items) > limit
     items = items[:limit]
     next_cursor = Cursor(items[-1].created_at, items[-1].id).encode() if has_more else None

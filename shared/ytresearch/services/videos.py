@@ -111,12 +111,11 @@ def add_video(
 
 
 def list_session_videos(store: Store, user: AuthUser, session_id: uuid.UUID) -> list[SessionVideoOut]:
+    """The session's videos in list order: those an organize placed (by position), then the rest,
+    oldest added first."""
     with store.transaction() as repo:
         owned_session(repo, user, session_id)
-        return [
-            SessionVideoOut(**VideoBrief.of(video).model_dump(), added_at=link.added_at)
-            for link, video in repo.session_videos(session_id)
-        ]
+        return [SessionVideoOut.of_link(link, video) for link, video in repo.session_videos(session_id)]
 
 
 def remove_video(store: Store, user: AuthUser, session_id: uuid.UUID, video_id: str) -> None:

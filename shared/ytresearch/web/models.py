@@ -20,6 +20,9 @@ def no_nul(value: object) -> object:
     return value
 
 
+CallId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
 class Strict(BaseModel):
     """Unknown fields refused, text trimmed, no NUL in any string."""
 
@@ -29,3 +32,10 @@ class Strict(BaseModel):
     @classmethod
     def _no_nul(cls, value: object) -> object:
         return no_nul(value)
+
+
+class ApprovalIn(Strict):
+    """A decision on a tool call that waits for approval (the HTTP body and the WebSocket frame)."""
+
+    call_id: CallId
+    approve: bool = Field(strict=True)

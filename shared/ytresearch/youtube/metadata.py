@@ -7,15 +7,21 @@ httpx is imported lazily inside the adapter to keep ``import ytresearch.youtube`
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import fields, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
 from ytresearch.ports import VideoMetadata
+from ytresearch.youtube._data_api import (
+    API_KEY_HEADER,
+    DATA_API_BASE_URL,
+    google_reasons,
+    parse_iso8601_duration,
+)
+from ytresearch.youtube._data_api import parse_datetime as _parse_datetime
+from ytresearch.youtube._data_api import text_or_none as _text
 from ytresearch.youtube._samples import SampleFileError, default_samples_dir, read_sample
 from ytresearch.youtube.urls import canonical_url, is_video_id
 
@@ -34,47 +40,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 OEMBED_URL = "https://www.youtube.com/oembed"
-DATA_API_URL = "https://www.googleapis.com/youtube/v3/videos"
+DATA_API_URL = DATA_API_BASE_URL + "/videos"
 
-_DURATION_RE = re.compile(
-    r"P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?"
-)
 _THUMBNAIL_SIZES = ("maxres", "standard", "high", "medium", "default")
-
-
-def parse_iso8601_duration(text: str) -> int | None:
-    """Seconds in an ISO-8601 duration as the Data API gives it (``PT1H2M3S``, ``P1DT2H``).
-
-    None for anything unparsable and for zero: live streams and premieres report ``P0D``, which
-    means "unknown", not "zero seconds long".
-    """
-    match = _DURATION_RE.fullmatch(text.strip()) if isinstance(text, str) else None
-    if match is None or not any(match.groupdict().values()) or text.strip().endswith("T"):
-        return None
-    parts = {k: float(v) if v else 0.0 for k, v in match.groupdict().items()}
-    total = (
-        parts["weeks"] * 604_800
-        + parts["days"] * 86_400
-        + parts["hours"] * 3_600
-        + parts["minutes"] * 60
-        + parts["seconds"]
-    )
-    return round(total) or None
-
-
-def _parse_datetime(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
 
 
 def _http_url(value: Any) -> str | None:
@@ -189,7 +157,7 @@ class OEmbedMetadataSource:
             {"id": video_id, "part": "snippet,contentDetails"},
             # In a header, not the query string: URLs end up in httpx's own log lines and in
             # exception messages; headers do not.
-            headers={"X-Goog-Api-Key": self._data_api_key.get_secret_value()},
+            headers={API_KEY_HEADER: self._data_api_key.get_secret_value()},
         )
         items = body.get("items") if isinstance(body, dict) else None
         if not isinstance(items, list) or not items or not isinstance(items[0], dict):
@@ -233,12 +201,8 @@ def _best_thumbnail(thumbnails: Any) -> str | None:
 
 def _google_reason(response: httpx.Response) -> str:
     """Google's machine-readable error reason (``quotaExceeded``, ``keyInvalid``), if any."""
-    try:
-        errors = response.json()["error"]["errors"]
-        reason = errors[0]["reason"]
-    except Exception:
-        return ""
-    return f" ({reason})" if isinstance(reason, str) and reason.isidentifier() else ""
+    reasons = google_reasons(response)
+    return f" ({reasons[0]})" if reasons else ""
 
 
 class SampleMetadataSource:

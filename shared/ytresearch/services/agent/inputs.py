@@ -1,0 +1,137 @@
+"""The research agent's tools as the model sees them: each tool's input model, whose JSON Schema
+is the tool definition, and the check of a call's input against it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ytresearch.errors import InvalidInputError
+from ytresearch.ports import ToolSpec
+
+
+class ToolInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ListVideosIn(ToolInput):
+    """List the session's videos in their order, with position, status, title, channel, duration
+    and group."""
+
+
+class AddVideoIn(ToolInput):
+    """Add one YouTube video to the session (any link form or an 11-character id). Its transcript
+    is fetched and summarised; the result says whether it is ready yet."""
+
+    url: str = Field(min_length=1, max_length=2048, description="a YouTube video link or id")
+
+
+class AddPlaylistIn(ToolInput):
+    """Add the videos of a YouTube playlist, or a channel's newest uploads, to the session."""
+
+    url: str = Field(min_length=1, max_length=2048, description="a playlist or channel link")
+    limit: int = Field(default=10, ge=1, le=50, description="at most this many videos")
+
+
+class RemoveVideoIn(ToolInput):
+    """Remove one video from the session (it can be undone)."""
+
+    video: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="the video's id or link, or its 1-based position in the list, such as '3'",
+    )
+
+
+class SearchYouTubeIn(ToolInput):
+    """Search YouTube for videos. Adds nothing: show the candidates, then add the ones wanted."""
+
+    query: str = Field(min_length=1, max_length=200)
+    max_results: int = Field(default=5, ge=1, le=25)
+
+
+class TopicGroup(ToolInput):
+    label: str = Field(min_length=1, max_length=80)
+    video_ids: list[str] = Field(min_length=1, max_length=100)
+
+
+class OrganizeVideosIn(ToolInput):
+    """Reorder the session's videos: by `strategy` (date, duration, channel, or topic with the
+    `groups` you name), or in an explicit `order` of video ids. Persisted; it can be undone."""
+
+    strategy: Literal["date", "duration", "channel", "topic"] | None = None
+    order: list[str] | None = Field(default=None, min_length=1, max_length=100)
+    groups: list[TopicGroup] | None = Field(default=None, min_length=1, max_length=20)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> OrganizeVideosIn:
+        if (self.strategy is None) == (self.order is None):
+            raise ValueError("give exactly one of strategy or order")
+        if self.strategy == "topic" and not self.groups:
+            raise ValueError("strategy 'topic' needs groups: [{label, video_ids}] named by you")
+        if self.groups and self.strategy != "topic":
+            raise ValueError("groups go with strategy 'topic' only")
+        return self
+
+
+INPUTS: dict[str, type[ToolInput]] = {
+    "list_videos": ListVideosIn,
+    "add_video": AddVideoIn,
+    "add_playlist": AddPlaylistIn,
+    "remove_video": RemoveVideoIn,
+    "search_youtube": SearchYouTubeIn,
+    "organize_videos": OrganizeVideosIn,
+}
+MUTATING = frozenset({"add_video", "add_playlist", "remove_video", "organize_videos"})
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The input's JSON Schema with ``$defs`` inlined and pydantic's titles dropped: small and
+    self-contained, as tool definitions should be."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return walk(dict(defs[node["$ref"].rsplit("/", 1)[-1]]))
+            return {k: walk(v) for k, v in node.items() if k != "title"}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    result: dict[str, Any] = walk(schema)
+    result.pop("description", None)  # the tool's description says it once
+    return result
+
+
+def tool_specs() -> tuple[ToolSpec, ...]:
+    """Every tool, in a stable order (tool definitions start the model's cached prompt prefix)."""
+    return tuple(
+        ToolSpec(
+            name=name,
+            description=" ".join((model.__doc__ or "").split()),
+            input_schema=_inline_refs(model.model_json_schema()),
+        )
+        for name, model in INPUTS.items()
+    )
+
+
+TOOL_SPECS = tool_specs()
+
+
+def parse_input(name: str, raw: dict[str, Any] | None) -> ToolInput:
+    """The call's input checked against its tool's schema; InvalidInputError saying what is wrong
+    (field and rule, never an exception's name)."""
+    model = INPUTS.get(name)
+    if model is None:
+        raise InvalidInputError(f"there is no tool named {name[:64]!r}", code="UNKNOWN_TOOL")
+    if raw is None:
+        raise InvalidInputError("the tool input was not a JSON object", code="INVALID_TOOL_INPUT")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'input'}: {err['msg']}" for err in exc.errors()[:5]
+        )
+        raise InvalidInputError(f"invalid input: {problems}", code="INVALID_TOOL_INPUT") from None
