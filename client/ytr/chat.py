@@ -4,6 +4,13 @@ REST call, plus the interactive shell over one WebSocket.
 Ctrl-C during a reply is a cancel: over REST (`POST /v1/requests/{id}/cancel`) or as a
 ``{"type": "cancel"}`` frame. The partial text the server saved is printed in full, then the
 caller prints ``[cancelled]`` and exits 130. A second Ctrl-C leaves at once.
+
+The research agent's tool events (``tool_call``, ``tool_progress``, ``tool_result``,
+``approval_required``, ``approval``, ``limit_reached``) are shown on stderr by ``ytr.tool_view``
+and kept for ``--json``. An ``approval_required`` is answered over REST
+(`POST /v1/requests/{id}/approvals`) or as an ``{"type": "approve"}`` frame on the WebSocket.
+Polling sees no events (only the text so far), and the synchronous reply shows the calls it made
+once it is saved.
 """
 
 from __future__ import annotations
@@ -13,125 +20,24 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
 from ytr.chat_socket import ChatSocket
 from ytr.client import ApiClient
 from ytr.errors import (
-    EXIT_CANCELLED,
     EXIT_OK,
     EXIT_UNAVAILABLE,
     CliError,
     exit_for_code,
 )
 from ytr.render import Output, StreamedText
+from ytr.reply import FINAL_STATUSES, ChatResult, ReplyFollower, str_or_none
+from ytr.tool_view import TOOL_EVENTS, Approvals
 
-FINAL_STATUSES = ("complete", "cancelled", "failed")
 TRANSPORTS = ("sse", "ws", "poll", "sync")
 POLL_INTERVAL = 0.25
 CANCEL_WAIT = 15.0
-
-
-@dataclass
-class ChatResult:
-    transport: str
-    status: str  # complete | cancelled | failed
-    text: str
-    request_id: str | None = None
-    message_id: str | None = None
-    stop_reason: str | None = None
-    usage: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-
-    @property
-    def exit_code(self) -> int:
-        if self.status == "complete":
-            return EXIT_OK
-        if self.status == "cancelled":
-            return EXIT_CANCELLED
-        error = self.error or {}
-        return exit_for_code(str(error.get("code") or "ERROR"), bool(error.get("retryable")))
-
-    def error_line(self) -> CliError | None:
-        if self.status != "failed":
-            return None
-        error = self.error or {}
-        code = str(error.get("code") or "CHAT_FAILED")
-        return CliError(code, str(error.get("message") or "the reply failed"), self.exit_code)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "transport": self.transport,
-            "request_id": self.request_id,
-            "message_id": self.message_id,
-            "status": self.status,
-            "text": self.text,
-            "stop_reason": self.stop_reason,
-            "usage": self.usage,
-            "error": self.error,
-        }
-
-
-@dataclass
-class ReplyFollower:
-    """Turns stream events (SSE or WebSocket frames) of one reply into printed text and a result."""
-
-    transport: str
-    text: StreamedText
-    out: Output
-    request_id: str | None = None
-    usage: dict[str, Any] | None = None
-    noted: set[str] = field(default_factory=set)
-
-    def apply(self, kind: str, data: dict[str, Any]) -> ChatResult | None:
-        if kind == "token":
-            self.text.add(str(data.get("text") or ""))
-        elif kind == "stage":
-            pending = [v for v in data.get("pending_video_ids") or [] if v not in self.noted]
-            if pending:
-                self.noted.update(pending)
-                self.out.note(f"note: still ingesting {', '.join(pending)}; this answer cannot use them yet")
-        elif kind == "usage":
-            self.usage = {k: v for k, v in data.items() if k not in ("type", "id", "request_id")}
-        elif kind in ("complete", "cancelled", "error"):
-            self.text.settle(data.get("text"))
-            status = {"complete": "complete", "cancelled": "cancelled", "error": "failed"}[kind]
-            error = None
-            if kind == "error":
-                error = {k: data.get(k) for k in ("code", "message", "retryable")}
-            return ChatResult(
-                self.transport,
-                status,
-                str(data.get("text") if data.get("text") is not None else self.text.shown),
-                request_id=self.request_id,
-                message_id=_str_or_none(data.get("message_id")),
-                stop_reason=data.get("stop_reason"),
-                usage=self.usage,
-                error=error,
-            )
-        return None
-
-    def from_status(self, state: dict[str, Any]) -> ChatResult:
-        """A result from `GET /v1/requests/{id}` (polling, and after a cancel)."""
-        text = str(state.get("text") or "")
-        self.text.settle(text)
-        status = str(state.get("status"))
-        return ChatResult(
-            self.transport,
-            status if status in FINAL_STATUSES else "failed",
-            text,
-            request_id=self.request_id,
-            message_id=_str_or_none(state.get("message_id")),
-            usage=self.usage,
-            error=state.get("error")
-            or (None if status in FINAL_STATUSES else {"code": "UNFINISHED", "message": f"status {status}"}),
-        )
-
-
-def _str_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 @contextlib.contextmanager
@@ -167,13 +73,28 @@ def reconnect_note(out: Output) -> Callable[[int, CliError], None]:
 # ---------------------------------------------------------------------- transports
 
 
+def approvals_over_rest(client: ApiClient, follower: ReplyFollower) -> Callable[[str, bool], None]:
+    def respond(call_id: str, approve: bool) -> None:
+        assert follower.request_id is not None
+        client.approve(follower.request_id, call_id, approve)
+
+    return respond
+
+
 def chat_sse(
-    client: ApiClient, session_id: str, message: str, video_ids: list[str] | None, follower: ReplyFollower
+    client: ApiClient,
+    session_id: str,
+    message: str,
+    video_ids: list[str] | None,
+    follower: ReplyFollower,
+    *,
+    tools: str | None = None,
 ) -> ChatResult:
     try:
         with deferred_sigint():
-            started = client.start_chat(session_id, message, video_ids)
+            started = client.start_chat(session_id, message, video_ids, tools)
             follower.request_id = str(started["request_id"])
+        follower.respond = approvals_over_rest(client, follower)
         path = str(started.get("stream_url") or f"/v1/streams/{follower.request_id}")
         return follow_sse(client, path, follower)
     except KeyboardInterrupt:
@@ -203,10 +124,19 @@ def chat_poll(
     video_ids: list[str] | None,
     follower: ReplyFollower,
     interval: float = POLL_INTERVAL,
+    *,
+    tools: str | None = None,
 ) -> ChatResult:
+    """`GET /v1/requests/{id}` until the reply ends: its text only (polling sees no tool events,
+    so calls waiting for approval are refused when their time runs out)."""
+    if tools == "confirm":
+        follower.out.note(
+            "note: polling shows no tool calls and cannot answer approvals; "
+            "calls that need one are refused when they time out"
+        )
     try:
         with deferred_sigint():
-            started = client.start_chat(session_id, message, video_ids)
+            started = client.start_chat(session_id, message, video_ids, tools)
             follower.request_id = str(started["request_id"])
         while True:
             state = client.request_status(follower.request_id)
@@ -221,16 +151,24 @@ def chat_poll(
 
 
 def chat_sync(
-    client: ApiClient, session_id: str, message: str, video_ids: list[str] | None, follower: ReplyFollower
+    client: ApiClient,
+    session_id: str,
+    message: str,
+    video_ids: list[str] | None,
+    follower: ReplyFollower,
+    *,
+    tools: str | None = None,
 ) -> ChatResult:
     try:
-        reply = client.send_message(session_id, message, video_ids)
+        reply = client.send_message(session_id, message, video_ids, tools)
     except KeyboardInterrupt:
         follower.out.note(
             "note: a synchronous request cannot be cancelled; the server may still save the reply"
         )
         return ChatResult("sync", "cancelled", "")
     text = str(reply.get("content") or "")
+    follower.view.replay(reply.get("tool_calls"))  # the calls it made, before its text
+    follower.view.finish()
     follower.text.add(text)
     status = str(reply.get("status") or "complete")
     error = None
@@ -241,7 +179,7 @@ def chat_sync(
         "sync",
         status,
         text,
-        message_id=_str_or_none(reply.get("id")),
+        message_id=str_or_none(reply.get("id")),
         stop_reason=reply.get("stop_reason"),
         usage=reply.get("usage"),
         error=error,
@@ -249,11 +187,17 @@ def chat_sync(
 
 
 def chat_ws(
-    client: ApiClient, session_id: str, message: str, video_ids: list[str] | None, follower: ReplyFollower
+    client: ApiClient,
+    session_id: str,
+    message: str,
+    video_ids: list[str] | None,
+    follower: ReplyFollower,
+    *,
+    tools: str | None = None,
 ) -> ChatResult:
     sock = client.websocket(session_id)
     try:
-        if not sock.send_message(message, video_ids):
+        if not sock.send_message(message, video_ids, tools=tools):
             raise CliError(
                 "CONNECTION_LOST", "the WebSocket closed before the message was sent", EXIT_UNAVAILABLE
             )
@@ -268,6 +212,17 @@ def follow_socket(client: ApiClient, sock: ChatSocket, follower: ReplyFollower) 
     mid-reply, the rest comes over SSE from the last event id seen."""
     cancel_wanted = cancel_sent = False
     last_id: str | None = None
+    approvals_sent = 0
+
+    def respond(call_id: str, approve: bool) -> None:
+        nonlocal approvals_sent
+        if not sock.approve(call_id, approve):
+            raise CliError(
+                "CONNECTION_LOST", "the WebSocket closed before the answer was sent", EXIT_UNAVAILABLE
+            )
+        approvals_sent += 1
+
+    follower.respond = respond
     while True:
         try:
             frame = sock.receive()
@@ -280,16 +235,23 @@ def follow_socket(client: ApiClient, sock: ChatSocket, follower: ReplyFollower) 
                     cancel_sent = sock.cancel()
             elif kind == "error" and "request_id" not in frame:
                 code = str(frame.get("code") or "ERROR")
+                if approvals_sent and follower.request_id is not None:
+                    # The server refusing an approve frame (decided already, not waiting): the
+                    # reply goes on, and its `approval` event tells what was decided.
+                    follower.view.note(
+                        f"note: the answer was not taken: {frame.get('message') or code} ({code})"
+                    )
+                    continue
                 raise CliError(
                     code, str(frame.get("message") or code), exit_for_code(code, bool(frame.get("retryable")))
                 )
-            elif kind in ("stage", "token", "usage", "complete", "cancelled", "error"):
+            elif kind in ("stage", "token", "usage", "complete", "cancelled", "error") or kind in TOOL_EVENTS:
                 if frame.get("id") is not None:
                     last_id = str(frame["id"])
                 result = follower.apply(kind, frame)
                 if result is not None:
                     return result
-            # ready, queued, ping, pong and unknown frames need nothing.
+            # ready, queued, ping, pong, session_update and unknown frames need nothing.
         except KeyboardInterrupt:
             if cancel_wanted:
                 raise
@@ -302,6 +264,7 @@ def follow_socket(client: ApiClient, sock: ChatSocket, follower: ReplyFollower) 
             "CONNECTION_LOST", "the WebSocket closed before the server accepted the message", EXIT_UNAVAILABLE
         )
     follower.out.note("the WebSocket closed; resuming the reply over SSE")
+    follower.respond = approvals_over_rest(client, follower)
     try:
         if cancel_wanted:
             raise KeyboardInterrupt
@@ -345,17 +308,30 @@ def run_chat(
     message: str,
     video_ids: list[str] | None,
     follower: ReplyFollower,
+    *,
+    tools: str | None = None,
 ) -> ChatResult:
+    """One reply over ``transport``; ``tools`` is the agent's mode for it (None: the session's)."""
     runner = {"sse": chat_sse, "ws": chat_ws, "poll": chat_poll, "sync": chat_sync}[transport]
-    return runner(client, session_id, message, video_ids, follower)
+    return follower.done(runner(client, session_id, message, video_ids, follower, tools=tools))
 
 
 # ---------------------------------------------------------------------- the shell
 
 
-def shell(client: ApiClient, session_id: str, video_ids: list[str] | None, out: Output, stdin: Any) -> int:
+def shell(
+    client: ApiClient,
+    session_id: str,
+    video_ids: list[str] | None,
+    out: Output,
+    stdin: Any,
+    *,
+    tools: str | None = None,
+    assume_yes: bool = False,
+) -> int:
     """Read questions line by line and stream each answer over one WebSocket. Ctrl-C cancels the
-    reply in progress (or clears the line at the prompt); Ctrl-D (end of input) leaves."""
+    reply in progress (or clears the line at the prompt); Ctrl-D (end of input) leaves. Calls
+    waiting for approval are asked about at the prompt (``--yes``: allowed; piped: denied)."""
     interactive = bool(getattr(stdin, "isatty", lambda: False)())
     if interactive:
         with contextlib.suppress(ImportError):
@@ -380,13 +356,18 @@ def shell(client: ApiClient, session_id: str, video_ids: list[str] | None, out: 
             question = line.strip()
             if not question:
                 continue
-            if sock.closed or not sock.send_message(question, video_ids):
+            if sock.closed or not sock.send_message(question, video_ids, tools=tools):
                 sock.close()
                 sock = client.websocket(session_id)  # the connection went away between questions
-                sock.send_message(question, video_ids)
-            follower = ReplyFollower("ws", StreamedText(out, show=not out.json_mode), out)
+                sock.send_message(question, video_ids, tools=tools)
+            follower = ReplyFollower(
+                "ws",
+                StreamedText(out, show=not out.json_mode),
+                out,
+                approvals=Approvals(assume_yes=assume_yes, stdin=stdin),
+            )
             try:
-                result = follow_socket(client, sock, follower)
+                result = follower.done(follow_socket(client, sock, follower))
             except CliError as exc:
                 if exc.exit_code == 3:
                     raise

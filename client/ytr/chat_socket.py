@@ -126,14 +126,24 @@ class ChatSocket:
             self.closed = True
             return False
 
-    def send_message(self, content: str, video_ids: list[str] | None = None) -> bool:
+    def send_message(
+        self, content: str, video_ids: list[str] | None = None, *, tools: str | None = None
+    ) -> bool:
+        """Ask; ``tools`` ("auto", "confirm" or "off") is the agent's mode for this reply
+        (None: the session's)."""
         frame: dict[str, Any] = {"type": "message", "content": content}
         if video_ids:
             frame["video_ids"] = video_ids
+        if tools is not None:
+            frame["tools"] = tools
         return self.send(frame)
 
     def cancel(self) -> bool:
         return self.send({"type": "cancel"})
+
+    def approve(self, call_id: str, approve: bool) -> bool:
+        """Answer a call of the reply being streamed that waits for approval."""
+        return self.send({"type": "approve", "call_id": call_id, "approve": approve})
 
     def close(self) -> None:
         self.closed = True

@@ -33,6 +33,16 @@ DEFAULT_RETRY_MS = 1000
 MAX_STREAM_ATTEMPTS = 5
 
 
+def chat_body(message: str, video_ids: list[str] | None, tools: str | None) -> dict[str, Any]:
+    """A question's body: the text, and the videos and tools mode when chosen."""
+    body: dict[str, Any] = {"message": message}
+    if video_ids:
+        body["video_ids"] = video_ids
+    if tools is not None:
+        body["tools"] = tools
+    return body
+
+
 def transport_error(exc: Exception, base_url: str) -> CliError:
     """A connection-level failure (nothing or no complete answer came back)."""
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
@@ -206,10 +216,10 @@ class ApiClient:
     def get_job(self, job_id: str) -> Any:
         return self.get_json(f"/v1/jobs/{path_id(job_id)}")
 
-    def send_message(self, session_id: str, message: str, video_ids: list[str] | None) -> Any:
-        body: dict[str, Any] = {"message": message}
-        if video_ids:
-            body["video_ids"] = video_ids
+    def send_message(
+        self, session_id: str, message: str, video_ids: list[str] | None, tools: str | None = None
+    ) -> Any:
+        body = chat_body(message, video_ids, tools)
         # The synchronous reply may take as long as the API allows (API Gateway: 30 s).
         response = self.call(
             "POST", f"/v1/sessions/{path_id(session_id)}/messages", json_body=body, timeout=120.0
@@ -227,12 +237,19 @@ class ApiClient:
         return self._json(self.call("POST", path))
 
     # ------------------------------------------------------------------ streaming service
-    def start_chat(self, session_id: str, message: str, video_ids: list[str] | None) -> Any:
-        body: dict[str, Any] = {"message": message}
-        if video_ids:
-            body["video_ids"] = video_ids
+    def start_chat(
+        self, session_id: str, message: str, video_ids: list[str] | None, tools: str | None = None
+    ) -> Any:
+        body = chat_body(message, video_ids, tools)
         response = self.call("POST", f"/v1/sessions/{path_id(session_id)}/chat", stream=True, json_body=body)
         return self._json(response)
+
+    def approve(self, request_id: str, call_id: str, approve: bool) -> Any:
+        """`POST /v1/requests/{id}/approvals`: 404 when the call is not waiting, 409 when decided."""
+        path = f"/v1/requests/{path_id(request_id)}/approvals"
+        return self._json(
+            self.call("POST", path, stream=True, json_body={"call_id": call_id, "approve": approve})
+        )
 
     def request_status(self, request_id: str) -> Any:
         return self.get_json(f"/v1/requests/{path_id(request_id)}", stream=True)

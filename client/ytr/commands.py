@@ -1,7 +1,7 @@
 """The `ytr` commands' argparse wiring, and `client_command`, which runs a command with an
 `ApiClient` and turns every failure into one error line and an exit code. The commands themselves:
 `ytr.account` (configure, login, logout), `ytr.library` (sessions, videos, jobs) and
-`ytr.conversation` (chat, shell, history).
+`ytr.conversation` (chat, shell, history) and `ytr.actions` (actions, undo).
 
 httpx and websockets are imported only when a command runs, so `ytr --help` and `ytr-admin`
 start fast.
@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ytr import account, conversation, library
+from ytr import account, actions, conversation, library
 from ytr.errors import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, CliError
 from ytr.render import Output
 
@@ -169,7 +169,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--transport",
         choices=("sse", "ws", "poll", "sync"),
-        help="sse: POST then stream (default); ws: WebSocket; poll: POST then poll; sync: one REST call",
+        help="sse: POST then stream (default); ws: WebSocket; poll: POST then poll (text only: "
+        "no tool calls shown, approvals cannot be answered); sync: one REST call",
     )
     p.add_argument(
         "--video",
@@ -177,6 +178,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         action="append",
         metavar="VIDEO_ID",
         help="limit the answer to this video (repeatable; default: all the session's videos)",
+    )
+    p.add_argument(
+        "--tools",
+        choices=("auto", "confirm", "off"),
+        help="what the research agent may do in this reply: auto (act), confirm (ask before "
+        "changing the session), off (answer only); default: the session's setting",
+    )
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="allow every tool call that asks for approval (otherwise asked on a terminal, denied elsewhere)",
     )
     p.add_argument(
         "-i",
@@ -193,12 +205,27 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("session_id", metavar="SESSION_ID")
     p.add_argument("--video", dest="video_ids", action="append", metavar="VIDEO_ID", help="limit answers")
+    p.add_argument(
+        "--tools",
+        choices=("auto", "confirm", "off"),
+        help="what the research agent may do: auto, confirm (ask first) or off; default: the session's",
+    )
+    p.add_argument("--yes", action="store_true", help="allow every tool call that asks for approval")
 
     p = _leaf(sub, "history", conversation.cmd_history, "a session's messages (oldest first within a page)")
     p.add_argument("session_id", metavar="SESSION_ID")
     p.add_argument("--limit", type=_limit, help="page size (1-100)")
     p.add_argument("--cursor", help="the next cursor printed under the previous page (older messages)")
     p.add_argument("--all", action="store_true", help="every message of the session")
+
+    p = _leaf(sub, "actions", actions.cmd_actions, "what the research agent did in a session, newest first")
+    p.add_argument("session_id", metavar="SESSION_ID")
+    p.add_argument("--limit", type=_limit, help="page size (1-100)")
+    p.add_argument("--cursor", help="the cursor printed under the previous page (older actions)")
+
+    p = _leaf(sub, "undo", actions.cmd_undo, "undo one of the research agent's actions")
+    p.add_argument("session_id", metavar="SESSION_ID")
+    p.add_argument("action_id", metavar="ACTION_ID", help="an id from `ytr actions SESSION_ID`")
 
 
 # ---------------------------------------------------------------------- running

@@ -37,10 +37,20 @@ def cmd_chat(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
 
     from ytr.chat import ReplyFollower, run_chat
     from ytr.render import StreamedText
+    from ytr.tool_view import Approvals
 
     text = StreamedText(out, show=not out.json_mode)
-    follower = ReplyFollower(args.transport or "sse", text, out)
-    result = run_chat(args.transport or "sse", client, args.session_id, question, args.video_ids, follower)
+    approvals = Approvals(assume_yes=args.yes)
+    follower = ReplyFollower(args.transport or "sse", text, out, approvals=approvals)
+    result = run_chat(
+        args.transport or "sse",
+        client,
+        args.session_id,
+        question,
+        args.video_ids,
+        follower,
+        tools=args.tools,
+    )
     if out.json_mode:
         out.json(result.as_json())
         problem = result.error_line()
@@ -59,7 +69,15 @@ def cmd_chat(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
 def cmd_shell(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
     from ytr.chat import shell
 
-    return shell(client, args.session_id, args.video_ids, out, sys.stdin)
+    return shell(
+        client,
+        args.session_id,
+        args.video_ids,
+        out,
+        sys.stdin,
+        tools=args.tools,
+        assume_yes=args.yes,
+    )
 
 
 def cmd_history(args: argparse.Namespace, client: ApiClient, out: Output) -> int:

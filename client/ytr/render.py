@@ -75,6 +75,7 @@ class StreamedText:
         self.out = out
         self.show = show
         self.shown = ""
+        self.line_open = False  # the last character written was not a line break
 
     def add(self, delta: str) -> None:
         if not delta:
@@ -82,6 +83,7 @@ class StreamedText:
         self.shown += delta
         if self.show:
             self.out.write(delta)
+            self.line_open = not delta.endswith("\n")
 
     def settle(self, full_text: str | None) -> None:
         """Print whatever of the server's final text was not printed yet."""
@@ -89,8 +91,14 @@ class StreamedText:
             self.add(full_text[len(self.shown) :])
 
     def end_line(self) -> None:
-        if self.show and self.shown and not self.shown.endswith("\n"):
+        if self.show and self.line_open:
             self.out.write("\n")
+            self.line_open = False
+
+    def break_line(self) -> None:
+        """End the answer's unfinished line (on a terminal, before a status line goes below it);
+        the answer goes on on the next line. ``shown`` is unchanged."""
+        self.end_line()
 
 
 class IngestProgress:

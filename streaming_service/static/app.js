@@ -11,7 +11,12 @@
   const KEY_STORAGE = "ytr.apiKey";
   const TRANSPORT_STORAGE = "ytr.transport";
   const PENDING_STORAGE = "ytr.pendingReply";
+  const TOOLS_STORAGE = "ytr.tools";
+  const TOOLS_MODES = ["auto", "confirm", "off"];
+  const MUTATING_TOOLS = new Set(["add_video", "add_playlist", "remove_video", "organize_videos"]);
+  const BARE_INPUTS = new Set(["url", "video", "query"]); // a lone one of these is shown as it is
   const HISTORY_PAGE_SIZE = 20;
+  const ACTIONS_PAGE_SIZE = 20;
   const SESSIONS_PAGE_SIZE = 20;
   const VIDEO_ID = /^[A-Za-z0-9_-]{11}$/;
   const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -60,6 +65,37 @@
     return stage ? String(stage).replace(/_/g, " ") : "";
   }
 
+  /**
+   * A tool call's input for people: a lone link, video or query as it is, other flat inputs as
+   * key=value, anything nested as JSON. Shown with textContent, like every other server value.
+   */
+  function inputSummary(input, width = 140) {
+    if (!input || typeof input !== "object" || !Object.keys(input).length) return "";
+    const entries = Object.entries(input);
+    const scalar = (v) => v === null || ["string", "number", "boolean"].includes(typeof v);
+    let text;
+    if (!Array.isArray(input) && entries.every(([, v]) => scalar(v))) {
+      if (entries.length === 1 && BARE_INPUTS.has(entries[0][0])) text = String(entries[0][1]);
+      else {
+        const value = (v) => (typeof v === "string" && v && !/[\s"=]/.test(v) ? v : JSON.stringify(v));
+        text = entries.map(([k, v]) => `${k}=${value(v)}`).join(" ");
+      }
+    } else text = JSON.stringify(input);
+    return text.length > width ? `${text.slice(0, width - 1)}…` : text;
+  }
+
+  /** The error of a tool result: {code, message}, from the event or a saved call's content. */
+  function toolError(result) {
+    if (result.error && typeof result.error === "object") return result.error;
+    try {
+      const saved = JSON.parse(result.content || "");
+      if (saved && saved.error && typeof saved.error === "object") return saved.error;
+    } catch {
+      // not JSON: fall through
+    }
+    return { code: "TOOL_FAILED", message: result.summary || "the tool failed" };
+  }
+
   function sleep(ms, signal) {
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, ms);
@@ -86,6 +122,8 @@
     view: null, // AbortController for everything tied to the open session
     reply: null, // the reply being streamed, if any
     socket: null, // ChatSocket for the open session (WebSocket transport)
+    actionsCursor: null,
+    loading: false, // the open session's history is loading: a question would be wiped by it
   };
 
   // --------------------------------------------------------------------------- REST
@@ -349,9 +387,13 @@
     state.reply = null;
     state.sessionId = null;
     state.historyCursor = null;
+    state.actionsCursor = null;
+    state.loading = false;
     setBusy(false);
     $("video-list").replaceChildren();
     $("messages").replaceChildren();
+    $("action-list").replaceChildren();
+    show($("actions-more"), false);
     show($("session-view"), false);
     show($("empty-state"), true);
   }
@@ -375,6 +417,7 @@
       return;
     }
     $("session-heading").textContent = detail.title || "Untitled session";
+    if (TOOLS_MODES.includes(detail.tools)) $("tools-mode").value = detail.tools;
     show($("empty-state"), false);
     show($("session-view"), true);
     for (const video of detail.videos) {
@@ -382,14 +425,30 @@
       if (video.status === "ready") loadVideoDetails(card, video.id, view.signal);
       else if (video.status !== "failed") watchVideo(card, video.id, view.signal);
     }
+    loadActions().catch(() => {});
+    // On the WebSocket transport the socket is opened now: it also brings session updates.
+    if (transport() === "ws") openSocket();
+    state.loading = true;
+    $("chat-send").disabled = true;
     await loadHistory(sessionId, view.signal);
+    if (state.view === view) {
+      state.loading = false;
+      $("chat-send").disabled = Boolean(state.reply);
+    }
     await resumePendingReply(sessionId, view.signal);
+  }
+
+  function openSocket() {
+    if (!state.sessionId) return;
+    if (!state.socket) state.socket = new ChatSocket(state.sessionId);
+    state.socket.open().catch(() => {});
   }
 
   // --------------------------------------------------------------------------- videos
 
   function videoCard(videoId) {
     const title = el("h4", { className: "video-title", text: videoId });
+    const group = el("span", { className: "video-group" });
     const channel = el("p", { className: "video-channel muted" });
     const link = el("a", {
       className: "video-link",
@@ -411,6 +470,7 @@
       "li",
       { className: "video-card", dataset: { videoId, status: "pending" } },
       el("div", { className: "video-head" }, title, link),
+      group,
       channel,
       el("div", { className: "video-progress" }, progress, status),
       summary,
@@ -437,6 +497,7 @@
 
   function applyVideo(card, video) {
     if (video.title) card.querySelector(".video-title").textContent = video.title;
+    if ("group" in video) card.querySelector(".video-group").textContent = video.group || "";
     card.querySelector(".video-channel").textContent = video.channel || "";
     card.dataset.status = video.status;
     const progress = card.querySelector(".progress");
@@ -479,6 +540,58 @@
       status.textContent = `${humanStage(job.stage)} (${done + 1} of ${progress.max})`;
       card.dataset.status = "processing";
     } else status.textContent = "Queued";
+  }
+
+  /**
+   * Show the session's video list as the server has it now (after the assistant or an undo changed
+   * it): new videos are added and followed, removed ones dropped, the order is the server's.
+   */
+  async function refreshVideos() {
+    const sessionId = state.sessionId;
+    const signal = state.view?.signal;
+    if (!sessionId) return;
+    const page = await api(`/v1/sessions/${sessionId}/videos`, { signal });
+    if (state.sessionId !== sessionId) return;
+    const videos = Array.isArray(page) ? page : page.items || [];
+    const list = $("video-list");
+    const wanted = new Set(videos.map((video) => video.id));
+    for (const card of [...list.children]) if (!wanted.has(card.dataset.videoId)) card.remove();
+    for (const video of videos) {
+      const before = findVideoCard(video.id);
+      const wasReady = before?.dataset.status === "ready";
+      const card = upsertVideoCard(video);
+      list.append(card); // (re)placed in the server's order
+      if (video.status === "ready" && !wasReady) loadVideoDetails(card, video.id, signal);
+      else if (!before && video.status !== "ready" && video.status !== "failed") watchVideo(card, video.id, signal);
+    }
+  }
+
+  const refreshTimers = {};
+
+  /** Refresh the videos or the actions soon, once for a burst of changes. */
+  function scheduleRefresh(what) {
+    const sessionId = state.sessionId;
+    if (!sessionId) return;
+    clearTimeout(refreshTimers[what]);
+    refreshTimers[what] = setTimeout(() => {
+      if (state.sessionId !== sessionId) return;
+      (what === "videos" ? refreshVideos() : loadActions()).catch((err) => {
+        if (err?.name !== "AbortError" && err?.status !== 401 && state.sessionId === sessionId) {
+          notify(`Could not refresh the ${what}: ${err.message}`);
+        }
+      });
+    }, 150);
+  }
+
+  /** A `session_update` (WebSocket frame): the session's videos changed somewhere. */
+  function sessionUpdated(sessionId, update) {
+    if (sessionId !== state.sessionId) return;
+    if (update.change === "video_ready" && update.video_id) {
+      const card = findVideoCard(String(update.video_id));
+      if (card) loadVideoDetails(card, String(update.video_id), state.view?.signal);
+    }
+    scheduleRefresh("videos");
+    if (update.change !== "video_ready") scheduleRefresh("actions");
   }
 
   async function addVideo(url, onAccepted) {
@@ -573,6 +686,37 @@
 
   // --------------------------------------------------------------------------- history
 
+  /**
+   * A saved message's text, with an assistant reply's tool calls as cards where they happened
+   * (`at`: the offset in the text, in code points as the server counts them).
+   */
+  function messageBody(message) {
+    const body = el("div", { className: "message-body" });
+    const calls = message.role === "assistant" && Array.isArray(message.tool_calls) ? message.tool_calls : [];
+    const chars = Array.from(String(message.content || ""));
+    let said = 0;
+    body.append(el("p", { className: "message-text" }));
+    for (const call of calls) {
+      if (!call || typeof call !== "object") continue;
+      const at = Math.min(Math.max(Number(call.at) || 0, said), chars.length);
+      if (at > said) {
+        const last = body.lastElementChild;
+        const text = chars.slice(said, at).join("");
+        if (last.classList.contains("message-text")) last.append(text);
+        else body.append(el("p", { className: "message-text", text }));
+      }
+      said = at;
+      const card = new ToolCard(null, call);
+      card.result({ ok: call.ok, summary: call.summary, error: call.ok ? null : toolError(call) });
+      body.append(card.node);
+    }
+    const rest = chars.slice(said).join("");
+    const last = body.lastElementChild;
+    if (last.classList.contains("message-text")) last.append(rest);
+    else if (rest) body.append(el("p", { className: "message-text", text: rest }));
+    return body;
+  }
+
   function messageItem(message) {
     const li = el(
       "li",
@@ -587,7 +731,7 @@
         el("span", { className: "message-badge", text: message.status === "complete" ? "" : message.status }),
         el("time", { className: "message-time", text: formatTime(message.created_at), dateTime: message.created_at }),
       ),
-      el("p", { className: "message-text", text: message.content }),
+      messageBody(message),
     );
     return li;
   }
@@ -629,6 +773,78 @@
     show($("history-older"), Boolean(page.has_more));
   }
 
+  // --------------------------------------------------------------------------- actions
+
+  /** The open session's audit log (GET .../actions), newest first; `append` loads older ones. */
+  async function loadActions(append = false) {
+    const sessionId = state.sessionId;
+    const signal = state.view?.signal;
+    if (!sessionId) return;
+    let query = `limit=${ACTIONS_PAGE_SIZE}`;
+    if (append && state.actionsCursor) query += `&cursor=${encodeURIComponent(state.actionsCursor)}`;
+    let page;
+    try {
+      page = await api(`/v1/sessions/${sessionId}/actions?${query}`, { signal });
+    } catch (err) {
+      if (signal?.aborted || state.sessionId !== sessionId) return;
+      $("actions-empty").textContent = `The actions could not be loaded: ${err.message}`;
+      show($("actions-empty"), true);
+      throw err;
+    }
+    if (state.sessionId !== sessionId) return;
+    const items = (page.items || []).map(actionItem);
+    if (append) $("action-list").append(...items);
+    else $("action-list").replaceChildren(...items);
+    state.actionsCursor = page.next_cursor || null;
+    show($("actions-more"), Boolean(page.next_cursor) && page.has_more !== false);
+    $("actions-empty").textContent = "No actions yet: ask the assistant to add, remove or organise videos.";
+    show($("actions-empty"), !$("action-list").children.length);
+  }
+
+  function actionItem(action) {
+    const result = action.result && typeof action.result === "object" ? action.result : {};
+    const status = action.undone_at ? "undone" : String(action.status || "");
+    const outcome =
+      result.ok === false || (status !== "done" && status !== "undone")
+        ? (() => {
+            const error = toolError(result);
+            return `${error.code || status}: ${error.message || result.summary || ""}`;
+          })()
+        : String(result.summary || "");
+    const item = el(
+      "li",
+      { className: "action-item", dataset: { actionId: String(action.id), status, tool: String(action.tool || "") } },
+      el(
+        "div",
+        { className: "action-head" },
+        el("span", { className: "action-tool", text: String(action.tool || "tool") }),
+        el("span", { className: "action-input", text: inputSummary(action.input) }),
+        el("span", { className: "action-status", text: status }),
+        el("time", { className: "action-time muted", text: formatTime(action.created_at), dateTime: action.created_at }),
+      ),
+      outcome ? el("p", { className: "action-result", text: outcome }) : null,
+    );
+    if (action.undoable) {
+      const undo = el("button", { type: "button", className: "secondary action-undo", text: "Undo" });
+      undo.addEventListener("click", guard(() => undoAction(action, undo)));
+      item.querySelector(".action-head").append(undo);
+    }
+    return item;
+  }
+
+  async function undoAction(action, button) {
+    const sessionId = state.sessionId;
+    button.disabled = true;
+    try {
+      await api(`/v1/sessions/${sessionId}/actions/${encodeURIComponent(action.id)}/undo`, { method: "POST" });
+    } catch (err) {
+      button.disabled = false;
+      throw err;
+    }
+    if (state.sessionId !== sessionId) return;
+    await Promise.all([loadActions(), refreshVideos()]);
+  }
+
   // --------------------------------------------------------------------------- chat
 
   function setBusy(busy) {
@@ -655,6 +871,145 @@
     }
   }
 
+  function toolsMode() {
+    const mode = $("tools-mode").value;
+    return TOOLS_MODES.includes(mode) ? mode : "auto";
+  }
+
+  /**
+   * One tool call of the assistant, inline in its reply: the tool's name and input, a live progress
+   * line, Approve / Deny while it waits for approval, then its result or error. All text.
+   */
+  class ToolCard {
+    constructor(reply, data) {
+      this.reply = reply; // null for a saved reply (from the history)
+      this.callId = String(data.call_id || "");
+      const name = String(data.name || "tool");
+      this.nameNode = el("span", { className: "tool-name", text: name });
+      this.inputNode = el("span", { className: "tool-input", text: inputSummary(data.input) });
+      this.stateNode = el("span", { className: "tool-state", text: "Running…" });
+      this.progressNode = el("p", { className: "tool-progress muted" });
+      this.approvalNode = el("div", { className: "tool-approval" });
+      this.resultNode = el("p", { className: "tool-result" });
+      this.progressNode.hidden = true;
+      this.approvalNode.hidden = true;
+      this.resultNode.hidden = true;
+      this.buttons = [];
+      this.outcome = null;
+      this.node = el(
+        "div",
+        { className: "tool-card", role: "group", dataset: { callId: this.callId, tool: name, state: "running" } },
+        el("div", { className: "tool-head" }, this.nameNode, this.inputNode, this.stateNode),
+        this.progressNode,
+        this.approvalNode,
+        this.resultNode,
+      );
+      this.node.setAttribute("aria-label", `Tool call: ${name}`);
+    }
+
+    setState(state, label) {
+      this.node.dataset.state = state;
+      this.stateNode.textContent = label;
+    }
+
+    called(data) {
+      if (data.name) {
+        this.nameNode.textContent = String(data.name);
+        this.node.dataset.tool = String(data.name);
+      }
+      if ("input" in data) this.inputNode.textContent = inputSummary(data.input);
+    }
+
+    progress(data) {
+      this.progressNode.textContent = String(data.message || humanStage(data.stage) || "");
+      show(this.progressNode, Boolean(this.progressNode.textContent));
+    }
+
+    result(data) {
+      const ok = Boolean(data.ok);
+      if (ok) this.resultNode.textContent = String(data.summary || "Done.");
+      else {
+        const error = toolError(data);
+        this.resultNode.textContent = `${error.code || "TOOL_FAILED"}: ${error.message || data.summary || "the tool failed"}`;
+      }
+      show(this.resultNode, true);
+      show(this.progressNode, false);
+      this.setState(ok ? "ok" : "failed", ok ? "Done" : "Failed");
+      this.closeApproval("No longer waiting.");
+    }
+
+    approvalOutcome() {
+      if (!this.outcome) {
+        this.outcome = el("span", { className: "tool-approval-outcome" });
+        this.approvalNode.append(this.outcome);
+      }
+      show(this.approvalNode, true);
+      return this.outcome;
+    }
+
+    askApproval() {
+      if (this.buttons.length || this.node.dataset.approval) return; // told again (a replay)
+      const approve = el("button", { type: "button", className: "tool-approve", text: "Approve" });
+      const deny = el("button", { type: "button", className: "tool-deny secondary", text: "Deny" });
+      approve.addEventListener("click", () => this.decide(true));
+      deny.addEventListener("click", () => this.decide(false));
+      this.buttons = [approve, deny];
+      this.approvalNode.prepend(approve, deny);
+      this.approvalOutcome().textContent = "Waiting for your approval.";
+      this.setState("waiting", "Needs approval");
+    }
+
+    /** POST the decision; the `approval` event that follows tells the outcome for sure. */
+    async decide(approve) {
+      const requestId = this.reply?.requestId;
+      if (!requestId) return;
+      for (const button of this.buttons) button.disabled = true;
+      this.approvalOutcome().textContent = approve ? "Approving…" : "Denying…";
+      try {
+        const answer = await api(`/v1/requests/${requestId}/approvals`, {
+          method: "POST",
+          body: { call_id: this.callId, approve },
+        });
+        if (!this.node.dataset.approval) this.approvalOutcome().textContent = answer.approved ? "Approved." : "Denied.";
+      } catch (err) {
+        if (err.status === 409 || err.status === 404) {
+          if (!this.node.dataset.approval) this.approvalOutcome().textContent = `Not taken: ${err.message}`;
+          return;
+        }
+        for (const button of this.buttons) button.disabled = false;
+        this.approvalOutcome().textContent = "Waiting for your approval.";
+        if (err.status !== 401) notify(`Could not send the decision: ${err.message}`);
+      }
+    }
+
+    approval(data) {
+      const approved = Boolean(data.approved);
+      for (const button of this.buttons) button.disabled = true;
+      this.node.dataset.approval = approved ? "approved" : "denied";
+      this.node.dataset.approvedBy = String(data.by || "");
+      this.approvalOutcome().textContent = approved
+        ? "Approved."
+        : data.by === "timeout"
+          ? "Denied: no answer in time."
+          : "Denied.";
+      if (this.node.dataset.state === "waiting") this.setState("running", approved ? "Running…" : "Denied");
+    }
+
+    closeApproval(text) {
+      if (this.buttons.some((button) => !button.disabled)) {
+        for (const button of this.buttons) button.disabled = true;
+        if (!this.node.dataset.approval) this.approvalOutcome().textContent = text;
+      }
+    }
+
+    /** The reply ended: nothing waits any more. */
+    abandon() {
+      this.closeApproval("No longer waiting: the reply ended.");
+      const state = this.node.dataset.state;
+      if (state === "running" || state === "waiting") this.setState("unfinished", "No result");
+    }
+  }
+
   /** One assistant reply being streamed into the history list. */
   class Reply {
     constructor(sessionId) {
@@ -664,7 +1019,10 @@
       this.finished = false;
       this.stopRequested = false;
       this.abort = new AbortController();
-      this.textNode = document.createTextNode("");
+      this.textNode = null; // the text node of the text segment being written
+      this.body = el("div", { className: "message-body" });
+      this.newSegment();
+      this.cards = new Map(); // call id -> ToolCard
       this.badge = el("span", { className: "message-badge", text: "" });
       this.note = el("p", { className: "message-note muted", text: "Waiting for the model…" });
       this.item = el(
@@ -676,7 +1034,7 @@
           el("span", { className: "message-role", text: "Assistant" }),
           this.badge,
         ),
-        el("p", { className: "message-text" }, this.textNode),
+        this.body,
         this.note,
       );
       this.notAccepted = null; // set when the server refused the message (nothing was saved)
@@ -694,6 +1052,42 @@
       if (this.stopRequested) this.sendStop();
     }
 
+    /** The reply's text goes on below what came last (a tool card or a limit notice). */
+    newSegment() {
+      this.textNode = document.createTextNode("");
+      this.body.append(el("p", { className: "message-text" }, this.textNode));
+    }
+
+    appendText(text) {
+      if (!text) return;
+      if (this.body.lastElementChild?.firstChild !== this.textNode) this.newSegment();
+      this.textNode.appendData(text);
+    }
+
+    shownText() {
+      return [...this.body.querySelectorAll(":scope > .message-text")].map((p) => p.textContent).join("");
+    }
+
+    /** The full text the server saved: add what the stream did not show yet. */
+    settleText(full) {
+      const shown = this.shownText();
+      if (full === shown) return;
+      if (full.startsWith(shown)) this.appendText(full.slice(shown.length));
+      else if (!this.cards.size && !this.body.querySelector(".limit-notice")) this.textNode.data = full;
+      // Otherwise the stream and the saved text differ (they should not): keep what was shown.
+    }
+
+    card(data) {
+      const callId = String(data.call_id || "");
+      let card = this.cards.get(callId);
+      if (!card) {
+        card = new ToolCard(this, data);
+        this.cards.set(callId, card);
+        this.body.append(card.node);
+      }
+      return card;
+    }
+
     /** Handle a stream event (SSE or WebSocket); returns true when it ends the reply. */
     handle(type, data) {
       if (this.finished) return true;
@@ -705,8 +1099,29 @@
           ? `Generating… (still processing: ${pending.join(", ")})`
           : "Generating…";
       } else if (type === "token") {
-        this.textNode.appendData(String(data.text || ""));
+        this.appendText(String(data.text || ""));
         this.item.dataset.tokens = "yes";
+      } else if (type === "tool_call") {
+        this.card(data).called(data);
+        this.note.textContent = "Working…";
+      } else if (type === "tool_progress") {
+        this.card(data).progress(data);
+      } else if (type === "tool_result") {
+        const card = this.card(data);
+        card.result(data);
+        this.note.textContent = "Generating…";
+        scheduleRefresh("actions");
+        // Over SSE no session_update comes: a call that changed the videos refreshes the list.
+        if (data.ok && MUTATING_TOOLS.has(String(data.name || card.node.dataset.tool))) scheduleRefresh("videos");
+      } else if (type === "approval_required") {
+        this.card(data).askApproval();
+        this.note.textContent = "Waiting for your approval…";
+      } else if (type === "approval") {
+        this.card(data).approval(data);
+        this.note.textContent = data.approved ? "Working…" : "Generating…";
+      } else if (type === "limit_reached") {
+        const text = `Limit reached: ${data.message || data.limit || "this reply may do no more"}`;
+        this.body.append(el("div", { className: "limit-notice", role: "status", dataset: { limit: String(data.limit || "") }, text }));
       } else if (type === "complete" || type === "cancelled" || type === "error") {
         this.finish(type, data);
       }
@@ -716,7 +1131,9 @@
 
     finish(type, data) {
       this.finished = true;
-      if (typeof data.text === "string") this.textNode.data = data.text;
+      if (typeof data.text === "string") this.settleText(data.text);
+      for (const card of this.cards.values()) card.abandon();
+      if (this.cards.size) scheduleRefresh("actions");
       const status = type === "complete" ? "complete" : type === "cancelled" ? "cancelled" : "failed";
       this.item.dataset.status = status;
       if (data.message_id) {
@@ -828,7 +1245,7 @@
     async send(reply, message) {
       await this.open();
       this.reply = reply;
-      this.ws.send(JSON.stringify({ type: "message", content: message }));
+      this.ws.send(JSON.stringify({ type: "message", content: message, tools: toolsMode() }));
     }
 
     cancel() {
@@ -838,6 +1255,10 @@
     frame(frame) {
       const reply = this.reply;
       if (frame.type === "ping" || frame.type === "pong") return;
+      if (frame.type === "session_update") {
+        sessionUpdated(this.sessionId, frame);
+        return;
+      }
       if (!reply) return;
       if (frame.type === "accepted") {
         reply.accepted(frame.request_id);
@@ -887,7 +1308,7 @@
 
   async function sendMessage(text) {
     const sessionId = state.sessionId;
-    if (!sessionId || state.reply) return;
+    if (!sessionId || state.reply || state.loading) return;
     const box = $("messages");
     const question = userItem(text);
     const reply = new Reply(sessionId);
@@ -905,7 +1326,7 @@
       } else {
         const started = await api(`/v1/sessions/${sessionId}/chat`, {
           method: "POST",
-          body: { message: text },
+          body: { message: text, tools: toolsMode() },
           signal: reply.abort.signal,
         });
         reply.accepted(started.request_id);
@@ -1069,9 +1490,16 @@
         if (transport() !== "ws") {
           state.socket?.close();
           state.socket = null;
-        }
+        } else openSocket();
       });
     }
+
+    const savedTools = sessionStorage.getItem(TOOLS_STORAGE);
+    if (TOOLS_MODES.includes(savedTools)) $("tools-mode").value = savedTools;
+    $("tools-mode").addEventListener("change", () => sessionStorage.setItem(TOOLS_STORAGE, toolsMode()));
+
+    $("actions-refresh").addEventListener("click", guard(withDisabled($("actions-refresh"), () => loadActions())));
+    $("actions-more").addEventListener("click", guard(withDisabled($("actions-more"), () => loadActions(true))));
 
     window.addEventListener("hashchange", openFromLocation);
 

@@ -624,3 +624,358 @@ async def flow(page: Page, proxy: CuttableProxy, key: str, long_session: str) ->
     assert page.dialogs == [], page.dialogs
     assert page.exceptions == [], page.exceptions
     assert page.console_errors == [], page.console_errors
+
+
+# ------------------------------------------------------------------ the research agent's tool calls
+
+TOOL_CARD = f"{LAST_ASSISTANT}.querySelector('.tool-card')"
+LAST_REPLY = "#messages > li.message.assistant:last-child"
+
+RECORD_TOOL_PROGRESS = """(() => {
+    window.__toolProgress = [];
+    new MutationObserver(() => {
+        for (const p of document.querySelectorAll('#messages .tool-progress')) {
+            const text = p.textContent;
+            if (!p.hidden && text && window.__toolProgress[window.__toolProgress.length - 1] !== text)
+                window.__toolProgress.push(text);
+        }
+    }).observe(document.getElementById('messages'),
+               {subtree: true, childList: true, characterData: true, attributes: true});
+})()"""
+
+CARD_INFO = """(card => card && ({
+    name: card.querySelector('.tool-name').textContent,
+    input: card.querySelector('.tool-input').textContent,
+    state: card.dataset.state,
+    approval: card.dataset.approval || null,
+    result: card.querySelector('.tool-result').hidden ? null : card.querySelector('.tool-result').textContent,
+    outcome: card.querySelector('.tool-approval-outcome')?.textContent ?? null,
+    buttons: [...card.querySelectorAll('.tool-approval button')].map(b => [b.textContent, b.disabled]),
+}))"""
+
+REPLY_TEXT = f"[...{LAST_ASSISTANT}.querySelectorAll('.message-text')].map(p => p.textContent).join('')"
+VIDEO_IDS = "[...document.querySelectorAll('#video-list .video-card')].map(c => c.dataset.videoId)"
+ACTIONS = """[...document.querySelectorAll('#action-list .action-item')].map(a => ({
+    tool: a.dataset.tool, status: a.dataset.status, undo: Boolean(a.querySelector('.action-undo'))}))"""
+
+
+async def card_info(page: Page, card: str = TOOL_CARD) -> dict[str, Any]:
+    return dict(await page.js(f"({CARD_INFO})({card})"))
+
+
+async def sign_in_and_create(page: Page, base_url: str, key: str, title: str) -> str:
+    await page.goto(base_url + "/")
+    await page.type("#api-key", key)
+    await page.click("#key-save")
+    await page.wait_for("!document.getElementById('app').hidden", "the app after entering the key")
+    await page.type("#session-title", title)
+    await page.click("#session-create")
+    await page.wait_for(
+        f"document.getElementById('session-heading').textContent === {json.dumps(title)}", "the new session"
+    )
+    return str(await page.js("location.hash.slice('#session='.length)"))
+
+
+async def only_text_rendered(page: Page) -> None:
+    """No element was made from untrusted text: cards and actions hold only our own elements."""
+    fields = (
+        "#messages .tool-input, #messages .tool-result, #messages .tool-progress, #messages .message-text"
+    )
+    only_text = await page.js(
+        f"[...document.querySelectorAll({json.dumps(fields)})]"
+        ".every(e => [...e.childNodes].every(n => n.nodeType === Node.TEXT_NODE))"
+    )
+    assert only_text is True
+    injected = await page.js(
+        """[document.scripts.length,
+            document.querySelectorAll('img, b, iframe, object, embed').length,
+            document.querySelectorAll('[onerror], [onclick], a[href^="javascript:"]').length]"""
+    )
+    assert injected == [1, 0, 0]
+
+
+def test_browser_page_shows_the_agents_tool_calls(browser_system: tuple[str, Container]) -> None:
+    """The offline model as the agent, through the real server: tool cards with live progress and
+    results (an untrusted title as text), approvals in confirm mode over the WebSocket, the video
+    list following tool results and session updates, and Undo in the Actions panel."""
+    base_url, container = browser_system
+    _, key = make_user(container)
+    with launch_chromium() as devtools_url:
+        asyncio.run(drive_page(devtools_url, lambda page: agent_flow(page, base_url, key)))
+
+
+async def drive_page(devtools_url: str, flow_of: Any) -> None:
+    async with connect(devtools_url, max_size=64 * 1024 * 1024, open_timeout=15) as ws:
+        page = await Page(ws).start()
+        try:
+            await flow_of(page)
+        finally:
+            await page.close()
+    assert page.dialogs == [], page.dialogs
+    assert page.exceptions == [], page.exceptions
+    assert page.console_errors == [], page.console_errors
+
+
+async def agent_flow(page: Page, base_url: str, key: str) -> None:
+    session_id = await sign_in_and_create(page, base_url, key, "Agent research")
+    await page.wait_for("!document.getElementById('actions-empty').hidden", "the empty Actions panel")
+    assert await page.js("document.getElementById('tools-mode').value") == "auto"
+
+    # ---- auto, over SSE: a card for the call, its progress while the video ingests, its result;
+    # the untrusted title in the result is text, and the video list picks up the added video
+    await page.js(RECORD_TOOL_PROGRESS)
+    await ask(page, "add https://youtu.be/xssT3stVid0")
+    await page.wait_for(f"{TOOL_CARD}?.dataset.state === 'running'", "the running tool card")
+    await wait_reply(page, "complete")
+    card = await card_info(page)
+    assert card["name"] == "add_video" and card["input"].endswith("xssT3stVid0"), card
+    assert card["state"] == "ok" and card["result"] == f'added "{XSS_TITLE}"; it is ready', card
+    assert card["buttons"] == [] and card["approval"] is None
+    progress = await page.js("window.__toolProgress")
+    assert progress and all(p.startswith("xssT3stVid0: ") for p in progress), progress
+    text = await page.js(REPLY_TEXT)
+    assert XSS_TITLE in text  # the offline model repeats what the tool said, as text
+    await only_text_rendered(page)
+    xss = '.video-card[data-video-id="xssT3stVid0"]'
+    await page.wait_for(f"document.querySelector('{xss}')?.dataset.status === 'ready'", "the added video")
+    assert await page.text(f"{xss} .video-title") == XSS_TITLE
+    await page.wait_for(f"({ACTIONS}).length === 1", "the action in the Actions panel")
+    assert await page.js(ACTIONS) == [{"tool": "add_video", "status": "done", "undo": True}]
+    await page.screenshot("09-tool-call")
+
+    # ---- confirm, over the WebSocket: Approve and Deny buttons; Approve lets the call run
+    await page.click("#transport-ws")
+    await page.js(
+        "(() => { const s = document.getElementById('tools-mode'); s.value = 'confirm';"
+        " s.dispatchEvent(new Event('change')); })()"
+    )
+    await ask(page, "add https://youtu.be/SoLarP4nels")
+    await page.wait_for(f"Boolean({TOOL_CARD}?.querySelector('.tool-approve'))", "the Approve button")
+    card = await card_info(page)
+    assert card["buttons"] == [["Approve", False], ["Deny", False]], card
+    assert card["state"] == "waiting" and card["outcome"] == "Waiting for your approval."
+    await page.screenshot("10-approval")
+    await page.click(f"{LAST_REPLY} .tool-approve")
+    await page.wait_for(f"{TOOL_CARD}.dataset.approval === 'approved'", "the approval")
+    assert [b[1] for b in (await card_info(page))["buttons"]] == [True, True]  # decided: disabled
+    await wait_reply(page, "complete")
+    card = await card_info(page)
+    assert card["state"] == "ok" and card["outcome"] == "Approved.", card
+    assert card["result"].startswith('added "') and card["result"].endswith('"; it is ready'), card
+    await page.wait_for(f"({VIDEO_IDS}).includes('SoLarP4nels')", "the approved video in the list")
+
+    # ---- a change made elsewhere reaches the page as a session_update on its WebSocket
+    api = client_for(base_url, key)
+    removed = await asyncio.to_thread(api.delete, f"/v1/sessions/{session_id}/videos/xssT3stVid0")
+    assert removed.status_code == 204
+    await page.wait_for(f"!({VIDEO_IDS}).includes('xssT3stVid0')", "the removed video to leave the list")
+    assert await page.js(VIDEO_IDS) == ["SoLarP4nels"]
+
+    # ---- Deny: the call is not made, the card says why
+    await ask(page, "sort the videos by date")
+    await page.wait_for(f"Boolean({TOOL_CARD}?.querySelector('.tool-deny'))", "the Deny button")
+    await page.click(f"{LAST_REPLY} .tool-deny")
+    await wait_reply(page, "complete")
+    card = await card_info(page)
+    assert card["name"] == "organize_videos" and card["input"] == "strategy=date", card
+    assert card["approval"] == "denied" and card["outcome"] == "Denied." and card["state"] == "failed", card
+    assert card["result"].startswith("NOT_APPROVED: "), card
+
+    # ---- Undo in the Actions panel (newest first): the approved add is reversed, the list follows
+    await page.wait_for(f"({ACTIONS}).length === 3", "three actions")
+    actions = await page.js(ACTIONS)
+    assert [a["tool"] for a in actions] == ["organize_videos", "add_video", "add_video"], actions
+    assert actions[0]["status"] == "refused" and not actions[0]["undo"]
+    await page.click("#action-list .action-item:nth-child(2) .action-undo")
+    await page.wait_for(f"({VIDEO_IDS}).length === 0", "the undone video to leave the list")
+    await page.wait_for(f"({ACTIONS})[1].status === 'undone'", "the action marked undone")
+    assert not (await page.js(ACTIONS))[1]["undo"]
+
+    # ---- the history shows the calls where they happened, after a reload
+    await page.reload()
+    await page.wait_for("document.querySelectorAll('#messages li.message').length === 6", "the history")
+    saved = await page.js(
+        "[...document.querySelectorAll('#messages li.message.assistant')].map(m =>"
+        " [...m.querySelectorAll('.tool-card')].map(c => [c.dataset.tool, c.dataset.state]))"
+    )
+    assert saved == [[["add_video", "ok"]], [["add_video", "ok"]], [["organize_videos", "failed"]]]
+    assert (
+        await page.text("#messages li.message.assistant .tool-result") == f'added "{XSS_TITLE}"; it is ready'
+    )
+    await only_text_rendered(page)
+    await page.screenshot("11-history-with-tools")
+
+
+def test_browser_page_renders_a_scripted_tool_sequence(browser_system: tuple[str, Container]) -> None:
+    """A reply's tool events written to the real server's event log (as a reply running on
+    another task would) reach the page over its stream: cards, progress, results, an approval the
+    page answers through the approvals route, a timeout, a limit notice; untrusted text as text."""
+    base_url, container = browser_system
+    user, key = make_user(container)
+    api = client_for(base_url, key)
+    session_id = uuid.UUID(api.post("/v1/sessions", json={"title": "Scripted"}).json()["id"])
+    later = datetime.now(UTC) + timedelta(hours=1)
+    with container.store.transaction() as repo:
+        # "streaming" on a process that keeps its heartbeat fresh: readers follow its log.
+        request_id = repo.add_chat_request(
+            user_id=user.id,
+            session_id=session_id,
+            expires_at=later,
+            status="streaming",
+            owner="another-task",
+            heartbeat_at=later,
+        ).id
+    first = [
+        ("stage", {"stage": "generating", "pending_video_ids": []}),
+        ("token", {"text": "Let me add it."}),
+        (
+            "tool_call",
+            {"call_id": "toolu_a", "name": "add_video", "input": {"url": "https://youtu.be/xssT3stVid0"}},
+        ),
+        (
+            "tool_progress",
+            {"call_id": "toolu_a", "stage": "queued", "message": "xssT3stVid0: queued for ingest"},
+        ),
+        ("tool_progress", {"call_id": "toolu_a", "stage": "fetching_transcript", "message": XSS_SEGMENT}),
+        (
+            "tool_result",
+            {
+                "call_id": "toolu_a",
+                "name": "add_video",
+                "ok": True,
+                "summary": f'added "{XSS_TITLE}"; it is ready',
+                "data": {"video_ids": ["xssT3stVid0"]},
+            },
+        ),
+        (
+            "tool_call",
+            {
+                "call_id": "toolu_b",
+                "name": "remove_video",
+                "input": {"video": "<img src=x onerror=alert(8)>"},
+            },
+        ),
+        (
+            "approval_required",
+            {"call_id": "toolu_b", "name": "remove_video", "input": {"video": "<img src=x>"}},
+        ),
+    ]
+    then = [
+        ("approval", {"call_id": "toolu_b", "approved": True, "by": "user"}),
+        (
+            "tool_result",
+            {
+                "call_id": "toolu_b",
+                "name": "remove_video",
+                "ok": False,
+                "summary": "video <b>x</b> is not in this session",
+                "data": {},
+                "error": {"code": "VIDEO_NOT_FOUND", "message": "video <b>x</b> is not in this session"},
+            },
+        ),
+        ("tool_call", {"call_id": "toolu_c", "name": "organize_videos", "input": {"strategy": "date"}}),
+        (
+            "approval_required",
+            {"call_id": "toolu_c", "name": "organize_videos", "input": {"strategy": "date"}},
+        ),
+        ("approval", {"call_id": "toolu_c", "approved": False, "by": "timeout"}),
+        (
+            "tool_result",
+            {
+                "call_id": "toolu_c",
+                "name": "organize_videos",
+                "ok": False,
+                "summary": "no approval came in time",
+                "data": {},
+                "error": {"code": "NOT_APPROVED", "message": "no approval came in time"},
+            },
+        ),
+        (
+            "limit_reached",
+            {"limit": "videos_per_reply", "max": 5, "message": "this reply added enough <i>videos</i>"},
+        ),
+        ("token", {"text": " Done."}),
+        ("complete", {"text": "Let me add it. Done.", "stop_reason": "end_turn"}),
+    ]
+
+    def write(events: list[tuple[str, dict[str, Any]]], start: int) -> None:
+        with container.store.transaction() as repo:
+            repo.add_chat_events(
+                [(request_id, start + i, kind, data) for i, (kind, data) in enumerate(events)]
+            )
+
+    write(first, 1)
+    with launch_chromium() as devtools_url:
+        asyncio.run(
+            drive_page(
+                devtools_url,
+                lambda page: scripted_flow(
+                    page, base_url, key, str(session_id), str(request_id), lambda: write(then, len(first) + 1)
+                ),
+            )
+        )
+    with container.store.transaction() as repo:
+        decided = repo.approval(request_id, "toolu_b")
+        assert decided is not None and decided.approved is True and decided.decided_by == "user"
+
+
+async def scripted_flow(
+    page: Page, base_url: str, key: str, session_id: str, request_id: str, write_the_rest: Any
+) -> None:
+    # The page picks up a reply it was streaming (as after a reload), from its first event.
+    await page.goto(base_url + "/")
+    pending = json.dumps({"sessionId": session_id, "requestId": request_id})
+    await page.js(
+        f"sessionStorage.setItem('ytr.apiKey', {json.dumps(key)});"
+        f"sessionStorage.setItem('ytr.pendingReply', {json.dumps(pending)});"
+        f"location.hash = '#session={session_id}'"
+    )
+    await page.reload()
+    await page.wait_for(f"{LAST_ASSISTANT}?.querySelectorAll('.tool-card').length === 2", "two tool cards")
+    await page.wait_for(f"Boolean({LAST_ASSISTANT}.querySelector('.tool-approve'))", "the Approve button")
+
+    cards = f"{LAST_ASSISTANT}.querySelectorAll('.tool-card')"
+    added = await card_info(page, f"{cards}[0]")
+    assert added == {
+        "name": "add_video",
+        "input": "https://youtu.be/xssT3stVid0",
+        "state": "ok",
+        "approval": None,
+        "result": f'added "{XSS_TITLE}"; it is ready',
+        "outcome": None,
+        "buttons": [],
+    }
+    waiting = await card_info(page, f"{cards}[1]")
+    assert waiting["name"] == "remove_video" and waiting["input"] == "<img src=x onerror=alert(8)>"
+    assert waiting["state"] == "waiting" and waiting["buttons"] == [["Approve", False], ["Deny", False]]
+    assert await page.js(f"{LAST_ASSISTANT}.dataset.status") == "streaming"
+    await only_text_rendered(page)
+
+    # Approve: the page POSTs the approvals route (the server records the decision), buttons off.
+    await page.click(f"{LAST_REPLY} .tool-approve")
+    await page.wait_for(f"({CARD_INFO})({cards}[1]).outcome === 'Approved.'", "the decision taken")
+    assert [b[1] for b in (await card_info(page, f"{cards}[1]"))["buttons"]] == [True, True]
+
+    # The rest of the reply arrives: outcomes, a timeout, a failure, a limit notice, the end.
+    await asyncio.to_thread(write_the_rest)
+    await wait_reply(page, "complete")
+    removed = await card_info(page, f"{cards}[1]")
+    assert removed["approval"] == "approved" and removed["state"] == "failed"
+    assert removed["result"] == "VIDEO_NOT_FOUND: video <b>x</b> is not in this session"
+    timed_out = await card_info(page, f"{cards}[2]")
+    assert timed_out["outcome"] == "Denied: no answer in time." and timed_out["approval"] == "denied"
+    assert timed_out["buttons"] == [["Approve", True], ["Deny", True]]  # shown, then closed by the timeout
+    assert timed_out["result"] == "NOT_APPROVED: no approval came in time"
+    assert (
+        await page.text(f"{LAST_REPLY} .limit-notice")
+        == "Limit reached: this reply added enough <i>videos</i>"
+    )
+    assert await page.js(REPLY_TEXT) == "Let me add it. Done."
+    order = await page.js(
+        f"[...{LAST_ASSISTANT}.querySelector('.message-body').children]"
+        ".filter(n => !n.matches('.message-text:empty')).map(n => n.className)"
+    )
+    assert order == ["message-text", "tool-card", "tool-card", "tool-card", "limit-notice", "message-text"]
+    await only_text_rendered(page)
+    assert await page.js("document.querySelectorAll('#messages i').length") == 0
+    await page.screenshot("12-scripted-tools")

@@ -277,3 +277,22 @@ def test_polling_shows_what_the_agent_did(api: httpx.Client, fake_claude: FakeAn
         time.sleep(0.05)
     assert [e["type"] for e in state["agent_events"]] == ["tool_call", "tool_result"]
     assert state["agent_events"][1]["ok"] and state["text"] == "Nothing here."
+
+
+def test_a_bound_is_told_on_the_stream(api: httpx.Client, fake_claude: FakeAnthropic) -> None:
+    sid = new_session(api)
+    six = tuple(ToolCall("add_video", {"url": f"vid{n:08d}"}) for n in range(6))
+    fake_claude.enqueue(Reply(text="", tool_calls=six), Reply(text="Added five."))
+    started = api.post(f"/v1/sessions/{sid}/chat", json={"message": "add six"}).json()
+    events = stream_until_end(api, started["stream_url"])
+
+    assert [r["ok"] for r in data(events, "tool_result")] == [True] * 5 + [False]
+    assert data(events, "limit_reached") == [
+        {
+            "limit": "videos_per_reply",
+            "max": 5,
+            "message": "this reply has added as many videos as one reply may",
+        }
+    ]
+    kinds = [e.event for e in events]
+    assert kinds.index("limit_reached") < len(kinds) - 1 - kinds[::-1].index("tool_result")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pty
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.anthropic_server import FakeAnthropic, Reply
+from tests.fakes.anthropic_server import FakeAnthropic, Reply, ToolCall
 from tests.support.cli import YTR, System, local_system
 from ytresearch.config import Settings
 from ytresearch.db.models import Message
@@ -298,3 +299,184 @@ def test_the_shell_answers_each_line_over_one_websocket(
         ("user", "second question"),
         ("assistant", "Second answer."),
     ]
+
+
+# ---------------------------------------------------------------------- the research agent's tools
+
+UTF8 = {"PYTHONIOENCODING": "utf-8"}  # the tool lines' symbols, whatever the machine's locale
+
+
+def tool_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if not line.startswith("note:")]
+
+
+@pytest.mark.parametrize("transport", ["sse", "ws"])
+def test_a_tool_call_shows_on_stderr_and_the_reply_alone_on_stdout(
+    system: System, fake_claude: FakeAnthropic, transport: str
+) -> None:
+    sid = new_session(system)
+    fake_claude.enqueue(
+        Reply(text="Let me look.", tool_calls=(ToolCall("list_videos", {}),)),
+        Reply(text=" The session has no videos yet."),
+    )
+    result = system.ytr("chat", sid, "what is in here?", "--transport", transport, **UTF8)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Let me look. The session has no videos yet.\n"
+    assert tool_lines(result.stderr) == ["→ list_videos", "✓ 0 videos in the session"]
+
+
+@pytest.mark.parametrize("transport", ["sse", "ws"])
+def test_json_output_includes_the_tool_calls(
+    system: System, fake_claude: FakeAnthropic, transport: str
+) -> None:
+    sid = new_session(system)
+    fake_claude.enqueue(
+        Reply(text="", tool_calls=(ToolCall("remove_video", {"video": "3"}),)),
+        Reply(text="There is no third video."),
+    )
+    result = system.ytr("--json", "chat", sid, "remove the third video", "--transport", transport)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["text"] == "There is no third video." and document["limits"] == []
+    (call,) = document["tool_calls"]
+    assert call["name"] == "remove_video" and call["input"] == {"video": "3"}
+    assert call["result"]["ok"] is False and call["result"]["error"]["code"] == "VIDEO_NOT_FOUND"
+    assert result.stderr == ""  # no tool lines around the JSON
+
+
+def test_an_added_video_shows_its_ingest_progress_and_result(
+    system: System, fake_claude: FakeAnthropic
+) -> None:
+    sid = new_session(system)
+
+    def respond(body: dict[str, Any]) -> Reply:
+        if "tools" not in body:  # the ingest's summary of the added video
+            return Reply(text="A summary of how solar panels work.")
+        answered = any(
+            block.get("type") == "tool_result"
+            for message in body["messages"]
+            if isinstance(message.get("content"), list)
+            for block in message["content"]
+        )
+        if not answered:
+            return Reply(
+                text="Adding it.",
+                tool_calls=(ToolCall("add_video", {"url": "https://youtu.be/SoLarP4nels"}),),
+            )
+        return Reply(text=" It is in the session.")
+
+    fake_claude.responder = respond
+    result = system.ytr("chat", sid, "add https://youtu.be/SoLarP4nels", **UTF8)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Adding it. It is in the session.\n"
+    lines = tool_lines(result.stderr)
+    assert lines[0] == "→ add_video https://youtu.be/SoLarP4nels"
+    progress = lines[1:-1]
+    assert progress and all(line.startswith("  … SoLarP4nels: ") for line in progress), lines
+    assert progress[-1] == "  … SoLarP4nels: ready"
+    assert lines[-1].startswith('✓ added "') and lines[-1].endswith('"; it is ready'), lines
+    with system.container.store.transaction() as repo:
+        assert [video.id for _, video in repo.session_videos(uuid.UUID(sid))] == ["SoLarP4nels"]
+
+
+@pytest.mark.parametrize("transport", ["sse", "ws"])
+@pytest.mark.parametrize("yes", [True, False])
+def test_confirm_mode_asks_and_sends_the_decision(
+    system: System, fake_claude: FakeAnthropic, transport: str, yes: bool
+) -> None:
+    sid = new_session(system)
+    organize = ToolCall("organize_videos", {"strategy": "date"})
+    fake_claude.enqueue(Reply(text="Sorting.", tool_calls=(organize,)), Reply(text=" Done."))
+    args = ["chat", sid, "sort the videos by date", "--tools", "confirm", "--transport", transport]
+    # stdin is not a terminal here: without --yes the call is denied, with it allowed.
+    result = system.ytr(*args, *(["--yes"] if yes else []), stdin="", **UTF8)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Sorting. Done.\n"
+    lines = tool_lines(result.stderr)
+    call = "→ organize_videos strategy=date"
+    if yes:
+        assert lines == [
+            call,
+            "? organize_videos strategy=date needs approval: allowed (--yes)",
+            "  ✓ allowed",
+            "✓ ordered 0 videos by date",
+        ]
+    else:
+        assert lines == [
+            call,
+            "? organize_videos strategy=date needs approval: denied (not a terminal to ask on; "
+            "--yes allows it)",
+            "  ✗ denied",
+            "✗ NOT_APPROVED: the person declined this action; it was not done",
+        ]
+
+
+def test_tools_off_offers_the_model_no_tools(system: System, fake_claude: FakeAnthropic) -> None:
+    sid = new_session(system)
+    fake_claude.enqueue(Reply(text="Just an answer."))
+    result = system.ytr("chat", sid, "add https://youtu.be/SoLarP4nels", "--tools", "off")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Just an answer.\n" and result.stderr == ""
+    assert "tools" not in fake_claude.message_requests[-1].body
+
+
+def test_the_shell_answers_approvals_with_yes(system: System, fake_claude: FakeAnthropic) -> None:
+    sid = new_session(system)
+    fake_claude.enqueue(
+        Reply(text="Sorting.", tool_calls=(ToolCall("organize_videos", {"strategy": "duration"}),)),
+        Reply(text=" Sorted."),
+        Reply(text="Second answer."),
+    )
+    result = system.ytr(
+        "shell", sid, "--tools", "confirm", "--yes", stdin="sort by duration\nthanks\n", **UTF8
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Sorting. Sorted.\nSecond answer.\n"
+    assert "  ✓ allowed" in result.stderr.splitlines()
+    assert "✓ ordered 0 videos by duration" in result.stderr.splitlines()
+
+
+def test_sync_shows_the_calls_the_saved_reply_made(system: System, fake_claude: FakeAnthropic) -> None:
+    sid = new_session(system)
+    fake_claude.enqueue(
+        Reply(text="Looking.", tool_calls=(ToolCall("list_videos", {}),)),
+        Reply(text=" Nothing here."),
+    )
+    result = system.ytr("chat", sid, "what is in here?", "--transport", "sync", "--tools", "auto", **UTF8)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Looking. Nothing here.\n"
+    assert tool_lines(result.stderr) == ["→ list_videos", "✓ 0 videos in the session"]
+
+
+@pytest.mark.parametrize(("answer", "approved"), [("y", True), ("n", False)])
+def test_on_a_terminal_the_call_is_asked_about(
+    system: System, fake_claude: FakeAnthropic, answer: str, approved: bool
+) -> None:
+    sid = new_session(system)
+    organize = ToolCall("organize_videos", {"strategy": "date"})
+    fake_claude.enqueue(Reply(text="Sorting.", tool_calls=(organize,)), Reply(text=" Done."))
+    controller, terminal = pty.openpty()  # stdin is a terminal; stdout and stderr are read here
+    try:
+        proc = subprocess.Popen(
+            [YTR, "chat", sid, "sort by date", "--tools", "confirm"],
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=system.env(**UTF8),
+            cwd=system.workdir,
+        )
+        assert proc.stderr is not None
+        prompt = b""
+        while not prompt.endswith(b"[y/N] "):
+            chunk = os.read(proc.stderr.fileno(), 4096)
+            assert chunk, prompt
+            prompt += chunk
+        os.write(controller, answer.encode() + b"\n")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert proc.returncode == 0, err
+    assert out.decode() == "Sorting. Done.\n"
+    assert prompt.decode().splitlines()[-1] == 'Allow organize_videos {"strategy": "date"}? [y/N] '
+    assert ("  ✓ allowed" if approved else "  ✗ denied") in err.decode().splitlines()

@@ -12,6 +12,7 @@ from streaming_service.chat_requests import ChatRequestManager
 from tests.support.users import make_user
 from ytresearch.bootstrap import Container
 from ytresearch.events import StreamEvent
+from ytresearch.services.context import ChatQuestion
 
 
 def test_a_flush_of_many_events_is_one_insert_statement(container: Container):
@@ -19,7 +20,7 @@ def test_a_flush_of_many_events_is_one_insert_statement(container: Container):
     manager = ChatRequestManager(container.store, container.settings, container.chat_model)
     with container.store.transaction() as repo:
         session_id = repo.add_session(user.id, "s").id
-    row, _turn = manager.runner.begin(user, session_id, "hello", None)
+    row, _turn = manager.runner.begin(ChatQuestion(user=user, session_id=session_id, text="hello"))
     seen: list[tuple[str, int]] = []  # (verb, rows written by the statement)
 
     def record(_conn: Any, _cursor: Any, statement: str, params: Any, _ctx: Any, _many: bool) -> None:

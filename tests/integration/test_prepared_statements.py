@@ -16,6 +16,7 @@ from tests.support.settings import test_settings
 from ytresearch.bootstrap import Container
 from ytresearch.db.migrations import upgrade_to_head
 from ytresearch.db.models import ResearchSession
+from ytresearch.services.context import ChatQuestion
 from ytresearch.services.users import create_user
 
 pytestmark = pytest.mark.postgres
@@ -108,7 +109,7 @@ def test_very_long_statements_run_unnamed_and_are_not_kept(container: Container)
     with container.store.transaction() as repo:
         session_id = repo.add_session(user.id, "s").id
     manager = ChatRequestManager(container.store, container.settings, container.chat_model)
-    row, _turn = manager.runner.begin(user, session_id, "hello", None)
+    row, _turn = manager.runner.begin(ChatQuestion(user=user, session_id=session_id, text="hello"))
     events = [StreamEvent("token", {"text": f"t{i}"}, id=i) for i in range(1, 601)]  # one long INSERT
 
     manager.event_log.persist([(row.id, events)])

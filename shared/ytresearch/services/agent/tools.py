@@ -121,6 +121,10 @@ async def add_video(deps: AgentDeps, call: ToolCall, budget: VideoBudget) -> Too
             "status": brief.status,
             "title": brief.title,
             "channel": brief.channel,
+            "duration_seconds": brief.duration_seconds,
+            # Ready within the wait: its summary, so the same reply can talk about it.
+            "summary": brief.summary if brief.status == "ready" else None,
+            "error": brief.error_message if brief.status == "failed" else None,
         },
         "already_in_session": not new,
     }
