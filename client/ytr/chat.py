@@ -10,7 +10,8 @@ The research agent's tool events (``tool_call``, ``tool_progress``, ``tool_resul
 and kept for ``--json``. An ``approval_required`` is answered over REST
 (`POST /v1/requests/{id}/approvals`) or as an ``{"type": "approve"}`` frame on the WebSocket.
 Polling sees no events (only the text so far), and the synchronous reply shows the calls it made
-once it is saved.
+once it is saved. A reply's ``citation`` events (or a saved reply's ``citations``) are listed as
+its sources after its text, on stderr (``ytr.citations_view``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from ytr.reply import FINAL_STATUSES, ChatResult, ReplyFollower, str_or_none
 from ytr.tool_view import TOOL_EVENTS, Approvals
 
 TRANSPORTS = ("sse", "ws", "poll", "sync")
+REPLY_FRAMES = frozenset({"stage", "token", "citation", "usage", "complete", "cancelled", "error"})
 POLL_INTERVAL = 0.25
 CANCEL_WAIT = 15.0
 
@@ -168,6 +170,7 @@ def chat_sync(
         return ChatResult("sync", "cancelled", "")
     text = str(reply.get("content") or "")
     follower.view.replay(reply.get("tool_calls"))  # the calls it made, before its text
+    follower.citations.extend(reply.get("citations"))  # listed after its text (``done``)
     follower.view.finish()
     follower.text.add(text)
     status = str(reply.get("status") or "complete")
@@ -245,7 +248,7 @@ def follow_socket(client: ApiClient, sock: ChatSocket, follower: ReplyFollower) 
                 raise CliError(
                     code, str(frame.get("message") or code), exit_for_code(code, bool(frame.get("retryable")))
                 )
-            elif kind in ("stage", "token", "usage", "complete", "cancelled", "error") or kind in TOOL_EVENTS:
+            elif kind in REPLY_FRAMES or kind in TOOL_EVENTS:
                 if frame.get("id") is not None:
                     last_id = str(frame["id"])
                 result = follower.apply(kind, frame)

@@ -8,6 +8,7 @@ ingest progress go to ``stream_url`` (the streaming service). Locally both are t
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Collection, Iterator
 from typing import Any
@@ -228,6 +229,13 @@ class ApiClient:
 
     def list_messages(self, session_id: str, limit: int | None = None, cursor: str | None = None) -> Any:
         return self.get_json(f"/v1/sessions/{path_id(session_id)}/messages", limit=limit, cursor=cursor)
+
+    def export_session(self, session_id: str, fmt: str = "md") -> tuple[str | None, str]:
+        """`GET /v1/sessions/{id}/export`: the file name the server suggests (Content-Disposition;
+        None when it gives none) and the document."""
+        response = self.call("GET", f"/v1/sessions/{path_id(session_id)}/export", params={"format": fmt})
+        match = re.search(r'filename="([^"]*)"', response.headers.get("content-disposition", ""))
+        return (match.group(1) if match else None), response.text
 
     def list_actions(self, session_id: str, limit: int | None = None, cursor: str | None = None) -> Any:
         return self.get_json(f"/v1/sessions/{path_id(session_id)}/actions", limit=limit, cursor=cursor)

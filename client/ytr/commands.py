@@ -1,6 +1,6 @@
 """The `ytr` commands' argparse wiring, and `client_command`, which runs a command with an
 `ApiClient` and turns every failure into one error line and an exit code. The commands themselves:
-`ytr.account` (configure, login, logout), `ytr.library` (sessions, videos, jobs) and
+`ytr.account` (configure, login, logout), `ytr.library` (sessions, videos, jobs, export) and
 `ytr.conversation` (chat, shell, history) and `ytr.actions` (actions, undo).
 
 httpx and websockets are imported only when a command runs, so `ytr --help` and `ytr-admin`
@@ -157,6 +157,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     jobs = _group(sub, "jobs", "ingest jobs")
     p = _leaf(jobs, "show", library.cmd_jobs_show, "show an ingest job's status and stages")
     p.add_argument("job_id", metavar="JOB_ID")
+
+    p = _leaf(
+        sub,
+        "export",
+        library.cmd_export,
+        "save a session (its videos and summaries, the whole conversation with its sources) as Markdown",
+    )
+    p.add_argument("session_id", metavar="SESSION_ID")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="a file, a folder, or '-' for stdout (default: the server's name for it, the title's "
+        "slug with .md, in the current folder)",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite the file if it exists")
 
     p = _leaf(
         sub,

@@ -1,10 +1,11 @@
 """`ytr sessions`, `ytr videos` and `ytr jobs`: the research sessions, their videos and the ingest
-jobs that fetch and summarise them."""
+jobs that fetch and summarise them; `ytr export`: a session as a Markdown file."""
 
 from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ytr.errors import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, EXIT_USAGE, CliError
@@ -53,6 +54,42 @@ def cmd_sessions_show(args: argparse.Namespace, client: ApiClient, out: Output) 
 def cmd_sessions_delete(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
     client.delete_session(args.session_id)
     return out.result({"deleted": args.session_id}, f"deleted session {args.session_id}")
+
+
+def cmd_export(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
+    target = Path(args.output) if args.output and args.output != "-" else None
+    if target is not None and not target.is_dir() and target.exists() and not args.force:
+        raise _exists(target)  # before downloading anything
+    suggested, document = client.export_session(args.session_id)
+    if args.output == "-":
+        out.write(document)
+        return EXIT_OK
+    name = _export_name(suggested, args.session_id)
+    path = target / name if target is not None and target.is_dir() else target or Path(name)
+    try:
+        with path.open("w" if args.force else "x", encoding="utf-8", newline="") as file:
+            file.write(document)
+    except FileExistsError:
+        raise _exists(path) from None
+    except OSError as exc:
+        raise CliError("WRITE_FAILED", f"cannot write {path}: {exc.strerror or exc}", EXIT_ERROR) from None
+    size = len(document.encode("utf-8"))
+    return out.result(
+        {"session_id": args.session_id, "path": str(path), "bytes": size},
+        f"exported session {args.session_id} to {path} ({size} bytes)",
+    )
+
+
+def _export_name(suggested: str | None, session_id: str) -> str:
+    """The server's file name, reduced to a plain name in the current folder (no path, no leading
+    dot, only letters, digits, dots, dashes and underscores)."""
+    name = (suggested or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).lstrip(".-")[:120]
+    return name or f"session-{re.sub(r'[^A-Za-z0-9-]', '', session_id)[:8]}.md"
+
+
+def _exists(path: Path) -> CliError:
+    return CliError("FILE_EXISTS", f"{path} exists: pass --force to overwrite it", EXIT_ERROR)
 
 
 # ---------------------------------------------------------------------- videos and jobs

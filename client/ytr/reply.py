@@ -1,5 +1,6 @@
 """One reply as its events arrive, on any transport: the text printed, the tool lines shown, an
-approval answered, and the result (``ChatResult``) with its exit code and ``--json`` form."""
+approval answered, its sources listed once the text is done, and the result (``ChatResult``) with
+its exit code and ``--json`` form."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ytr.citations_view import Citations, SourcesView
 from ytr.errors import EXIT_CANCELLED, EXIT_OK, CliError, exit_for_code
 from ytr.render import Output, StreamedText
 from ytr.tool_view import TOOL_EVENTS, Approvals, ToolView
@@ -26,6 +28,7 @@ class ChatResult:
     error: dict[str, Any] | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     limits: list[dict[str, Any]] = field(default_factory=list)
+    citations: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -55,13 +58,14 @@ class ChatResult:
             "error": self.error,
             "tool_calls": self.tool_calls,
             "limits": self.limits,
+            "citations": self.citations,
         }
 
 
 @dataclass
 class ReplyFollower:
-    """Turns stream events (SSE or WebSocket frames) of one reply into printed text, tool lines
-    and a result. ``respond`` sends the answer to an ``approval_required`` (set by the transport
+    """Turns stream events (SSE or WebSocket frames) of one reply into printed text, tool lines,
+    its sources and a result. ``respond`` sends the answer to an ``approval_required`` (set by the transport
     once the request is known; None: this transport cannot answer)."""
 
     transport: str
@@ -74,14 +78,19 @@ class ReplyFollower:
     respond: Callable[[str, bool], None] | None = None
     view: ToolView = field(init=False)
     answered: set[str] = field(default_factory=set)
+    citations: Citations = field(default_factory=Citations)
+    sources: SourcesView = field(init=False)
 
     def __post_init__(self) -> None:
         self.view = ToolView(self.out, text=self.text, show=not self.out.json_mode)
+        self.sources = SourcesView(self.out, text=self.text, show=not self.out.json_mode)
 
     def apply(self, kind: str, data: dict[str, Any]) -> ChatResult | None:
         if kind == "token":
             self.view.before_text()
             self.text.add(str(data.get("text") or ""))
+        elif kind == "citation":
+            self.citations.add(data)  # listed once the text is done, never inside it
         elif kind in TOOL_EVENTS:
             self.view.apply(kind, data)
             if kind == "approval_required":
@@ -131,10 +140,13 @@ class ReplyFollower:
             self.view.note(f"note: the answer was not taken: {exc.message} ({exc.code})")
 
     def done(self, result: ChatResult) -> ChatResult:
-        """The result with the tool calls and limits seen, their lines finished."""
+        """The result with the tool calls, limits and citations seen, their lines finished and the
+        sources listed."""
         self.view.finish()
+        self.sources.render(self.citations)
         result.tool_calls = self.view.as_json()
         result.limits = list(self.view.limits)
+        result.citations = list(self.citations.received)
         return result
 
     def from_status(self, state: dict[str, Any]) -> ChatResult:

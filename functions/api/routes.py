@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Path, Query, Response, status
 from pydantic import BaseModel, Field
 
 from ytresearch import __version__
-from ytresearch.services import actions, chat, sessions, videos
+from ytresearch.services import actions, chat, export, sessions, videos
 from ytresearch.views import (
     ActionOut,
     AddVideoOut,
@@ -96,6 +96,49 @@ def get_session(session_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> Se
 def delete_session(session_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> Response:
     sessions.delete_session(c.store, user, session_id)
     return Response(status_code=204)
+
+
+ExportFormat = Annotated[
+    str,
+    Query(
+        alias="format",
+        max_length=20,
+        description="Only `md` (Markdown) for now; any other is 400 INVALID_FORMAT.",
+        json_schema_extra={"enum": list(export.FORMATS)},
+    ),
+]
+
+
+@router.get(
+    "/v1/sessions/{session_id}/export",
+    response_class=Response,
+    tags=["sessions"],
+    responses={
+        200: {
+            "description": "The session as a Markdown file: its videos and the whole conversation.",
+            "content": {"text/markdown": {"schema": {"type": "string"}}},
+            "headers": {
+                "Content-Disposition": {
+                    "description": 'attachment; filename="<slug of the title>.md"',
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            },
+        }
+    },
+)
+def export_session(
+    session_id: uuid.UUID, user: CurrentUser, c: ContainerDep, fmt: ExportFormat = "md"
+) -> Response:
+    """Download the session (title, videos with summaries, every message with its citations as
+    timestamp links and its tool calls) as one document."""
+    export.check_format(fmt)
+    filename, document = export.export_markdown(c.store, user, session_id)
+    return Response(
+        document,
+        media_type=export.MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 @router.post(

@@ -40,8 +40,8 @@ class AdminCommandError(Exception):
         return {"error": {"code": self.code, "message": self.message, "exit_code": self.exit_code}}
 
 
-# The admin function's actions (ytresearch.services.admin.ACTIONS); the direct path adds migrate
-# and link-identity. Spelled out here so --deployed imports nothing of the server.
+# The admin function's actions (ytresearch.services.admin.ACTIONS); the direct path adds migrate,
+# backfill-windows and link-identity. Spelled out here so --deployed imports nothing of the server.
 DEPLOYED_ACTIONS = ("create-user", "create-key", "list-keys", "revoke-key")
 
 
@@ -77,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("email")
     p.add_argument("subject", metavar="SUB", help="the sub claim of the user's access token")
     cmds.add_parser("migrate", help="apply database migrations")
+    cmds.add_parser(
+        "backfill-windows",
+        help="build the transcript index for every ready video that lacks it (migrate builds "
+        "what it can in two minutes)",
+    )
     return admin
 
 
@@ -135,6 +140,8 @@ def show(args: argparse.Namespace, result: dict[str, Any]) -> None:
             print(f"(moved from {result['moved_from']}; that user's sessions stay with it)", file=sys.stderr)
     elif command == "migrate":
         print(f"database at revision {result['revision']}")
+    elif command == "backfill-windows":
+        print(f"indexed the transcripts of {result['videos_indexed']} videos")
 
 
 # ---------------------------------------------------------------------- against the database
@@ -150,6 +157,11 @@ def run_direct(args: argparse.Namespace) -> dict[str, Any]:
     try:
         if args.admin_command == "migrate":
             return {"revision": upgrade_to_head(container.settings)}
+        if args.admin_command == "backfill-windows":
+            from ytresearch.services.windows import backfill_windows
+
+            upgrade_to_head(container.settings, backfill=False)  # all of it here, unhurried
+            return {"videos_indexed": backfill_windows(container.store)}
         upgrade_to_head(container.settings)
         if args.admin_command == "link-identity":
             user, moved_from = link_external_identity(container.store, args.email, args.subject)

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     reply_save_timeout_seconds: float = Field(default=60.0, ge=0)
     sync_reply_save_timeout_seconds: float = Field(default=5.0, ge=0, le=20)
     context_budget_tokens: int = Field(default=150_000, ge=2_000)
+    # Transcripts whole while they fit this; past it, each video's summary and the windows the
+    # transcript index finds for the question (at most retrieval_windows, retrieval_budget_tokens).
+    context_full_budget_tokens: int = Field(default=100_000, ge=0)
+    retrieval_windows: int = Field(default=24, ge=1, le=200)
+    retrieval_budget_tokens: int = Field(default=20_000, ge=500)
     # The research agent: what one reply may do with tools, each bound told by a limit_reached event.
     agent_tools_default: Literal["auto", "confirm", "off"] = "auto"  # a message may choose otherwise
     agent_max_tool_rounds: int = Field(default=8, ge=1, le=50)  # model -> tools -> model, per reply
@@ -107,6 +112,8 @@ class Settings(BaseSettings):
     # YouTube
     transcript_source: Literal["youtube", "samples"] = "youtube"
     transcript_languages: Annotated[list[str], NoDecode] = ["en"]
+    # transcript_source "samples": a folder of one's own sample files (<video_id>.json, the shape in
+    # ytresearch/samples/README.md), read before the bundled samples (its file wins on the same id).
     samples_dir: Path | None = None
     proxy_http_url: SecretStr | None = None
     proxy_https_url: SecretStr | None = None
@@ -161,6 +168,16 @@ class Settings(BaseSettings):
     def _languages_not_empty(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("give at least one language code, e.g. 'en' or 'en,de'")
+        return value
+
+    @field_validator("samples_dir")
+    @classmethod
+    def _samples_dir_is_a_folder(cls, value: Path | None) -> Path | None:
+        # A mistyped folder would otherwise only show as "no sample transcript" on the first add.
+        if value is not None:
+            value = value.expanduser()
+            if not value.is_dir():
+                raise ValueError(f"{value} is not a folder (it should hold <video_id>.json sample files)")
         return value
 
     @field_validator("cognito_issuer", "cognito_client_id", mode="before")

@@ -3,7 +3,8 @@
 Types: stage, token, usage, complete, error, cancelled (plus `reconnect` when a draining server
 asks the client to come back). The research agent adds tool_call, tool_progress, tool_result,
 approval_required, approval and limit_reached, interleaved with tokens in the order they
-happened. ``session_update`` belongs to a session's own stream, not to a reply's. Ids are a
+happened. ``citation`` {video_id, title, start, end, quote, url} comes just before the text it
+supports. ``session_update`` belongs to a session's own stream, not to a reply's. Ids are a
 per-request sequence starting at 1.
 """
 
@@ -28,6 +29,7 @@ EventType = Literal[
     "approval",
     "limit_reached",
     "session_update",
+    "citation",
 ]
 TERMINAL_TYPES = frozenset({"complete", "error", "cancelled"})
 # What the research agent did in a reply (polling clients get these in the request's status).

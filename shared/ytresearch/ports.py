@@ -155,7 +155,20 @@ class ToolResultBlock:
     is_error: bool = False
 
 
-MessageBlock = ContentBlock | ToolUseBlock | ToolResultBlock
+@dataclass(frozen=True)
+class DocumentBlock:
+    """A source the model may cite, in a user message (the API's custom-content document with
+    citations enabled): ``parts`` are the smallest units a citation can point at (for a video,
+    its transcript windows), sent as they are. ``context`` is said about the document but never
+    cited (e.g. the video's title and summary)."""
+
+    title: str
+    parts: tuple[str, ...]
+    context: str | None = None
+    cache: bool = False
+
+
+MessageBlock = ContentBlock | DocumentBlock | ToolUseBlock | ToolResultBlock
 
 
 @dataclass(frozen=True)
@@ -215,7 +228,19 @@ class ToolCallRequested:
     error: str | None = None
 
 
-ModelEvent = TextDelta | ToolCallRequested | StreamFinished
+@dataclass(frozen=True)
+class CitationDelta:
+    """The text that follows cites ``parts[start_part:end_part]`` of a document: the
+    ``document_index``-th DocumentBlock of the request (counted over all messages, in order).
+    ``cited_text`` is what the API quotes from those parts."""
+
+    document_index: int
+    start_part: int
+    end_part: int  # exclusive
+    cited_text: str
+
+
+ModelEvent = TextDelta | CitationDelta | ToolCallRequested | StreamFinished
 
 
 @dataclass(frozen=True)

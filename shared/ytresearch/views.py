@@ -185,6 +185,11 @@ class MessageOut(BaseModel):
     tool_calls: list[dict[str, Any]] | None = Field(
         description="An assistant reply's tool calls, in the order made; null when it made none."
     )
+    citations: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="The moments an assistant reply cited, in order: {video_id, title, start, end, "
+        "quote, url (the video at that second), at (where in the text)}; null when none.",
+    )
     created_at: datetime
 
     @classmethod
@@ -209,6 +214,7 @@ class MessageOut(BaseModel):
             error_code=m.error_code,
             video_ids=m.video_ids,
             tool_calls=m.tool_calls,
+            citations=m.citations,
             created_at=m.created_at,
         )
 

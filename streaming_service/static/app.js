@@ -684,40 +684,178 @@
     }
   }
 
+  // --------------------------------------------------------------------------- citations
+
+  // A timestamp the model wrote in its text: [mm:ss] or [h:mm:ss].
+  const TIMESTAMP = /\[(?:(\d{1,2}):)?(\d{1,2}):(\d{2})\]/g;
+
+  /** mm:ss, or h:mm:ss from one hour on (as the server writes its timestamps). */
+  function clock(seconds) {
+    const s = Math.floor(seconds);
+    const pad = (n) => String(n).padStart(2, "0");
+    const h = Math.floor(s / 3600);
+    const rest = `${pad(Math.floor((s % 3600) / 60))}:${pad(s % 60)}`;
+    return h ? `${h}:${rest}` : rest;
+  }
+
+  /**
+   * The video at a second, built here from a checked id and start: the server's `url` is never
+   * used as a link. null when either is not sound.
+   */
+  function momentUrl(videoId, start) {
+    if (typeof videoId !== "string" || !VIDEO_ID.test(videoId)) return null;
+    if (typeof start !== "number" || !Number.isFinite(start) || start < 0) return null;
+    return `https://www.youtube.com/watch?v=${videoId}&t=${Math.floor(start)}`;
+  }
+
+  /** A link that opens a moment of a video in a new tab, told nothing about this page. */
+  function momentLink(href, props, ...children) {
+    return el("a", { ...props, href, target: "_blank", rel: "noopener noreferrer" }, ...children);
+  }
+
+  /**
+   * The sources of one reply: its citations numbered in the order of first use, one number per
+   * (video, start), and the "Sources" list shown under the reply. Titles and quotes are text.
+   */
+  class Sources {
+    constructor() {
+      this.byMoment = new Map(); // "video|second" -> {number, videoId, title, at, href}
+      this.videos = new Set(); // the linkable videos cited
+      this.list = el("ol", { className: "sources-list" });
+      this.node = el("section", { className: "sources", hidden: true }, el("h4", { className: "sources-heading", text: "Sources" }), this.list);
+      this.node.setAttribute("aria-label", "Sources");
+    }
+
+    get size() {
+      return this.byMoment.size;
+    }
+
+    source(data) {
+      const videoId = typeof data.video_id === "string" ? data.video_id : "";
+      const start = typeof data.start === "number" && Number.isFinite(data.start) && data.start >= 0 ? data.start : null;
+      const key = `${videoId}|${start === null ? "" : Math.floor(start)}`;
+      let found = this.byMoment.get(key);
+      if (found) return found;
+      const title = typeof data.title === "string" && data.title.trim() ? data.title : videoId || "Unknown video";
+      const at = start === null ? "" : clock(start);
+      const href = momentUrl(videoId, start);
+      found = { number: this.byMoment.size + 1, videoId, title, at, href, label: at ? `${title} — ${at}` : title };
+      this.byMoment.set(key, found);
+      if (href) this.videos.add(videoId);
+      const quote = typeof data.quote === "string" ? data.quote.trim() : "";
+      const what = href
+        ? momentLink(href, { className: "source-link", text: found.label })
+        : el("span", { className: "source-link", text: found.label });
+      this.list.append(
+        el("li", { className: "source", dataset: { videoId, source: String(found.number) } },
+          what,
+          quote ? el("q", { className: "source-quote", text: quote.length > 300 ? `${quote.slice(0, 299)}…` : quote }) : null),
+      );
+      show(this.node, true);
+      return found;
+    }
+
+    /** The chip `[n]` for a citation (a link to the moment; plain when it cannot be linked). */
+    chip(data) {
+      if (!data || typeof data !== "object") return null;
+      const source = this.source(data);
+      const props = { className: "cite", text: `[${source.number}]`, title: source.label, dataset: { source: String(source.number), videoId: source.videoId } };
+      const chip = source.href ? momentLink(source.href, props) : el("span", props);
+      chip.setAttribute("aria-label", `Source ${source.number}: ${source.label}`);
+      return chip;
+    }
+  }
+
+  /** The reply's own words in its text paragraphs: the citation chips are not part of them. */
+  function replyText(body) {
+    let text = "";
+    for (const p of body.querySelectorAll(":scope > .message-text")) {
+      for (const node of p.childNodes) if (!node.classList?.contains("cite")) text += node.textContent;
+    }
+    return text;
+  }
+
+  /**
+   * Turn the [mm:ss] timestamps of a reply's text into links to that moment: of the one video it
+   * cites, or of the video whose chip the timestamp follows. Others stay text.
+   */
+  function linkTimestamps(body, sources) {
+    const only = sources.videos.size === 1 ? [...sources.videos][0] : null;
+    for (const p of body.querySelectorAll(":scope > .message-text")) {
+      let after = null; // the video of the chip just before
+      for (const node of [...p.childNodes]) {
+        if (node.nodeType === Node.TEXT_NODE) linkTimestampsIn(node, only, after, sources);
+        after = node.nodeType === Node.ELEMENT_NODE && node.matches("a.cite") ? node.dataset.videoId : null;
+      }
+    }
+  }
+
+  function linkTimestampsIn(textNode, only, after, sources) {
+    const text = textNode.data;
+    const parts = [];
+    let last = 0;
+    for (const match of text.matchAll(TIMESTAMP)) {
+      const [h, m, s] = [Number(match[1] || 0), Number(match[2]), Number(match[3])];
+      if (s > 59 || (match[1] !== undefined && m > 59)) continue;
+      const rightAfter = after && parts.length === 0 && !text.slice(0, match.index).trim();
+      const videoId = rightAfter ? after : only;
+      if (!videoId || !sources.videos.has(videoId)) continue;
+      const seconds = h * 3600 + m * 60 + s;
+      const title = [...sources.byMoment.values()].find((source) => source.videoId === videoId)?.title || videoId;
+      parts.push(
+        text.slice(last, match.index),
+        momentLink(momentUrl(videoId, seconds), { className: "timestamp-link", text: match[0], title: `${title} — ${clock(seconds)}`, dataset: { videoId } }),
+      );
+      last = match.index + match[0].length;
+    }
+    if (!parts.length) return;
+    parts.push(text.slice(last));
+    textNode.replaceWith(...parts.filter((part) => part !== ""));
+  }
+
   // --------------------------------------------------------------------------- history
 
   /**
-   * A saved message's text, with an assistant reply's tool calls as cards where they happened
-   * (`at`: the offset in the text, in code points as the server counts them).
+   * A saved message's text, with an assistant reply's tool calls as cards and its citations as
+   * chips where they happened (`at`: the offset in the text, in code points as the server counts
+   * them), and its timestamps linked; the chips' sources go to `sources`.
    */
-  function messageBody(message) {
+  function messageBody(message, sources) {
     const body = el("div", { className: "message-body" });
-    const calls = message.role === "assistant" && Array.isArray(message.tool_calls) ? message.tool_calls : [];
+    const assistant = message.role === "assistant";
+    const calls = assistant && Array.isArray(message.tool_calls) ? message.tool_calls : [];
+    const cites = assistant && Array.isArray(message.citations) ? message.citations : [];
+    // In the text's order; at one offset a call comes before a citation (which leads its text).
+    const marks = [...calls.map((call) => ({ call })), ...cites.map((cite) => ({ cite }))]
+      .filter((mark) => (mark.call || mark.cite) && typeof (mark.call || mark.cite) === "object")
+      .map((mark) => ({ ...mark, at: Number((mark.call || mark.cite).at) || 0 }))
+      .sort((a, b) => a.at - b.at);
     const chars = Array.from(String(message.content || ""));
     let said = 0;
-    body.append(el("p", { className: "message-text" }));
-    for (const call of calls) {
-      if (!call || typeof call !== "object") continue;
-      const at = Math.min(Math.max(Number(call.at) || 0, said), chars.length);
-      if (at > said) {
-        const last = body.lastElementChild;
-        const text = chars.slice(said, at).join("");
-        if (last.classList.contains("message-text")) last.append(text);
-        else body.append(el("p", { className: "message-text", text }));
-      }
+    let para = el("p", { className: "message-text" });
+    body.append(para);
+    const paragraph = () => {
+      if (body.lastElementChild !== para) body.append((para = el("p", { className: "message-text" })));
+      return para;
+    };
+    const say = (text) => text && paragraph().append(text);
+    for (const mark of marks) {
+      const at = Math.min(Math.max(mark.at, said), chars.length);
+      say(chars.slice(said, at).join(""));
       said = at;
-      const card = new ToolCard(null, call);
-      card.result({ ok: call.ok, summary: call.summary, error: call.ok ? null : toolError(call) });
-      body.append(card.node);
+      if (mark.call) {
+        const card = new ToolCard(null, mark.call);
+        card.result({ ok: mark.call.ok, summary: mark.call.summary, error: mark.call.ok ? null : toolError(mark.call) });
+        body.append(card.node);
+      } else paragraph().append(sources.chip(mark.cite));
     }
-    const rest = chars.slice(said).join("");
-    const last = body.lastElementChild;
-    if (last.classList.contains("message-text")) last.append(rest);
-    else if (rest) body.append(el("p", { className: "message-text", text: rest }));
+    say(chars.slice(said).join(""));
+    linkTimestamps(body, sources);
     return body;
   }
 
   function messageItem(message) {
+    const sources = new Sources();
     const li = el(
       "li",
       {
@@ -731,7 +869,8 @@
         el("span", { className: "message-badge", text: message.status === "complete" ? "" : message.status }),
         el("time", { className: "message-time", text: formatTime(message.created_at), dateTime: message.created_at }),
       ),
-      messageBody(message),
+      messageBody(message, sources),
+      sources.node,
     );
     return li;
   }
@@ -1019,10 +1158,12 @@
       this.finished = false;
       this.stopRequested = false;
       this.abort = new AbortController();
-      this.textNode = null; // the text node of the text segment being written
+      this.textNode = null; // the text node being written (null after a citation chip)
+      this.para = null; // the text paragraph being written
       this.body = el("div", { className: "message-body" });
       this.newSegment();
       this.cards = new Map(); // call id -> ToolCard
+      this.sources = new Sources();
       this.badge = el("span", { className: "message-badge", text: "" });
       this.note = el("p", { className: "message-note muted", text: "Waiting for the model…" });
       this.item = el(
@@ -1035,6 +1176,7 @@
           this.badge,
         ),
         this.body,
+        this.sources.node,
         this.note,
       );
       this.notAccepted = null; // set when the server refused the message (nothing was saved)
@@ -1055,17 +1197,31 @@
     /** The reply's text goes on below what came last (a tool card or a limit notice). */
     newSegment() {
       this.textNode = document.createTextNode("");
-      this.body.append(el("p", { className: "message-text" }, this.textNode));
+      this.para = el("p", { className: "message-text" }, this.textNode);
+      this.body.append(this.para);
     }
 
     appendText(text) {
       if (!text) return;
-      if (this.body.lastElementChild?.firstChild !== this.textNode) this.newSegment();
+      if (this.body.lastElementChild !== this.para) this.newSegment();
+      else if (!this.textNode || this.para.lastChild !== this.textNode) {
+        this.textNode = document.createTextNode("");
+        this.para.append(this.textNode);
+      }
       this.textNode.appendData(text);
     }
 
+    /** A citation: its chip goes where the text it supports begins. */
+    cite(data) {
+      const chip = this.sources.chip(data);
+      if (!chip) return;
+      if (this.body.lastElementChild !== this.para) this.newSegment();
+      this.para.append(chip);
+      this.textNode = null;
+    }
+
     shownText() {
-      return [...this.body.querySelectorAll(":scope > .message-text")].map((p) => p.textContent).join("");
+      return replyText(this.body);
     }
 
     /** The full text the server saved: add what the stream did not show yet. */
@@ -1073,7 +1229,7 @@
       const shown = this.shownText();
       if (full === shown) return;
       if (full.startsWith(shown)) this.appendText(full.slice(shown.length));
-      else if (!this.cards.size && !this.body.querySelector(".limit-notice")) this.textNode.data = full;
+      else if (!this.cards.size && !this.sources.size && !this.body.querySelector(".limit-notice")) this.textNode.data = full;
       // Otherwise the stream and the saved text differ (they should not): keep what was shown.
     }
 
@@ -1101,6 +1257,8 @@
       } else if (type === "token") {
         this.appendText(String(data.text || ""));
         this.item.dataset.tokens = "yes";
+      } else if (type === "citation") {
+        this.cite(data);
       } else if (type === "tool_call") {
         this.card(data).called(data);
         this.note.textContent = "Working…";
@@ -1132,6 +1290,7 @@
     finish(type, data) {
       this.finished = true;
       if (typeof data.text === "string") this.settleText(data.text);
+      linkTimestamps(this.body, this.sources);
       for (const card of this.cards.values()) card.abandon();
       if (this.cards.size) scheduleRefresh("actions");
       const status = type === "complete" ? "complete" : type === "cancelled" ? "cancelled" : "failed";

@@ -17,6 +17,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -615,7 +616,8 @@ async def flow(page: Page, proxy: CuttableProxy, key: str, long_session: str) ->
     assert "Here is a script tag" in quoted["text"]
     shown = await page.js(f"({MESSAGES}).slice(-2)")
     assert shown[0]["text"] == question
-    assert await page.js("document.querySelectorAll('#messages .message-text *').length") == 0
+    # The only elements in a reply's text are the page's own links to the moments it cites.
+    assert await page.js(f"({ONLY_MOMENT_LINKS})(document.getElementById('messages'))") is True
     assert await page.js("document.querySelectorAll('img, script:not([src])').length") == 0
     await page.screenshot("07-untrusted-chat")
     await page.js(f"document.querySelector('{xss}').scrollIntoView()")
@@ -979,3 +981,334 @@ async def scripted_flow(
     await only_text_rendered(page)
     assert await page.js("document.querySelectorAll('#messages i').length") == 0
     await page.screenshot("12-scripted-tools")
+
+
+# ------------------------------------------------------------------ citations: chips and sources
+
+MOMENT = "https://www.youtube.com/watch?v={}&t={}"
+# Every element in a reply's text is one of the page's own links to a cited moment (or an unlinked
+# chip), holding only text, opening YouTube at a second in a new tab that is told nothing.
+ONLY_MOMENT_LINKS = r"""(root => [...root.querySelectorAll('.message-text *')].every(e =>
+    e.matches('a.cite, a.timestamp-link, span.cite')
+    && [...e.childNodes].every(n => n.nodeType === Node.TEXT_NODE)
+    && (e.tagName !== 'A' || (
+        /^https:\/\/www\.youtube\.com\/watch\?v=[A-Za-z0-9_-]{11}&t=\d+$/.test(e.getAttribute('href'))
+        && e.getAttribute('target') === '_blank' && e.getAttribute('rel') === 'noopener noreferrer'))))"""
+CITED = """(m => ({
+    chips: [...m.querySelectorAll('.message-text .cite')].map(c => ({
+        tag: c.tagName, text: c.textContent, href: c.getAttribute('href'), title: c.title,
+        target: c.getAttribute('target'), rel: c.getAttribute('rel')})),
+    sources: [...m.querySelectorAll('.sources .source')].map(s => ({
+        link: s.querySelector('.source-link').textContent,
+        href: s.querySelector('.source-link').getAttribute('href'),
+        quote: s.querySelector('.source-quote')?.textContent ?? null})),
+    sourcesShown: !m.querySelector('.sources').hidden,
+    stamps: [...m.querySelectorAll('.message-text a.timestamp-link')]
+        .map(a => [a.textContent, a.getAttribute('href')]),
+    words: [...m.querySelectorAll('.message-text')].map(p => [...p.childNodes]
+        .filter(n => !(n.classList && n.classList.contains('cite')))
+        .map(n => n.textContent).join('')).join(''),
+}))"""
+ASSISTANTS = "[...document.querySelectorAll('#messages li.message.assistant')]"
+NOTHING_INJECTED = """[document.scripts.length,
+    document.querySelectorAll('img, b, iframe, object, embed, script:not([src])').length,
+    document.querySelectorAll('[onerror], [onclick], a[href^="javascript:"], a[href*="evil"]').length]"""
+
+
+def clock(seconds: float) -> str:
+    total = int(seconds)
+    hours, rest = divmod(total, 3600)
+    return (f"{hours}:" if hours else "") + f"{rest // 60:02d}:{rest % 60:02d}"
+
+
+def expected_citations(citations: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the page shows for a reply's citations: a chip each (numbered by first use of the
+    video and second) linking to the moment, and one source per moment."""
+    numbers: dict[tuple[str, int], int] = {}
+    chips, sources = [], []
+    for c in citations:
+        key = (c["video_id"], int(c["start"]))
+        label = f"{c['title']} — {clock(c['start'])}"
+        href = MOMENT.format(*key)
+        if key not in numbers:
+            numbers[key] = len(numbers) + 1
+            sources.append({"link": label, "href": href, "quote": c["quote"].strip()})
+        chips.append(
+            {
+                "tag": "A",
+                "text": f"[{numbers[key]}]",
+                "href": href,
+                "title": label,
+                "target": "_blank",
+                "rel": "noopener noreferrer",
+            }
+        )
+    return {"chips": chips, "sources": sources}
+
+
+def add_ready_video(api: httpx.Client, session_id: str, video_id: str) -> None:
+    added = api.post(f"/v1/sessions/{session_id}/videos", json={"url": f"https://youtu.be/{video_id}"})
+    assert added.status_code in (200, 202), added.text
+    deadline = time.monotonic() + 60
+    while api.get(f"/v1/videos/{video_id}").json()["status"] != "ready":
+        assert time.monotonic() < deadline, f"{video_id} did not become ready"
+        time.sleep(0.1)
+
+
+async def open_session(page: Page, base_url: str, key: str, session_id: str, pending: str = "") -> None:
+    await page.goto(base_url + "/")
+    script = f"sessionStorage.setItem('ytr.apiKey', {json.dumps(key)});"
+    if pending:
+        script += f"sessionStorage.setItem('ytr.pendingReply', {json.dumps(pending)});"
+    await page.js(script + f"location.hash = '#session={session_id}'")
+    await page.reload()
+    await page.wait_for("!document.getElementById('session-view').hidden", "the session")
+
+
+def test_browser_page_links_a_replys_citations_to_the_moments(browser_system: tuple[str, Container]) -> None:
+    """The offline model's grounded replies through the real server, over SSE and the WebSocket: a
+    chip [n] where each cited text begins, linking to the video at that second; a Sources list
+    under the reply; timestamps of a one-video reply linked; an untrusted title and quote as text;
+    and the history, after a reload, showing the same."""
+    base_url, container = browser_system
+    _, key = make_user(container)
+    api = client_for(base_url, key)
+    session_id = str(api.post("/v1/sessions", json={"title": "Cited"}).json()["id"])
+    for video_id in ("SoLarP4nels", "xssT3stVid0"):
+        add_ready_video(api, session_id, video_id)
+
+    def saved_replies() -> list[dict[str, Any]]:
+        items = api.get(f"/v1/sessions/{session_id}/messages?limit=10").json()["items"]
+        return [m for m in reversed(items) if m["role"] == "assistant"]
+
+    with launch_chromium() as devtools_url:
+        asyncio.run(
+            drive_page(devtools_url, lambda page: cited_flow(page, base_url, key, session_id, saved_replies))
+        )
+
+
+async def cited_flow(page: Page, base_url: str, key: str, session_id: str, saved_replies: Any) -> None:
+    await open_session(page, base_url, key, session_id)
+    # The video cards grow as their summaries load: wait, so no click lands on a moving button.
+    await page.wait_for("document.querySelectorAll('.video-card .summary-text').length === 2", "summaries")
+    await page.wait_for("!document.getElementById('chat-send').disabled", "the history")
+
+    # ---- over SSE: a solar question; chips, sources and timestamp links from the saved citations
+    await ask(page, SOLAR_QUESTION)
+    await wait_reply(page, "complete")
+    # ---- over the WebSocket: the untrusted sample's title and quote, as text
+    await page.click("#transport-ws")
+    await ask(page, "What does the <script> tag say in the sample with markup?")
+    await wait_reply(page, "complete")
+
+    replies = await asyncio.to_thread(saved_replies)
+    assert len(replies) == 2 and all(r["citations"] for r in replies), replies
+    shown = await page.js(f"{ASSISTANTS}.map({CITED})")
+    for reply, seen in zip(replies, shown, strict=True):
+        want = expected_citations(reply["citations"])
+        assert seen["chips"] == want["chips"], (seen["chips"], reply["citations"])
+        assert seen["sources"] == want["sources"] and seen["sourcesShown"] is True
+        assert seen["words"] == reply["content"]  # the chips are beside the text, not in it
+        cited = {c["video_id"] for c in reply["citations"]}
+        stamps = re.findall(r"\[(?:\d{1,2}:)?\d{1,2}:\d{2}\]", reply["content"])
+        if len(cited) == 1:
+            (video_id,) = cited
+            assert [s[0] for s in seen["stamps"]] == stamps and stamps, seen["stamps"]
+            for text, href in seen["stamps"]:
+                *hours, minutes, seconds = (int(part) for part in text.strip("[]").split(":"))
+                at = (hours[0] if hours else 0) * 3600 + minutes * 60 + seconds
+                assert href == MOMENT.format(video_id, at)
+    solar, marked = shown
+    assert {c["href"].split("&")[0] for c in solar["chips"]} == {
+        MOMENT.format("SoLarP4nels", 0).split("&")[0]
+    }
+    assert any(c["title"].startswith(XSS_TITLE + " — ") for c in marked["chips"]), marked["chips"]
+    assert any(s["link"].startswith(XSS_TITLE) for s in marked["sources"])
+    assert any("<script>alert(1)</script>" in (s["quote"] or "") for s in marked["sources"]), marked
+    assert await page.js(f"({ONLY_MOMENT_LINKS})(document.getElementById('messages'))") is True
+    assert await page.js(NOTHING_INJECTED) == [1, 0, 0]
+    await page.screenshot("13-citations")
+
+    # ---- the history after a reload: the same chips, sources and links
+    await page.reload()
+    await page.wait_for(f"{ASSISTANTS}.length === 2", "the history")
+    assert await page.js(f"{ASSISTANTS}.map({CITED})") == shown
+    assert await page.js(f"({ONLY_MOMENT_LINKS})(document.getElementById('messages'))") is True
+    assert await page.js(NOTHING_INJECTED) == [1, 0, 0]
+
+
+EVIL_TITLE = '<img src=x onerror=alert(9)> Solar "panels" & <b>more</b>'
+EVIL_QUOTE = "<script>alert(10)</script> light frees <i>electrons</i>"
+
+
+def test_browser_page_builds_citation_links_itself(browser_system: tuple[str, Container]) -> None:
+    """Citation events written to the real server's event log (a reply running on another task)
+    reach the page over its stream: the links are built from the video id and the second, never
+    from the event's url; a chip for an id that is not a video's is not a link; one moment cited
+    twice is one source; a timestamp right after a chip links to that chip's video, another in a
+    two-video reply stays text; untrusted titles and quotes are text; the history shows the same."""
+    base_url, container = browser_system
+    user, key = make_user(container)
+    api = client_for(base_url, key)
+    session_id = uuid.UUID(api.post("/v1/sessions", json={"title": "Scripted citations"}).json()["id"])
+    later = datetime.now(UTC) + timedelta(hours=1)
+    with container.store.transaction() as repo:
+        request_id = repo.add_chat_request(
+            user_id=user.id,
+            session_id=session_id,
+            expires_at=later,
+            status="streaming",
+            owner="another-task",
+            heartbeat_at=later,
+        ).id
+    evil = "javascript:alert(11)"
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("stage", {"stage": "generating", "pending_video_ids": []}),
+        ("token", {"text": "Two videos agree. "}),
+        (
+            "citation",
+            {
+                "video_id": "SoLarP4nels",
+                "title": EVIL_TITLE,
+                "start": 65.7,
+                "end": 80.0,
+                "quote": EVIL_QUOTE,
+                "url": evil,
+            },
+        ),
+        ("token", {"text": "[01:05] Light "}),
+        ("token", {"text": "frees electrons. "}),
+        (
+            "citation",
+            {
+                "video_id": "s0urd0ughBr",
+                "title": "Sourdough at home",
+                "start": 3725,
+                "end": 3740.5,
+                "quote": "Feed the starter.",
+                "url": "https://evil.example/",
+            },
+        ),
+        ("token", {"text": "Feed it; see [02:10] too. "}),
+        (
+            "citation",
+            {
+                "video_id": "SoLarP4nels",
+                "title": EVIL_TITLE,
+                "start": 65.2,
+                "end": 70,
+                "quote": "again",
+                "url": evil,
+            },
+        ),
+        ("token", {"text": "Again. "}),
+        (
+            "citation",
+            {
+                "video_id": "../../evil",
+                "title": "Not a video",
+                "start": 5,
+                "end": 6,
+                "quote": "q",
+                "url": "https://evil.example/",
+            },
+        ),
+        ("token", {"text": "Unlinkable."}),
+    ]
+    text = "".join(str(d["text"]) for kind, d in events if kind == "token")
+    citations, said = [], 0
+    for kind, data in events:
+        if kind == "token":
+            said += len(str(data["text"]))
+        elif kind == "citation":
+            citations.append({**data, "at": said})
+
+    def write(batch: list[tuple[str, dict[str, Any]]], start: int) -> None:
+        with container.store.transaction() as repo:
+            repo.add_chat_events(
+                [(request_id, start + i, kind, data) for i, (kind, data) in enumerate(batch)]
+            )
+
+    def finish() -> None:
+        with container.store.transaction() as repo:
+            message = repo.add_message(
+                session_id=session_id, role="assistant", content=text, citations=citations
+            )
+        complete = {"text": text, "stop_reason": "end_turn", "message_id": str(message.id)}
+        write([("complete", complete)], len(events) + 1)
+
+    write(events, 1)
+    pending = json.dumps({"sessionId": str(session_id), "requestId": str(request_id)})
+    with launch_chromium() as devtools_url:
+        asyncio.run(
+            drive_page(
+                devtools_url,
+                lambda page: scripted_citations(page, base_url, key, str(session_id), pending, text, finish),
+            )
+        )
+
+
+async def scripted_citations(
+    page: Page, base_url: str, key: str, session_id: str, pending: str, text: str, finish: Any
+) -> None:
+    # The page picks the reply up from its first event (as after a reload while it streamed).
+    await open_session(page, base_url, key, session_id, pending)
+    await page.wait_for(f"{LAST_ASSISTANT}?.querySelectorAll('.cite').length === 4", "four chips")
+    solar = MOMENT.format("SoLarP4nels", 65)
+    first = {"target": "_blank", "rel": "noopener noreferrer", "tag": "A"}
+    want_chips = [
+        {**first, "text": "[1]", "href": solar, "title": f"{EVIL_TITLE} — 01:05"},
+        {
+            **first,
+            "text": "[2]",
+            "href": MOMENT.format("s0urd0ughBr", 3725),
+            "title": "Sourdough at home — 1:02:05",
+        },
+        {**first, "text": "[1]", "href": solar, "title": f"{EVIL_TITLE} — 01:05"},
+        {
+            "tag": "SPAN",
+            "text": "[3]",
+            "href": None,
+            "title": "Not a video — 00:05",
+            "target": None,
+            "rel": None,
+        },
+    ]
+    want_sources = [
+        {"link": f"{EVIL_TITLE} — 01:05", "href": solar, "quote": EVIL_QUOTE},
+        {
+            "link": "Sourdough at home — 1:02:05",
+            "href": MOMENT.format("s0urd0ughBr", 3725),
+            "quote": "Feed the starter.",
+        },
+        {"link": "Not a video — 00:05", "href": None, "quote": "q"},
+    ]
+    streaming = await page.js(f"({CITED})({LAST_ASSISTANT})")
+    assert streaming["chips"] == want_chips and streaming["sources"] == want_sources
+    assert await page.js(f"{LAST_ASSISTANT}.dataset.status") == "streaming"
+    # Each chip sits where its text begins.
+    first_para = await page.js(
+        f"[...{LAST_ASSISTANT}.querySelector('.message-text').childNodes].map(n => n.textContent)"
+    )
+    assert first_para[:3] == ["Two videos agree. ", "[1]", "[01:05] Light frees electrons. "], first_para
+
+    await asyncio.to_thread(finish)
+    await wait_reply(page, "complete")
+    done = await page.js(f"({CITED})({LAST_ASSISTANT})")
+    assert done["chips"] == want_chips and done["sources"] == want_sources and done["words"] == text
+    # Right after a chip: linked to its video; elsewhere in a reply citing two videos: text.
+    assert done["stamps"] == [["[01:05]", solar]]
+    assert await page.js(f"({ONLY_MOMENT_LINKS})(document.getElementById('messages'))") is True
+    assert await page.js(NOTHING_INJECTED) == [1, 0, 0]
+    assert (
+        await page.js("document.querySelectorAll('#messages .sources *:not(ol, li, a, span, q, h4)').length")
+        == 0
+    )
+    await page.screenshot("14-scripted-citations")
+
+    # ---- the history after a reload: the saved citations at their offsets, the same rendering
+    await page.reload()
+    await page.wait_for(f"{ASSISTANTS}.length === 1", "the saved reply")
+    assert await page.js(f"({CITED})({LAST_ASSISTANT})") == done
+    assert await page.js(f"{LAST_ASSISTANT}.dataset.status") == "complete"
+    assert await page.js(NOTHING_INJECTED) == [1, 0, 0]

@@ -15,6 +15,13 @@
   ``tool_use`` and the output usage counts the JSON. ``ToolCall.raw_json`` sends any text as the
   JSON (malformed input, as a model can write it). Non-streaming replies carry the same
   ``tool_use`` blocks in ``content``;
+* citations: a ``Reply`` with ``cited`` pieces (``Cited``) answers with one text block per piece;
+  a cited piece's block starts with one ``citations_delta`` (``content_block_location`` for a
+  custom-content document: ``cited_text`` the cited parts joined exactly as the request sent them,
+  ``document_title`` the request's title; ``char_location`` over the sentences of a plain-text
+  document) before its ``text_delta`` events. Non-streaming replies carry the same text blocks,
+  each cited one with its ``citations`` list. Scripted citations are *not* checked against the
+  request: one outside its documents is sent as written, so tests can see how a client copes;
 * errors as ``{"type": "error", "error": {"type": ..., "message": ...}, "request_id": ...}``
   with the API's statuses (429 with ``retry-after``, 529 overloaded, 500 ...), and mid-stream
   ``event: error`` frames;
@@ -22,21 +29,26 @@
   ``anthropic-version`` header are checked (401 / 400 like the real API),
   and so are the request rules that the real API enforces and an adapter can get wrong, with
   400 ``invalid_request_error`` messages close to the API's: at most 4 ``cache_control`` blocks,
-  no empty text blocks, required fields; ``tools`` (names matching ``^[a-zA-Z0-9_-]{1,64}$`` and
-  unique, an object ``input_schema``, a string description); ``tool_use`` blocks only in
-  assistant messages and ``tool_result`` blocks only in user messages; every ``tool_use`` answered
-  by a ``tool_result`` at the start of the very next (user) message, and every ``tool_result``
-  answering a ``tool_use`` of the message just before;
+  no empty text blocks, required fields; ``document`` blocks only in user messages, with a
+  ``content`` source (a non-empty string or list of non-blank text blocks) or a plain-text one
+  (``text``, ``text/plain``; chunked into sentences as the API does), an optional string
+  ``title`` and ``context``, and ``citations.enabled`` the same on every document; ``tools``
+  (names matching ``^[a-zA-Z0-9_-]{1,64}$`` and unique, an object ``input_schema``, a string
+  description); ``tool_use`` blocks only in assistant messages and ``tool_result`` blocks only in
+  user messages; every ``tool_use`` answered by a ``tool_result`` at the start of the very next
+  (user) message, and every ``tool_result`` answering a ``tool_use`` of the message just before;
 * prompt caching is accounted for: the first request with a ``cache_control``-marked prefix
   reports ``cache_creation_input_tokens``, a later request with the same prefix reports
   ``cache_read_input_tokens``. The prefix is tools, then system, then messages, as on the API;
   tokens are estimated as ``ceil(len(text) / 4)`` of each block's text (a tool: its JSON
-  definition; a ``tool_use``: its name and input JSON; a ``tool_result``: its content).
+  definition; a ``tool_use``: its name and input JSON; a ``tool_result``: its content; a
+  ``document``: its title, context and text).
 
 Tests script what happens next with a FIFO of behaviours, consumed one per accepted request::
 
     fake.enqueue(ErrorReply(status=429, retry_after=0), Reply(text="Hello", chunk_size=2))
     fake.enqueue(Reply(text="Let me look.", tool_calls=(ToolCall("search", {"q": "solar"}),)))
+    fake.enqueue(Reply(cited=(Cited("The speaker says "), Cited("panels pay off", 0, start=2, end=4))))
     fake.enqueue(DropConnection(text="", tool_calls=(ToolCall("search", {"q": "x"}),),
                                 after_tool_chunks=1))  # fails in the middle of the tool's JSON
 
@@ -74,6 +86,7 @@ __all__ = [
     "DEFAULT_API_KEY",
     "DEFAULT_MODEL",
     "Behaviour",
+    "Cited",
     "DropConnection",
     "ErrorReply",
     "FakeAnthropic",
@@ -88,6 +101,7 @@ DEFAULT_API_KEY = "sk-ant-test-key"
 MAX_CACHE_BREAKPOINTS = 4  # the real API rejects a request with more
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 TOOL_USE_ID = re.compile(r"^[a-zA-Z0-9_-]+$")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")  # how the fake chunks a plain-text document
 
 # The error ``type`` the real API uses for each status.
 ERROR_TYPES: dict[int, str] = {
@@ -138,6 +152,27 @@ def _split(text: str, chunk_size: int) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Cited:
+    """One piece of a reply's text, streamed as a text block of its own. With ``document_index``
+    set, the block's citation of parts ``start`` to ``end`` (exclusive; None: ``start + 1``) of
+    the request's ``document_index``-th document (counted over all messages) goes out before its
+    text; with None the piece is plain, uncited text.
+
+    The fake does not check the citation against the request: one that points outside its
+    documents is sent as scripted, with the ``cited_text`` of whatever of those parts exist
+    (usually ``""``) and no ``document_title``, so tests can check that a client drops it."""
+
+    text: str
+    document_index: int | None = None
+    start: int = 0
+    end: int | None = None
+
+    @property
+    def end_part(self) -> int:
+        return self.end if self.end is not None else self.start + 1
+
+
+@dataclass(frozen=True)
 class ToolCall:
     """One tool call the model makes: a ``tool_use`` block after the reply's text. ``input`` is
     sent as JSON (``None``: ``{}``) in ``chunk_size``-character ``input_json_delta`` pieces;
@@ -162,7 +197,9 @@ class ToolCall:
 @dataclass(frozen=True)
 class Reply:
     """A successful answer. ``text`` is streamed in ``chunk_size``-character deltas (or exactly
-    ``chunks`` when given), then each of ``tool_calls`` as a ``tool_use`` block.
+    ``chunks`` when given), then each of ``tool_calls`` as a ``tool_use`` block. ``cited``, when
+    given, replaces ``text`` (and ``chunks``): each piece is a text block of its own, streamed in
+    ``chunk_size``-character deltas after its citation (see ``Cited``).
     ``delay_headers`` waits before the response headers, ``delay_first`` before the first delta
     (after ``message_start``), ``delay_per_chunk`` before each later delta, text or tool JSON
     (``None``: the server's ``chunks_per_second`` pace, else none). ``usage`` overrides any of
@@ -181,9 +218,16 @@ class Reply:
     stop_sequence: str | None = None
     model: str | None = None  # None: echo the requested model
     tool_calls: tuple[ToolCall, ...] = ()
+    cited: tuple[Cited, ...] = ()
 
     def text_chunks(self) -> list[str]:
         return list(self.chunks) if self.chunks is not None else _split(self.text, self.chunk_size)
+
+    def pieces(self) -> list[tuple[list[str], Cited | None]]:
+        """The reply's text blocks: each one's chunks and what it cites."""
+        if self.cited:
+            return _cited_pieces(self.cited, self.chunk_size)
+        return [(self.text_chunks(), None)]
 
     @property
     def resolved_stop_reason(self) -> str:
@@ -215,7 +259,11 @@ class ErrorReply:
 @dataclass(frozen=True)
 class DropConnection:
     """Start a normal stream, send ``after_chunks`` text deltas, then abruptly close the TCP
-    connection (no terminating chunk, no ``message_stop``). With ``after_tool_chunks`` set, the
+    connection (no terminating chunk, no ``message_stop``). ``cited`` replaces ``text`` as for
+    ``Reply``; ``after_chunks`` counts text deltas across its pieces, and the failure comes just
+    before the next text delta, so a block that starts right at the limit still sends its
+    citation first (0 with a cited first piece: the citation, then the failure). With
+    ``after_tool_chunks`` set, the
     whole text goes out and the drop comes after that many ``input_json_delta`` deltas, counted
     across ``tool_calls`` in order (a finished call's ``content_block_stop`` goes out before the
     next call starts; 0: right after the first call's ``content_block_start``). On a
@@ -227,14 +275,20 @@ class DropConnection:
     delay_per_chunk: float | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     after_tool_chunks: int | None = None
+    cited: tuple[Cited, ...] = ()
+
+    def pieces(self) -> list[tuple[list[str], Cited | None]]:
+        if self.cited:
+            return _cited_pieces(self.cited, self.chunk_size)
+        return [(_split(self.text, self.chunk_size), None)]
 
 
 @dataclass(frozen=True)
 class MidStreamError:
     """Start a normal stream (HTTP 200), send ``after_chunks`` text deltas, then an
     ``event: error`` frame (``overloaded_error`` by default) and end the response, as the real
-    API does when it fails after the headers went out. ``tool_calls`` and ``after_tool_chunks``
-    fail in the middle of the tool calls instead, as for ``DropConnection``."""
+    API does when it fails after the headers went out. ``cited``, ``tool_calls`` and
+    ``after_tool_chunks`` work as for ``DropConnection``."""
 
     after_chunks: int = 0
     error_type: str = "overloaded_error"
@@ -244,6 +298,16 @@ class MidStreamError:
     delay_per_chunk: float | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     after_tool_chunks: int | None = None
+    cited: tuple[Cited, ...] = ()
+
+    def pieces(self) -> list[tuple[list[str], Cited | None]]:
+        if self.cited:
+            return _cited_pieces(self.cited, self.chunk_size)
+        return [(_split(self.text, self.chunk_size), None)]
+
+
+def _cited_pieces(cited: tuple[Cited, ...], chunk_size: int) -> list[tuple[list[str], Cited | None]]:
+    return [(_split(c.text, chunk_size), c if c.document_index is not None else None) for c in cited]
 
 
 Behaviour = Reply | ErrorReply | DropConnection | MidStreamError
@@ -334,17 +398,112 @@ class _ToolUse:
 
 
 @dataclass
-class _Output:
-    """What a reply writes: its text, its tool calls and why it stopped."""
+class _Text:
+    """One text block of a reply, as sent: its chunks and the citations that go out first."""
 
-    text_chunks: list[str]
+    chunks: list[str]
+    citations: list[dict[str, Any]]
+
+    def content(self) -> dict[str, Any]:
+        """The block in a non-streaming reply."""
+        block: dict[str, Any] = {"type": "text", "text": "".join(self.chunks)}
+        if self.citations:
+            block["citations"] = self.citations
+        return block
+
+
+@dataclass
+class _Output:
+    """What a reply writes: its text blocks, its tool calls and why it stopped."""
+
+    texts: list[_Text]
     tool_uses: list[_ToolUse]
     stop_reason: str
 
     @property
     def written(self) -> str:
-        """Everything the model wrote (for the output token count)."""
-        return "".join(self.text_chunks) + "".join(c for use in self.tool_uses for c in use.json_chunks)
+        """Everything the model wrote (for the output token count; a ``cited_text`` is not
+        counted, as on the API)."""
+        text = "".join(c for t in self.texts for c in t.chunks)
+        return text + "".join(c for use in self.tool_uses for c in use.json_chunks)
+
+
+@dataclass
+class _Document:
+    """A document of the request, as a citation sees it. ``spans`` are a plain-text document's
+    sentences as character ranges of its text (None: a custom-content document)."""
+
+    title: str | None
+    parts: list[str]
+    spans: list[tuple[int, int]] | None = None
+
+    def citation(self, cited: Cited) -> dict[str, Any]:
+        start, end = cited.start, cited.end_part
+        if self.spans is None:
+            return _block_location(cited, "".join(self.parts[max(0, start) : max(0, end)]), self.title)
+        text = "".join(self.parts)
+        inside = 0 <= start < end <= len(self.spans)
+        first, last = (self.spans[start][0], self.spans[end - 1][1]) if inside else (0, 0)
+        return {
+            "type": "char_location",
+            "cited_text": text[first:last],
+            "document_index": cited.document_index,
+            "document_title": self.title,
+            "start_char_index": first,
+            "end_char_index": last,
+        }
+
+
+def _block_location(cited: Cited, cited_text: str, title: str | None) -> dict[str, Any]:
+    return {
+        "type": "content_block_location",
+        "cited_text": cited_text,
+        "document_index": cited.document_index,
+        "document_title": title,
+        "start_block_index": cited.start,
+        "end_block_index": cited.end_part,
+    }
+
+
+def _sentences(data: str) -> list[tuple[int, int]]:
+    """A plain-text document's citable chunks, as the API makes them: sentences, each with the
+    whitespace after it."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in SENTENCE_END.finditer(data):
+        spans.append((start, match.end()))
+        start = match.end()
+    if start < len(data):
+        spans.append((start, len(data)))
+    return spans
+
+
+def _documents(body: dict[str, Any]) -> list[_Document]:
+    """The request's documents in the order citations count them (over all messages)."""
+    documents: list[_Document] = []
+    for message in body.get("messages") or []:
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
+            if block.get("type") != "document":
+                continue
+            source, title = block["source"], block.get("title")
+            if source["type"] == "text":
+                data = source["data"]
+                spans = _sentences(data)
+                documents.append(_Document(title, [data[a:b] for a, b in spans], spans))
+            elif isinstance(source["content"], str):
+                documents.append(_Document(title, [source["content"]]))
+            else:
+                documents.append(_Document(title, [part["text"] for part in source["content"]]))
+    return documents
+
+
+def _citation(documents: list[_Document], cited: Cited) -> dict[str, Any]:
+    """A scripted citation as the API would send it; unchecked (see ``Cited``)."""
+    index = cited.document_index
+    if index is not None and 0 <= index < len(documents):
+        return documents[index].citation(cited)
+    return _block_location(cited, "", None)
 
 
 # ---------------------------------------------------------------- the server
@@ -664,6 +823,7 @@ class FakeAnthropic:
                     blocks.append(self._block(block, f"messages.{m}.content.{i}", role))
             else:
                 raise _RequestRejected(400, f"messages.{m}.content: Field required")
+        self._check_citation_settings(messages)
         uses_tools = self._check_tool_pairing(messages)
         if uses_tools and not body.get("tools"):
             raise _RequestRejected(
@@ -737,9 +897,12 @@ class FakeAnthropic:
             text = cls._tool_use(block, where, role)
         elif kind == "tool_result":
             text = cls._tool_result(block, where, role)
+        elif kind == "document":
+            text = cls._document(block, where, role)
         else:
             raise _RequestRejected(
-                400, f"{where}: only text, tool_use and tool_result blocks are supported by the fake"
+                400,
+                f"{where}: only text, document, tool_use and tool_result blocks are supported by the fake",
             )
         cached = cls._cache_mark(block, where)
         identity = {k: v for k, v in block.items() if k != "cache_control"}
@@ -796,6 +959,87 @@ class FakeAnthropic:
         if is_error and not text.strip():
             raise _RequestRejected(400, f"{where}.tool_result: content cannot be empty if `is_error` is true")
         return text
+
+    @classmethod
+    def _document(cls, block: dict[str, Any], where: str, role: str) -> str:
+        """A document block's text for the token count (its title, context and content)."""
+        if role != "user":
+            raise _RequestRejected(400, f"{where}: `document` blocks can only be in `user` messages")
+        source = block.get("source")
+        if not isinstance(source, dict):
+            raise _RequestRejected(400, f"{where}.document.source: Field required")
+        kind = source.get("type")
+        if kind == "content":
+            content = source.get("content")
+            if isinstance(content, str):
+                if not content.strip():
+                    raise _RequestRejected(
+                        400, f"{where}.document.source.content: text content must be non-empty"
+                    )
+                parts = [content]
+            elif isinstance(content, list) and content:
+                parts = []
+                for j, item in enumerate(content):
+                    at = f"{where}.document.source.content.{j}"
+                    if not isinstance(item, dict) or item.get("type") != "text":
+                        raise _RequestRejected(400, f"{at}: only text blocks are supported by the fake")
+                    if "cache_control" in item:
+                        raise _RequestRejected(
+                            400, f"{at}: the fake supports cache_control on the document block only"
+                        )
+                    parts.append(cls._text(item, at))
+            else:
+                raise _RequestRejected(
+                    400,
+                    f"{where}.document.source.content: Input should be a non-empty string or a "
+                    "non-empty list of content blocks",
+                )
+        elif kind == "text":
+            if source.get("media_type") != "text/plain":
+                raise _RequestRejected(
+                    400, f"{where}.document.source.media_type: Input should be 'text/plain'"
+                )
+            data = source.get("data")
+            if not isinstance(data, str) or not data.strip():
+                raise _RequestRejected(400, f"{where}.document.source.data: text must be non-empty")
+            parts = [data]
+        else:
+            raise _RequestRejected(
+                400,
+                f"{where}.document.source.type: the fake supports content and text (plain-text) "
+                "documents only",
+            )
+        for field_name in ("title", "context"):
+            value = block.get(field_name)
+            if value is not None and not isinstance(value, str):
+                raise _RequestRejected(400, f"{where}.document.{field_name}: Input should be a valid string")
+        citations = block.get("citations")
+        if citations is not None and (
+            not isinstance(citations, dict) or not isinstance(citations.get("enabled", False), bool)
+        ):
+            raise _RequestRejected(
+                400, f"{where}.document.citations.enabled: Input should be a valid boolean"
+            )
+        said = [block.get("title"), block.get("context"), *parts]
+        return "\n".join(p for p in said if p)
+
+    @staticmethod
+    def _check_citation_settings(messages: list[dict[str, Any]]) -> None:
+        """The API takes citations on every document of a request or on none (blocks already
+        validated)."""
+        enabled = {
+            bool((block.get("citations") or {}).get("enabled", False))
+            for message in messages
+            if isinstance(message["content"], list)
+            for block in message["content"]
+            if block["type"] == "document"
+        }
+        if len(enabled) > 1:
+            raise _RequestRejected(
+                400,
+                "citations: either all or none of the documents in a request must have citations "
+                "enabled; this request mixes documents with and without them.",
+            )
 
     @staticmethod
     def _check_tool_pairing(messages: list[dict[str, Any]]) -> bool:
@@ -927,13 +1171,25 @@ class FakeAnthropic:
     def _output(body: dict[str, Any], behaviour: Reply | DropConnection | MidStreamError) -> _Output:
         """What the reply writes. A Reply honours max_tokens like the real API: it stops early
         (within the text, or within a tool call's JSON) with stop_reason "max_tokens"."""
+        documents = _documents(body)
+
+        def text(chunks: list[str], cited: Cited | None) -> _Text:
+            return _Text(chunks, [_citation(documents, cited)] if cited is not None else [])
+
         if not isinstance(behaviour, Reply):
             calls = [_ToolUse(c.id or _tool_use_id(), c.name, c.json_chunks()) for c in behaviour.tool_calls]
             stop_reason = "tool_use" if calls else "end_turn"
-            return _Output(_split(behaviour.text, behaviour.chunk_size), calls, stop_reason)
+            return _Output([text(c, cited) for c, cited in behaviour.pieces() if c], calls, stop_reason)
         budget = int(body["max_tokens"]) * 4
-        text_chunks, cut = _cut(behaviour.text_chunks(), budget)
-        budget -= sum(len(c) for c in text_chunks)
+        cut = False
+        texts: list[_Text] = []
+        for chunks, cited in behaviour.pieces():
+            if cut:
+                break
+            chunks, cut = _cut(chunks, budget)
+            budget -= sum(len(c) for c in chunks)
+            if chunks:
+                texts.append(text(chunks, cited))
         tool_uses: list[_ToolUse] = []
         for call in behaviour.tool_calls:
             if cut or budget <= 0:
@@ -942,7 +1198,7 @@ class FakeAnthropic:
             json_chunks, cut = _cut(call.json_chunks(), budget)
             budget -= sum(len(c) for c in json_chunks)
             tool_uses.append(_ToolUse(call.id or _tool_use_id(), call.name, json_chunks))
-        return _Output(text_chunks, tool_uses, "max_tokens" if cut else behaviour.resolved_stop_reason)
+        return _Output(texts, tool_uses, "max_tokens" if cut else behaviour.resolved_stop_reason)
 
     def _message_id(self) -> str:
         return "msg_fake_" + uuid.uuid4().hex[:24]
@@ -968,8 +1224,7 @@ class FakeAnthropic:
         assert isinstance(behaviour, Reply)
         await asyncio.sleep(behaviour.delay_headers + behaviour.delay_first)
         output = self._output(body, behaviour)
-        text = "".join(output.text_chunks)
-        content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+        content = [text.content() for text in output.texts]
         content += [
             {"type": "tool_use", "id": use.id, "name": use.name, "input": use.parsed_input()}
             for use in output.tool_uses
@@ -1060,7 +1315,7 @@ class FakeAnthropic:
         mark_complete: Callable[[], None],
     ) -> None:
         output = self._output(body, behaviour)
-        text_limit = len(output.text_chunks)
+        text_limit: int | None = None  # text deltas before a scripted failure
         json_limit: int | None = None  # input_json_delta deltas before a scripted failure
         if isinstance(behaviour, Reply):
             reply = behaviour
@@ -1071,7 +1326,7 @@ class FakeAnthropic:
                 delay_per_chunk=behaviour.delay_per_chunk,
             )
             if behaviour.after_tool_chunks is None:
-                text_limit = min(behaviour.after_chunks, text_limit)
+                text_limit = behaviour.after_chunks
             else:
                 json_limit = behaviour.after_tool_chunks
         usage = self._usage(body, blocks, reply, output)
@@ -1144,19 +1399,29 @@ class FakeAnthropic:
                 },
             },
         )
-        text_block = bool(output.text_chunks) or not output.tool_uses
-        if text_block:
-            await block_start(0, {"type": "text", "text": ""})
-            for chunk in output.text_chunks[:text_limit]:
-                await delta(0, {"type": "text_delta", "text": chunk})
+        # An empty reply still has its (empty) text block.
+        texts = output.texts or ([] if output.tool_uses else [_Text([], [])])
+        text_sent = 0
+        for index, text in enumerate(texts):
+            if index:
+                await event("content_block_stop", {"type": "content_block_stop", "index": index - 1})
+            await block_start(index, {"type": "text", "text": ""})
+            for citation in text.citations:  # a citation goes out before the text it supports
+                await delta(index, {"type": "citations_delta", "citation": citation})
+            for chunk in text.chunks:
+                if text_limit is not None and text_sent >= text_limit:
+                    await fail()
+                    return
+                await delta(index, {"type": "text_delta", "text": chunk})
+                text_sent += 1
         if not isinstance(behaviour, Reply) and json_limit is None:
             await fail()
             return
-        if text_block:
-            await event("content_block_stop", {"type": "content_block_stop", "index": 0})
+        if texts:
+            await event("content_block_stop", {"type": "content_block_stop", "index": len(texts) - 1})
 
         json_sent = 0
-        for index, use in enumerate(output.tool_uses, start=1 if text_block else 0):
+        for index, use in enumerate(output.tool_uses, start=len(texts)):
             await block_start(index, {"type": "tool_use", "id": use.id, "name": use.name, "input": {}})
             for chunk in use.json_chunks:
                 if json_limit is not None and json_sent >= json_limit:

@@ -1,6 +1,7 @@
 """The agent across processes sharing PostgreSQL: an approval given on the process that does not
 run the reply, a reconnect in the middle of a tool's progress on the other process, and the tool
-calls of a reply whose server was killed kept by the one that closes it."""
+calls of a reply whose server was killed kept by the one that closes it, and citations resumed
+on the other process."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.fakes.anthropic_server import DEFAULT_API_KEY, FakeAnthropic, Reply, ToolCall
+from tests.fakes.anthropic_server import DEFAULT_API_KEY, Cited, FakeAnthropic, Reply, ToolCall
 from tests.support.clients import client_for
 from tests.support.local_service import LocalServiceProcess
 from tests.support.processes import service_env
@@ -21,6 +22,7 @@ from ytr.sse import SSEEvent, SSEParser
 from ytresearch.bootstrap import Container
 from ytresearch.db.models import Message
 from ytresearch.security import generate_api_key
+from ytresearch.windows import transcript_windows
 
 pytestmark = pytest.mark.postgres
 
@@ -147,3 +149,39 @@ def test_a_killed_servers_reply_keeps_its_tool_calls(
     assert reply.content.startswith("Looking.")
     assert reply.tool_calls is not None and reply.tool_calls[0]["name"] == "list_videos"
     assert reply.tool_calls[0]["at"] == len("Looking.")
+
+
+def test_citations_resume_on_the_other_process(
+    pair: list[str], key: str, fake_claude: FakeAnthropic, db: Container
+) -> None:
+    a, b = (client_for(url, key) for url in pair)
+    sid = session_of(a)
+    segments = [{"text": "panels turn light into power", "start": 65.0, "duration": 5.0}]
+    with db.store.transaction() as repo:
+        video = repo.get_or_add_video("BBBBBBBBBBB")
+        video.status, video.title, video.summary = "ready", "Solar", "About panels."
+        video.transcript_segments, video.transcript_text = segments, segments[0]["text"]
+        repo.replace_windows("BBBBBBBBBBB", "en", transcript_windows(segments))
+        repo.link_video(uuid.UUID(sid), "BBBBBBBBBBB", None)
+    fake_claude.enqueue(
+        Reply(
+            cited=(
+                Cited("They "),
+                Cited("turn light into power.", document_index=0, start=0),
+                Cited(" " + "more " * 300),
+            ),
+            chunk_size=4,
+            delay_per_chunk=0.005,
+        )
+    )
+    started = a.post(
+        f"/v1/sessions/{sid}/chat", json={"message": "what do panels do?", "tools": "off"}
+    ).json()
+    _, first, _ = read_stream(b, "GET", started["stream_url"], stop_after=3)
+    _, rest, _ = read_stream(a, "GET", started["stream_url"], headers={"Last-Event-ID": str(first[-1].id)})
+    everything = first + rest
+    assert [int(e.id or 0) for e in everything] == list(range(1, len(everything) + 1))
+    citations = [json.loads(e.data) for e in everything if e.event == "citation"]
+    assert [(c["video_id"], c["start"]) for c in citations] == [("BBBBBBBBBBB", 65.0)]
+    history = b.get(f"/v1/sessions/{sid}/messages").json()["items"]
+    assert history[0]["citations"][0]["url"] == "https://www.youtube.com/watch?v=BBBBBBBBBBB&t=65"

@@ -14,6 +14,7 @@ import pytest
 
 from tests.fakes.anthropic_server import (
     DEFAULT_API_KEY,
+    Cited,
     DropConnection,
     ErrorReply,
     FakeAnthropic,
@@ -569,6 +570,272 @@ def test_count_tokens_includes_tools_and_tool_blocks(fake: FakeAnthropic):
     ).json()["input_tokens"]
 
     assert with_tools > without_tools + estimate_tokens(json.dumps(TOOL, sort_keys=True))
+
+
+# ---------------------------------------------------------------- documents and citations
+
+PARTS = ["[0:00] Solar panels got cheap. ", "[0:30] Storage is next. ", "[1:00] Grids must adapt."]
+
+
+def document(parts: list[str] | None = None, *, title: Any = "Energy talk", **extra: Any) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "type": "document",
+        "source": {"type": "content", "content": [{"type": "text", "text": p} for p in parts or PARTS]},
+        "citations": {"enabled": True},
+        **extra,
+    }
+    if title is not None:
+        block["title"] = title
+    return block
+
+
+def ask(*blocks: dict[str, Any], question: str = "What is said about solar?") -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": [*blocks, {"type": "text", "text": question}]}]}
+
+
+def deltas_of(events: list[tuple[str, dict[str, Any]]]) -> list[tuple[int, dict[str, Any]]]:
+    return [(data["index"], data["delta"]) for name, data in events if name == "content_block_delta"]
+
+
+def test_a_cited_piece_streams_as_its_own_block_with_the_citation_first(fake: FakeAnthropic):
+    fake.enqueue(Reply(cited=(Cited("The talk says "), Cited("panels got cheap.", 0, start=0)), chunk_size=6))
+
+    events = sse_events(post(fake, **ask(document())).content)
+
+    assert [(name, data.get("index")) for name, data in events] == [
+        ("message_start", None),
+        ("content_block_start", 0),
+        ("ping", None),
+        *[("content_block_delta", 0)] * 3,
+        ("content_block_stop", 0),
+        ("content_block_start", 1),
+        *[("content_block_delta", 1)] * 4,
+        ("content_block_stop", 1),
+        ("message_delta", None),
+        ("message_stop", None),
+    ]
+    block_one = [delta for index, delta in deltas_of(events) if index == 1]
+    assert block_one[0] == {
+        "type": "citations_delta",
+        "citation": {
+            "type": "content_block_location",
+            "cited_text": PARTS[0],
+            "document_index": 0,
+            "document_title": "Energy talk",
+            "start_block_index": 0,
+            "end_block_index": 1,
+        },
+    }
+    assert {d["type"] for d in block_one[1:]} == {"text_delta"}
+    assert "".join(d["text"] for d in block_one[1:]) == "panels got cheap."
+    assert all(d["type"] == "text_delta" for index, d in deltas_of(events) if index == 0)
+
+
+def test_a_citation_over_several_parts_quotes_them_joined_exactly(fake: FakeAnthropic):
+    fake.enqueue(Reply(cited=(Cited("Cheaper panels, then storage.", 0, start=0, end=2),)))
+
+    events = sse_events(post(fake, **ask(document(title=None))).content)
+
+    citation = deltas_of(events)[0][1]["citation"]
+    assert citation["cited_text"] == PARTS[0] + PARTS[1]
+    assert (citation["start_block_index"], citation["end_block_index"]) == (0, 2)
+    assert citation["document_title"] is None
+
+
+def test_documents_are_counted_over_all_messages(fake: FakeAnthropic):
+    later = document(["Wind is steady offshore."], title="Wind talk")
+    messages = [
+        {"role": "user", "content": [document(), {"type": "text", "text": "Solar?"}]},
+        {"role": "assistant", "content": "Solar got cheap."},
+        {"role": "user", "content": [later, {"type": "text", "text": "And wind?"}]},
+    ]
+    fake.enqueue(Reply(cited=(Cited("Steady offshore.", 1), Cited("Storage next.", 0, start=1))))
+
+    message = post(fake, stream=False, messages=messages).json()
+
+    assert message["content"] == [
+        {
+            "type": "text",
+            "text": "Steady offshore.",
+            "citations": [
+                {
+                    "type": "content_block_location",
+                    "cited_text": "Wind is steady offshore.",
+                    "document_index": 1,
+                    "document_title": "Wind talk",
+                    "start_block_index": 0,
+                    "end_block_index": 1,
+                }
+            ],
+        },
+        {
+            "type": "text",
+            "text": "Storage next.",
+            "citations": [
+                {
+                    "type": "content_block_location",
+                    "cited_text": PARTS[1],
+                    "document_index": 0,
+                    "document_title": "Energy talk",
+                    "start_block_index": 1,
+                    "end_block_index": 2,
+                }
+            ],
+        },
+    ]
+    assert message["usage"]["output_tokens"] == estimate_tokens("Steady offshore.Storage next.")
+
+
+def test_a_citation_outside_the_documents_is_sent_as_scripted(fake: FakeAnthropic):
+    fake.enqueue(Reply(cited=(Cited("Made up.", 3, start=5, end=7), Cited("Too far.", 0, start=2, end=9))))
+
+    citations = [b["citations"][0] for b in post(fake, stream=False, **ask(document())).json()["content"]]
+
+    assert citations[0] == {
+        "type": "content_block_location",
+        "cited_text": "",
+        "document_index": 3,
+        "document_title": None,
+        "start_block_index": 5,
+        "end_block_index": 7,
+    }
+    assert (citations[1]["cited_text"], citations[1]["end_block_index"]) == (PARTS[2], 9)
+
+
+def test_a_plain_text_document_is_cited_by_characters_of_its_sentences(fake: FakeAnthropic):
+    plain = {
+        "type": "document",
+        "source": {
+            "type": "text",
+            "media_type": "text/plain",
+            "data": "The grass is green. The sky is blue.",
+        },
+        "citations": {"enabled": True},
+    }
+    fake.enqueue(Reply(cited=(Cited("The sky is blue.", 0, start=1),)))
+
+    message = post(fake, stream=False, **ask(plain)).json()
+
+    assert message["content"][0]["citations"] == [
+        {
+            "type": "char_location",
+            "cited_text": "The sky is blue.",
+            "document_index": 0,
+            "document_title": None,
+            "start_char_index": 20,
+            "end_char_index": 36,
+        }
+    ]
+
+
+def test_a_default_reply_to_a_request_with_documents_is_plain_text(fake: FakeAnthropic):
+    message = post(fake, stream=False, **ask(document(), question="Tell me.")).json()
+
+    assert message["content"] == [{"type": "text", "text": "This is the fake Claude answering: Tell me."}]
+
+
+def test_max_tokens_cuts_across_cited_pieces(fake: FakeAnthropic):
+    fake.enqueue(Reply(cited=(Cited("abcd"), Cited("efghij", 0), Cited("never", 0, start=1))))
+
+    message = post(fake, stream=False, max_tokens=2, **ask(document())).json()
+
+    assert [(b["text"], len(b.get("citations", []))) for b in message["content"]] == [
+        ("abcd", 0),
+        ("efgh", 1),
+    ]
+    assert message["stop_reason"] == "max_tokens"
+
+
+def test_a_drop_right_after_a_citation_sends_the_citation_first(fake: FakeAnthropic):
+    fake.enqueue(DropConnection(cited=(Cited("Cut off.", 0),), after_chunks=0))
+
+    with httpx.stream(
+        "POST", f"{fake.base_url}/v1/messages", json=body(**ask(document())), headers=HEADERS
+    ) as r:
+        raw = b""
+        with pytest.raises(httpx.RemoteProtocolError):
+            for chunk in r.iter_bytes():
+                raw += chunk
+
+    deltas = deltas_of(sse_events(raw))
+    assert [d["type"] for _, d in deltas] == ["citations_delta"]
+
+
+def test_document_text_and_context_count_as_input_and_can_be_cached(fake: FakeAnthropic):
+    cached = document(["x" * 400], title="t" * 40, context="c" * 80, cache_control={"type": "ephemeral"})
+    plain = ask(question="Hi")
+
+    bare = post(fake, stream=False, **plain).json()["usage"]
+    first = post(fake, stream=False, **ask(cached, question="Hi")).json()["usage"]
+    again = post(fake, stream=False, **ask(cached, question="Hi")).json()["usage"]
+
+    document_tokens = estimate_tokens("t" * 40 + "\n" + "c" * 80 + "\n" + "x" * 400)
+    assert first["cache_creation_input_tokens"] == document_tokens
+    assert first["input_tokens"] == bare["input_tokens"]
+    assert again["cache_read_input_tokens"] == document_tokens
+
+
+def _documents_in(*contents: list[dict[str, Any]]) -> dict[str, Any]:
+    roles = ["user", "assistant"]
+    return {"messages": [{"role": roles[i % 2], "content": c} for i, c in enumerate(contents)]}
+
+
+QUESTION_BLOCK = {"type": "text", "text": "Question?"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (
+            _documents_in([QUESTION_BLOCK], [document()], [QUESTION_BLOCK]),
+            "messages.1.content.0: `document` blocks can only be in `user` messages",
+        ),
+        (
+            ask(document(), document(citations={"enabled": False})),
+            "all or none of the documents in a request must have citations enabled",
+        ),
+        (
+            ask(document(), {k: v for k, v in document().items() if k != "citations"}),
+            "all or none of the documents in a request must have citations enabled",
+        ),
+        (ask(document(source={"type": "content", "content": []})), "document.source.content"),
+        (ask(document([" "])), "source.content.0: text content blocks must contain non-whitespace text"),
+        (
+            ask(document(source={"type": "base64", "media_type": "application/pdf", "data": "JVBE"})),
+            "supports content and text (plain-text) documents only",
+        ),
+        (ask(document(title=7)), "document.title: Input should be a valid string"),
+        (ask(document(context=["x"])), "document.context: Input should be a valid string"),
+        (ask({"type": "document", "citations": {"enabled": True}}), "document.source: Field required"),
+    ],
+    ids=[
+        "in-assistant-message",
+        "mixed-citations",
+        "citations-missing-on-one",
+        "empty-content",
+        "blank-part",
+        "pdf-source",
+        "title-not-string",
+        "context-not-string",
+        "no-source",
+    ],
+)
+def test_document_rules_are_enforced_like_the_api(fake: FakeAnthropic, extra: dict[str, Any], says: str):
+    response = post(fake, stream=False, **extra)
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert says in error["message"]
+    assert fake.requests[0].behaviour is None  # rejected before answering
+
+
+def test_documents_without_citations_are_accepted(fake: FakeAnthropic):
+    response = post(
+        fake, stream=False, **ask(document(citations={"enabled": False}), document(citations=None))
+    )
+
+    assert response.status_code == 200, response.text
 
 
 async def test_hundreds_of_concurrent_streams_and_their_disconnects(fake: FakeAnthropic):

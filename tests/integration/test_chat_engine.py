@@ -90,16 +90,22 @@ def test_context_has_system_videos_in_order_history_then_message(
 
     body = fake_claude.message_requests[-1].body
     system = body["system"]
-    assert "research assistant" in system[0]["text"]
+    assert len(system) == 1 and "research assistant" in system[0]["text"]
     assert "Pending one (still processing)" in system[0]["text"]  # named, not silently skipped
-    assert '<video id="AAAAAAAAAAA"' in system[1]["text"] and '<video id="BBBBBBBBBBB"' in system[2]["text"]
-    assert "[01:05] Second line two" in system[2]["text"]  # timed transcript lines
-    assert "cache_control" not in system[1] and system[2]["cache_control"] == {"type": "ephemeral"}
-    roles = [(m["role"], m["content"][0]["text"]) for m in body["messages"]]
-    assert roles == [
-        ("user", "What is this about?"),
-        ("assistant", "First answer."),
-        ("user", "Tell me more"),
+    # The ready videos open the conversation as citable documents, in the session's order.
+    opening = body["messages"][0]
+    documents = [b for b in opening["content"] if b["type"] == "document"]
+    assert [d["title"] for d in documents] == ["First", "Second"]
+    assert "AAAAAAAAAAA" in documents[0]["context"] and "Summary of First." in documents[0]["context"]
+    assert all(d["citations"] == {"enabled": True} and d["source"]["type"] == "content" for d in documents)
+    parts = [p["text"] for p in documents[1]["source"]["content"]]
+    assert any("[01:05] Second line two" in p for p in parts)  # timed transcript lines
+    assert "cache_control" not in documents[0] and documents[1]["cache_control"] == {"type": "ephemeral"}
+    texts = [(m["role"], [c["text"] for c in m["content"] if c["type"] == "text"]) for m in body["messages"]]
+    assert texts == [
+        ("user", ["What is this about?"]),
+        ("assistant", ["First answer."]),
+        ("user", ["Tell me more"]),
     ]
     assert body["messages"][1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
     # The stable prefix is read back from the prompt cache on the follow-up turn.
@@ -116,8 +122,9 @@ def test_selected_videos_limit_the_context(
     add_video(container, sid, "AAAAAAAAAAA", title="First")
     add_video(container, sid, "BBBBBBBBBBB", title="Second", seconds=1)
     turn(container, claude, user, sid, "Only the second", ["BBBBBBBBBBB"])
-    system_text = " ".join(b["text"] for b in fake_claude.message_requests[-1].body["system"])
-    assert "BBBBBBBBBBB" in system_text and "AAAAAAAAAAA" not in system_text
+    opening = fake_claude.message_requests[-1].body["messages"][0]["content"]
+    contexts = " ".join(b.get("context", "") for b in opening if b["type"] == "document")
+    assert "BBBBBBBBBBB" in contexts and "AAAAAAAAAAA" not in contexts
 
 
 def test_history_is_trimmed_oldest_first(
@@ -136,7 +143,10 @@ def test_history_is_trimmed_oldest_first(
                 created_at=base + timedelta(seconds=i),
             )
     turn(container, claude, user, sid, "newest question")
-    sent = [m["content"][0]["text"] for m in fake_claude.message_requests[-1].body["messages"]]
+    sent = [
+        " ".join(c["text"] for c in m["content"] if c["type"] == "text")
+        for m in fake_claude.message_requests[-1].body["messages"]
+    ]
     assert sent[-1] == "newest question"
     assert any("old message 39" in t for t in sent)  # the newest history is kept
     assert not any("old message 0 " in t for t in sent)  # the oldest was dropped

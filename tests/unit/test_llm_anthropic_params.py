@@ -1,13 +1,20 @@
-"""How a port request becomes Messages API parameters (no network, no SDK)."""
+"""How a port request becomes Messages API parameters, and how the citations of a reply are read
+back against it (no network, no SDK)."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
+import pytest
+
+from ytresearch.llm.anthropic_citations import CitationReader
 from ytresearch.llm.anthropic_model import build_messages_params
 from ytresearch.ports import (
+    CitationDelta,
     ContentBlock,
+    DocumentBlock,
     ModelMessage,
     ModelRequest,
     SystemBlock,
@@ -18,8 +25,9 @@ from ytresearch.ports import (
 
 
 def _marked(params: dict) -> list[str]:
+    """The marked blocks in prompt order: a text block by its text, a document by its title."""
     blocks = [*params.get("system", []), *(b for m in params["messages"] for b in m["content"])]
-    return [b["text"] for b in blocks if "cache_control" in b]
+    return [b.get("text", b.get("title")) for b in blocks if "cache_control" in b]
 
 
 SEARCH = ToolSpec(
@@ -213,6 +221,155 @@ def test_tool_blocks_carry_no_cache_marks_and_the_last_four_text_marks_are_kept(
         if "cache_control" in b
     ]
     assert len(marks) == 3  # with s2 in the system: four in all
+
+
+# ---------------------------------------------------------------- documents
+
+
+def test_a_document_becomes_a_custom_content_document_with_citations_enabled():
+    document = DocumentBlock("Solar talk", ("[0:00] Panels. ", "[0:30] Storage."), context="By an analyst.")
+    request = ModelRequest(
+        system=[], messages=[ModelMessage("user", [document, ContentBlock("q")])], max_tokens=5
+    )
+
+    params = build_messages_params(request, default_model="m")
+
+    assert params["messages"][0]["content"] == [
+        {
+            "type": "document",
+            "source": {
+                "type": "content",
+                "content": [
+                    {"type": "text", "text": "[0:00] Panels. "},
+                    {"type": "text", "text": "[0:30] Storage."},
+                ],
+            },
+            "citations": {"enabled": True},
+            "title": "Solar talk",
+            "context": "By an analyst.",
+        },
+        {"type": "text", "text": "q"},
+    ]
+
+
+def test_a_document_without_context_or_title_leaves_them_out_and_a_marked_one_is_cached():
+    request = ModelRequest(
+        system=[],
+        messages=[
+            ModelMessage(
+                "user", [DocumentBlock("", ("part",), context="  "), DocumentBlock("t", ("p",), cache=True)]
+            )
+        ],
+        max_tokens=5,
+    )
+
+    first, second = build_messages_params(request, default_model="m")["messages"][0]["content"]
+
+    assert set(first) == {"type", "source", "citations"}
+    assert second["cache_control"] == {"type": "ephemeral"}
+    assert set(second) == {"type", "source", "citations", "title", "cache_control"}
+
+
+def test_document_parts_go_as_they_are_so_citation_indexes_stay_true():
+    parts = ("one", "  ", "three")
+    request = ModelRequest(
+        system=[], messages=[ModelMessage("user", [DocumentBlock("t", parts)])], max_tokens=5
+    )
+
+    (document,) = build_messages_params(request, default_model="m")["messages"][0]["content"]
+
+    assert [p["text"] for p in document["source"]["content"]] == list(parts)
+
+
+def test_document_marks_count_toward_the_four_breakpoints():
+    request = ModelRequest(
+        system=[SystemBlock("s1", cache=True)],
+        messages=[
+            ModelMessage(
+                "user",
+                [
+                    DocumentBlock("d1", ("a",), cache=True),
+                    DocumentBlock("d2", ("b",), cache=True),
+                    ContentBlock("u1", cache=True),
+                ],
+            ),
+            ModelMessage("assistant", [ContentBlock("a1")]),
+            ModelMessage("user", [DocumentBlock("d3", ("c",), cache=True), ContentBlock("u2")]),
+        ],
+        max_tokens=5,
+    )
+
+    assert _marked(build_messages_params(request, default_model="m")) == ["d1", "d2", "u1", "d3"]
+
+
+# ---------------------------------------------------------------- citations read back
+
+SOURCES = ModelRequest(
+    system=[],
+    messages=[
+        ModelMessage("user", [DocumentBlock("a", ("p0", "p1", "p2")), ContentBlock("q")]),
+        ModelMessage("assistant", [ContentBlock("r")]),
+        ModelMessage("user", [DocumentBlock("b", ("q0",)), ContentBlock("q")]),
+    ],
+    max_tokens=5,
+)
+
+
+def _location(document: int, start: int, end: int, text: str = "cited") -> dict:
+    return {
+        "type": "content_block_location",
+        "cited_text": text,
+        "document_index": document,
+        "document_title": "a",
+        "start_block_index": start,
+        "end_block_index": end,
+    }
+
+
+def test_a_content_block_location_becomes_a_citation_delta():
+    reader = CitationReader(SOURCES)
+
+    assert reader.read(_location(0, 1, 3, "p1p2")) == CitationDelta(0, 1, 3, "p1p2")
+    assert reader.read(_location(1, 0, 1, "q0")) == CitationDelta(1, 0, 1, "q0")
+
+
+@pytest.mark.parametrize(
+    "citation",
+    [_location(2, 0, 1), _location(0, 3, 4), _location(0, 2, 4), _location(0, 2, 2), _location(1, -1, 1)],
+    ids=["no-such-document", "no-such-part", "past-the-end", "empty-range", "negative-start"],
+)
+def test_a_citation_outside_the_requests_documents_is_dropped(citation: dict):
+    assert CitationReader(SOURCES).read(citation) is None
+
+
+@pytest.mark.parametrize(
+    "citation",
+    [
+        {**_location(0, 0, 1), "document_index": "0"},
+        {**_location(0, 0, 1), "start_block_index": True},
+        {k: v for k, v in _location(0, 0, 1).items() if k != "cited_text"},
+        "not a citation",
+    ],
+    ids=["index-not-int", "bool-index", "no-cited-text", "not-an-object"],
+)
+def test_a_malformed_citation_is_dropped(citation: object):
+    assert CitationReader(SOURCES).read(citation) is None
+
+
+def test_other_kinds_of_citation_are_ignored_with_a_debug_log(caplog: pytest.LogCaptureFixture):
+    char_location = {
+        "type": "char_location",
+        "cited_text": "p0",
+        "document_index": 0,
+        "document_title": "a",
+        "start_char_index": 0,
+        "end_char_index": 2,
+    }
+
+    with caplog.at_level(logging.DEBUG, logger="ytresearch.llm.anthropic_citations"):
+        assert CitationReader(SOURCES).read(char_location) is None
+
+    assert [(r.levelno, "char_location" in r.getMessage()) for r in caplog.records] == [(logging.DEBUG, True)]
 
 
 def test_importing_the_llm_package_imports_neither_anthropic_nor_boto3():

@@ -7,10 +7,13 @@ import re
 import anyio
 import pytest
 
-from ytresearch.llm.offline import CHAT_NOTE, SUMMARY_NOTE, OfflineChatModel
+from ytresearch.llm.offline import SUMMARY_NOTE, OfflineChatModel
+from ytresearch.llm.offline_quotes import CHAT_NOTE
 from ytresearch.ports import (
     ChatModel,
+    CitationDelta,
     ContentBlock,
+    DocumentBlock,
     ModelMessage,
     ModelRequest,
     StreamFinished,
@@ -35,16 +38,22 @@ TRANSCRIPT = (
     "Thanks for watching and see you next time."
 )
 
-CONTEXT = "\n".join(
-    [
-        "Video: Solar basics",
-        "[00:05] welcome back to the channel",
-        "[00:12] today we talk about solar panels",
-        "[01:03] a home battery stores solar electricity",
-        "[02:10] batteries cost around eight thousand dollars",
-        "[03:00] thanks for watching",
-    ]
+LINES = [
+    "[00:05] welcome back to the channel",
+    "[00:12] today we talk about solar panels",
+    "[01:03] a home battery stores solar electricity",
+    "[02:10] batteries cost around eight thousand dollars",
+    "[03:00] thanks for watching",
+]
+# The video as the chat sends it: a document whose parts are overlapping transcript windows, and
+# what is said about it (never quoted).
+SOLAR = DocumentBlock(
+    "Solar basics",
+    parts=("\n".join(LINES[:3]), "\n".join(LINES[2:])),
+    context="YouTube video aaaaaaaaaa1, by Energy Talks, 03:05 long. Summary: installers answer questions.",
 )
+# The same video as older callers gave it: plain text with a heading.
+CONTEXT = "\n".join(["Video: Solar basics", *LINES])
 
 
 def summary_request(transcript: str = TRANSCRIPT, max_tokens: int = 1000) -> ModelRequest:
@@ -65,9 +74,22 @@ def summary_request(transcript: str = TRANSCRIPT, max_tokens: int = 1000) -> Mod
 
 
 def chat_request(question: str, *, history: list[ModelMessage] | None = None) -> ModelRequest:
+    """The chat's shape: instructions as system text, the video's document opening the first user
+    turn (merged with the first user message after it), then the history and the question."""
+    turns = [*(history or []), ModelMessage("user", [ContentBlock(question)])]
+    first = ModelMessage("user", [SOLAR, *turns[0].content])
+    return ModelRequest(
+        system=[SystemBlock("Answer questions about the videos.")],
+        messages=[first, *turns[1:]],
+        max_tokens=1000,
+    )
+
+
+def text_request(question: str) -> ModelRequest:
+    """An older caller's shape: the video as system text, no documents."""
     return ModelRequest(
         system=[SystemBlock("Answer questions about the videos."), SystemBlock(CONTEXT)],
-        messages=[*(history or []), ModelMessage("user", [ContentBlock(question)])],
+        messages=[ModelMessage("user", [ContentBlock(question)])],
         max_tokens=1000,
     )
 
@@ -138,30 +160,60 @@ async def test_empty_transcript_summary_says_so():
 # ---------------------------------------------------------------- chat
 
 
-async def test_chat_quotes_matching_passages_with_timestamps():
+async def test_chat_quotes_matching_passages_with_their_video_and_timestamps():
     completion = await OfflineChatModel().complete(chat_request("How much does a battery cost?"))
 
     assert completion.text.startswith(CHAT_NOTE)
     quotes = bullets(completion.text)
-    assert '[02:10] "batteries cost around eight thousand dollars"' in quotes
+    assert 'Solar basics [02:10]: "batteries cost around eight thousand dollars"' in quotes
     assert 1 <= len(quotes) <= 3
-    stamps = [re.match(r"\[(\d\d:\d\d)\]", q).group(1) for q in quotes]  # type: ignore[union-attr]
+    stamps = [re.search(r"\[(\d\d:\d\d)\]", q).group(1) for q in quotes]  # type: ignore[union-attr]
     assert stamps == sorted(stamps)
 
 
+async def test_chat_quotes_each_line_once_though_windows_overlap():
+    # [01:03] is in both windows; asked about, it is quoted once.
+    completion = await OfflineChatModel().complete(chat_request("What stores solar electricity?"))
+
+    assert completion.text.count("a home battery stores solar electricity") == 1
+
+
 async def test_chat_quotes_at_most_three_passages():
-    completion = await OfflineChatModel().complete(
-        chat_request("solar panels battery electricity channel watching cost")
+    lines = [f"[{n:02d}:00] solar panel fact number {n} with more words in it" for n in range(12)]
+    parts = tuple("\n".join(lines[i : i + 4]) for i in range(0, 12, 3))  # overlapping windows
+    request = ModelRequest(
+        system=[],
+        messages=[ModelMessage("user", [DocumentBlock("Facts", parts), ContentBlock("solar panel facts")])],
+        max_tokens=1000,
     )
+
+    completion = await OfflineChatModel().complete(request)
 
     assert len(bullets(completion.text)) == 3
 
 
-async def test_chat_does_not_quote_instructions_or_headings_when_transcripts_are_timed():
-    completion = await OfflineChatModel().complete(chat_request("Which videos answer questions?"))
+async def test_chat_does_not_quote_instructions_or_what_is_said_about_the_video():
+    # "answer questions" is in the instructions and "installers" in the document's summary only.
+    completion = await OfflineChatModel().complete(chat_request("Which installers answer questions?"))
+
+    assert "could not find anything" in completion.text
+    assert "Answer questions" not in completion.text
+    assert "installers answer" not in completion.text
+
+
+async def test_chat_without_documents_does_not_quote_instructions_or_headings():
+    completion = await OfflineChatModel().complete(text_request("Which videos answer questions?"))
 
     assert "Answer questions" not in completion.text
     assert "Video: Solar basics" not in completion.text
+
+
+async def test_chat_without_documents_quotes_the_system_text_uncited():
+    events = [e async for e in OfflineChatModel().stream(text_request("How much does a battery cost?"))]
+
+    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert '[02:10] "batteries cost around eight thousand dollars"' in bullets(text)
+    assert not any(isinstance(e, CitationDelta) for e in events)
 
 
 async def test_chat_answers_the_last_question_and_not_earlier_ones():
@@ -179,10 +231,12 @@ async def test_chat_answers_the_last_question_and_not_earlier_ones():
 
 
 async def test_chat_says_honestly_when_nothing_matches():
-    completion = await OfflineChatModel().complete(chat_request("What about quantum gravity?"))
+    events = [e async for e in OfflineChatModel().stream(chat_request("What about quantum gravity?"))]
 
-    assert "could not find anything" in completion.text
-    assert bullets(completion.text) == []
+    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert "could not find anything" in text
+    assert bullets(text) == []
+    assert not any(isinstance(e, CitationDelta) for e in events)
 
 
 async def test_chat_context_in_a_user_block_is_used():
@@ -196,7 +250,7 @@ async def test_chat_context_in_a_user_block_is_used():
 
     completion = await OfflineChatModel().complete(request)
 
-    assert "[02:10]" in completion.text
+    assert "[02:10]" in completion.text  # no documents: the old context shape still works
 
 
 async def test_chat_reads_text_only_and_skips_earlier_tool_calls_and_results():
@@ -239,7 +293,7 @@ async def test_streams_word_by_word_and_finishes_once():
     assert finished.model == "offline"
     assert finished.stop_reason == "end_turn"
     assert finished.usage.output_tokens == model.count_tokens(text)
-    assert finished.usage.input_tokens > 0
+    assert finished.usage.input_tokens > model.count_tokens("".join(SOLAR.parts))  # the document counts
 
 
 async def test_max_tokens_cuts_the_answer_short():

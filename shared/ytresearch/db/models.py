@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     Uuid,
 )
 from sqlalchemy.engine import Dialect
@@ -176,6 +178,8 @@ class Message(Base):
     # An assistant reply's tool calls in the order made (name, input, outcome...); None for a
     # reply that called none.
     tool_calls: Mapped[list[Any] | None] = mapped_column(default=None)
+    # The transcript windows an assistant reply cites; None when it cites none.
+    citations: Mapped[list[Any] | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -316,6 +320,30 @@ class SessionChange(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class TranscriptWindow(Base):
+    """Caption lines ``seq`` of a video's transcript (``ytresearch.windows``): what the transcript
+    index searches and what a reply cites. Rebuilt whole with the transcript.
+
+    Not modelled, because they exist on one backend only (migration 0006 makes them, and
+    tests/integration/test_migrations.py leaves them out of the schema comparison): on PostgreSQL
+    the ``tsv`` tsvector column (filled on insert by ``repository.windows``) and its GIN index
+    ``ix_transcript_windows_tsv``; on SQLite the FTS5 table ``transcript_windows_fts`` over
+    ``text`` and the triggers that keep it in step with this table."""
+
+    __tablename__ = "transcript_windows"
+    __table_args__ = (UniqueConstraint("video_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    video_id: Mapped[str] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    start_seconds: Mapped[float] = mapped_column(Double)
+    end_seconds: Mapped[float] = mapped_column(Double)
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str | None] = mapped_column(String(16))  # the transcript's language code
+
+
 __all__ = [
     "AgentAction",
     "ApiKey",
@@ -328,6 +356,7 @@ __all__ = [
     "SessionChange",
     "SessionVideo",
     "ToolApproval",
+    "TranscriptWindow",
     "User",
     "Video",
 ]

@@ -7,10 +7,11 @@ Retries are ours, not the SDK's (the client is built with ``max_retries=0``): th
 retry before the response starts, and it cannot know whether text already reached the user.
 We retry rate limits, overload, 5xx, connection trouble, timeouts and a mid-stream
 ``overloaded_error`` as long as nothing has been yielded (a tool call whose JSON is still arriving
-has not been); after the first ``TextDelta`` or ``ToolCallRequested`` an error ends the stream
-with ``MODEL_STREAM_INTERRUPTED`` and the caller keeps what it got.
+has not been); after the first ``TextDelta``, ``CitationDelta`` or ``ToolCallRequested`` an error
+ends the stream with ``MODEL_STREAM_INTERRUPTED`` and the caller keeps what it got.
 Which failure is which, and whether a retry can help, is ``anthropic_errors``'s to say; how tool
-blocks map to and from the API is ``anthropic_tools``'s.
+blocks map to and from the API is ``anthropic_tools``'s, and documents and citations
+``anthropic_citations``'s.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ytresearch.errors import ConfigurationError
+from ytresearch.llm.anthropic_citations import CitationReader
 from ytresearch.llm.anthropic_errors import (
     ERROR_MESSAGES,
     MODEL_ERROR,
@@ -63,7 +65,9 @@ def build_messages_params(request: ModelRequest, *, default_model: str) -> dict[
     Whitespace-only text blocks are left out (the API rejects them); tool blocks always go. Tools
     go in the order given: they are the start of the cached prefix (tools, system, messages), so
     any breakpoint below covers them too. Blocks marked ``cache=True`` become
-    ``cache_control: {"type": "ephemeral"}`` breakpoints. The API allows at most four; when
+    ``cache_control: {"type": "ephemeral"}`` breakpoints (a document's mark counts like any
+    other). Documents go wherever the request puts them (the API takes them in user messages
+    only and answers 400 otherwise). The API allows at most four; when
     more are marked we keep the *last* four in prompt order (system, then messages) and drop the
     earlier marks. A breakpoint caches the whole prefix up to it, so a later breakpoint covers
     every earlier block too and saves the most on a hit; the API also looks for hits at earlier
@@ -294,8 +298,10 @@ class AnthropicChatModel:
         return estimate_tokens(text)
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent]:
-        """Yield TextDelta and ToolCallRequested events in the order the model wrote them, then
-        one StreamFinished. Closing the generator (``aclose`` or cancelling the consuming task)
+        """Yield TextDelta, CitationDelta and ToolCallRequested events in the order the model wrote
+        them (a citation comes before the text it supports), then one StreamFinished. Citations
+        of other kinds than ``content_block_location``, or pointing outside the request's
+        documents, are left out. Closing the generator (``aclose`` or cancelling the consuming task)
         exits ``async with`` on the SDK's stream, which closes the HTTP response and so the
         upstream connection at once.
 
@@ -303,6 +309,7 @@ class AnthropicChatModel:
         the latter also rebuilds a message snapshot and a derived event for every delta, which we
         do not need and which cost about a third of the relay's CPU."""
         params = build_messages_params(request, default_model=self.name)
+        citations = CitationReader(request)
         retry = 0
         while True:
             yielded = False
@@ -321,6 +328,10 @@ class AnthropicChatModel:
                                 if text := delta.get("text"):
                                     yielded = True
                                     yield TextDelta(text)
+                            elif delta_kind == "citations_delta":
+                                if (cited := citations.read(delta.get("citation"))) is not None:
+                                    yielded = True
+                                    yield cited
                             elif delta_kind == "input_json_delta":
                                 tools.add(event.get("index"), delta.get("partial_json"))
                         elif kind == "content_block_start":
@@ -340,7 +351,7 @@ class AnthropicChatModel:
                 if failure is None:
                     raise
                 if yielded:
-                    # Never retry after text or a tool call went out: the caller would see it twice.
+                    # Never retry after anything went out: the caller would see it twice.
                     interrupted = ProviderFailure(
                         MODEL_STREAM_INTERRUPTED, True, failure.status, failure.provider_type
                     )
@@ -375,8 +386,8 @@ class AnthropicChatModel:
                 retry += 1
 
     async def complete(self, request: ModelRequest) -> Completion:
-        """The whole reply's text (tool calls are left out). Nobody has seen partial output here,
-        so unlike ``stream`` an interrupted stream is started again (within the same
+        """The whole reply's text (tool calls and citations are left out). Nobody has seen partial
+        output here, so unlike ``stream`` an interrupted stream is started again (within the same
         ``max_retries`` budget)."""
         restarts = 0
         while True:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ytresearch.llm.anthropic_citations import document_param
 from ytresearch.ports import (
     ContentBlock,
+    DocumentBlock,
     MessageBlock,
     ToolCallRequested,
     ToolResultBlock,
@@ -30,9 +32,12 @@ def text_param(text: str, cache: bool) -> dict[str, Any]:
 
 def block_param(block: MessageBlock) -> dict[str, Any] | None:
     """One message block as the API's content block; None for a whitespace-only text block (the
-    API rejects those). Tool blocks are never left out: their ids pair a call with its result."""
+    API rejects those). Tool blocks are never left out: their ids pair a call with its result; nor
+    are documents: citations point at them by their position among the request's documents."""
     if isinstance(block, ContentBlock):
         return text_param(block.text, block.cache) if block.text.strip() else None
+    if isinstance(block, DocumentBlock):
+        return document_param(block)
     if isinstance(block, ToolUseBlock):
         return {"type": "tool_use", "id": block.call_id, "name": block.name, "input": block.input}
     if isinstance(block, ToolResultBlock):

@@ -2,9 +2,10 @@
 
 It does not pretend to be Claude. Summaries are extractive (the highest-scoring transcript
 sentences, in their original order) and chat answers quote the transcript passages that share
-the most words with the question, with their ``[mm:ss]`` timestamps. Given tools, it maps plain
-requests in the person's message to tool calls and answers tool results with what they said
-(``offline_agent``). Output is deterministic and streamed word by word like a real model, so
+the most words with the question, with their video's title and ``[mm:ss]`` time, each quote
+just after the citation of the window it comes from (``offline_quotes``). Given tools, it maps
+plain requests in the person's message to tool calls and answers tool results with what they
+said (``offline_agent``). Output is deterministic and streamed word by word like a real model, so
 every streaming path can run offline.
 """
 
@@ -14,15 +15,29 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import anyio
 
-from ytresearch.llm.offline_agent import AgentReply, call_id, plan_tool_calls, reply_to_results
+from ytresearch.llm.offline_agent import PlannedCall, call_id, plan_tool_calls, reply_to_results
+from ytresearch.llm.offline_quotes import (
+    MARKUP_TAG,
+    NO_QUESTION_ANSWER,
+    TIMESTAMP_LINE,
+    Piece,
+    answer_from_context,
+    answer_from_documents,
+    content_words,
+    request_documents,
+    split_sentences,
+    video_titles,
+)
 from ytresearch.ports import (
+    CitationDelta,
     Completion,
     ContentBlock,
+    DocumentBlock,
     MessageBlock,
     ModelEvent,
     ModelMessage,
@@ -37,80 +52,15 @@ from ytresearch.ports import (
 
 OFFLINE_MODEL_NAME = "offline"
 SUMMARY_NOTE = "Offline summary (extracted sentences; no AI model configured):"
-CHAT_NOTE = "Offline model: here is what the videos say about that:"
-NO_MATCH_ANSWER = (
-    "Offline model: I could not find anything about that in the videos' transcripts. "
-    "No AI model is configured, so I can only quote transcript passages that share words "
-    "with your question; try asking with words the speakers use."
-)
-NO_QUESTION_ANSWER = "Offline model: I did not find a question to answer."
 EMPTY_TRANSCRIPT_SUMMARY = "Offline summary: the transcript has no text, so there is nothing to summarise."
 
 SUMMARY_SENTENCES = 5
-CHAT_QUOTES = 3
-_LONG_SENTENCE_WORDS = 40  # captions often have no punctuation: cut run-ons into windows
-_WINDOW_WORDS = 25
-
-_STOPWORDS_TEXT = """
-    a about above after again against all also am an and any are aren't as at be because been
-    before being below between both but by can can't could couldn't did didn't do does doesn't
-    doing don't down during each even every few for from further get gets getting go goes going
-    gonna got had hadn't has hasn't have haven't having he he'd he'll he's her here here's hers
-    herself him himself his how how's i i'd i'll i'm i've if in into is isn't it it's its itself
-    just know let's like me more most mustn't my myself no nor not now of off on once one only
-    or other ought our ours ourselves out over own really right same say said says she she'd
-    she'll she's should shouldn't so some something such than that that's the their theirs them
-    themselves then there there's these they they'd they'll they're they've thing things think
-    this those through to too uh um under until up us very video videos want was wasn't we we'd
-    we'll we're we've well were weren't what what's when when's where where's which while who
-    who's whom why why's will with won't would wouldn't yeah yes you you'd you'll you're you've
-    your yours yourself yourselves tell me please does did
-"""
-STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
-
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=\S)")
-_TIMESTAMP_LINE = re.compile(r"^\s*\[(?P<ts>(?:\d{1,2}:)?\d{1,2}:\d{2})\]\s*(?P<text>.*\S)\s*$")
-_TAG = re.compile(r"</?[a-zA-Z_][\w-]*(?:\s[^<>]*)?>")
 _TOKEN = re.compile(r"\S+\s*")
-_QUOTE_WINDOW = 3  # consecutive caption lines quoted together
 _BULLET = re.compile(r"^\s*[-*]\s+")
 
 
 def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
-
-
-def _normalize(word: str) -> str:
-    word = word.replace("'s", "")
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
-
-
-def content_words(text: str) -> list[str]:
-    """Lower-cased, lightly normalised words without stopwords or one-letter noise."""
-    return [
-        _normalize(w)
-        for w in _WORD.findall(text.lower())
-        if w not in STOPWORDS and len(w) > 1 and not w.isdigit()
-    ]
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences on ``.!?`` boundaries; run-ons (unpunctuated captions) cut into word windows."""
-    sentences: list[str] = []
-    for raw in _SENTENCE_END.split(" ".join(text.split())):
-        words = raw.split()
-        if len(words) <= _LONG_SENTENCE_WORDS:
-            if words:
-                sentences.append(raw)
-            continue
-        for i in range(0, len(words), _WINDOW_WORDS):
-            sentences.append(" ".join(words[i : i + _WINDOW_WORDS]))
-    return sentences
 
 
 def extractive_summary(text: str, *, limit: int = SUMMARY_SENTENCES) -> list[str]:
@@ -135,82 +85,6 @@ def extractive_summary(text: str, *, limit: int = SUMMARY_SENTENCES) -> list[str
     return [sentences[index] for _, index in chosen]
 
 
-@dataclass(frozen=True)
-class Passage:
-    text: str
-    timestamp: str | None  # "01:23" when the context carried a [mm:ss] marker
-    order: int
-
-
-def context_passages(texts: Iterable[str]) -> list[Passage]:
-    """Transcript lines ``[mm:ss] text`` become timed passages; other text becomes sentences."""
-    passages: list[Passage] = []
-    loose: list[str] = []
-
-    def flush() -> None:
-        for sentence in split_sentences(" ".join(loose)):
-            passages.append(Passage(sentence, None, len(passages)))
-        loose.clear()
-
-    for text in texts:
-        for line in _TAG.sub(" ", text).splitlines():
-            match = _TIMESTAMP_LINE.match(line)
-            if match:
-                flush()
-                passages.append(Passage(match["text"], match["ts"], len(passages)))
-            elif line.strip():
-                loose.append(line.strip())
-        flush()
-    return passages
-
-
-def answer_from_context(question: str, context: Iterable[str], *, limit: int = CHAT_QUOTES) -> str:
-    """Quote the transcript passages that best match the question. Caption lines are short, so
-    each candidate is a window of a few consecutive timed lines; question words are weighted by
-    rarity (a word found everywhere says little), and chosen windows never overlap."""
-    wanted = set(content_words(question))
-    if not wanted:
-        return NO_QUESTION_ANSWER
-    passages = context_passages(context)
-    if any(p.timestamp for p in passages):
-        # Timed transcript lines are the videos; the rest is instructions and headings.
-        passages = [p for p in passages if p.timestamp]
-    words = [set(content_words(p.text)) for p in passages]
-    documents = max(1, len(passages))
-    weight = {w: math.log(1 + documents / (1 + sum(w in ws for ws in words))) for w in wanted}
-    scored: list[tuple[float, int, int]] = []  # (score, first index, window length)
-    for first in range(len(passages)):
-        for size in range(1, _QUOTE_WINDOW + 1):
-            last = first + size - 1
-            if last >= len(passages) or passages[last].order != passages[first].order + size - 1:
-                break
-            window_words = set().union(*words[first : last + 1])
-            seen = window_words & wanted
-            if seen and wanted & words[first]:
-                # Matches count most; a little credit for substance (so "Now, the panel." loses
-                # to a full explanation) and a cost per extra line (so windows stay tight).
-                substance = 0.03 * min(len(window_words), 25)
-                scored.append((sum(weight[w] for w in seen) + substance - 0.2 * (size - 1), first, size))
-    if not scored:
-        return NO_MATCH_ANSWER
-    chosen: list[tuple[int, int]] = []
-    taken: set[int] = set()
-    for _, first, size in sorted(scored, key=lambda item: (-item[0], item[1], item[2])):
-        span = set(range(first, first + size))
-        if span & taken:
-            continue
-        chosen.append((first, size))
-        taken |= span
-        if len(chosen) == limit:
-            break
-    lines = [CHAT_NOTE, ""]
-    for first, size in sorted(chosen):
-        window = passages[first : first + size]
-        prefix = f"[{window[0].timestamp}] " if window[0].timestamp else ""
-        lines.append(f'- {prefix}"{" ".join(p.text for p in window)}"')
-    return "\n".join(lines)
-
-
 def summarize_source(request: ModelRequest) -> str:
     """The document to summarise: the longest user content block (the transcript, or the part
     summaries when combining), without markup tags and without earlier offline notes. When the
@@ -221,7 +95,7 @@ def summarize_source(request: ModelRequest) -> str:
         blocks.pop()
     if not blocks:
         return ""
-    text = _TAG.sub(" ", max(blocks, key=len))
+    text = MARKUP_TAG.sub(" ", max(blocks, key=len))
     kept = [
         _BULLET.sub("", line)
         for line in text.splitlines()
@@ -230,16 +104,20 @@ def summarize_source(request: ModelRequest) -> str:
     return "\n".join(kept)
 
 
-def offline_answer(request: ModelRequest) -> str:
+def offline_answer(request: ModelRequest) -> list[Piece]:
+    """A summary, or the answer to the person's last question: quoted from the request's
+    documents when it has some, else from its text (the system blocks and context blocks)."""
     if request.purpose == "summary":
         sentences = extractive_summary(summarize_source(request))
         if not sentences:
-            return EMPTY_TRANSCRIPT_SUMMARY
-        return "\n".join([SUMMARY_NOTE, "", *(f"- {s}" for s in sentences)])
+            return [EMPTY_TRANSCRIPT_SUMMARY]
+        return ["\n".join([SUMMARY_NOTE, "", *(f"- {s}" for s in sentences)])]
 
     users = [m for m in request.messages if m.role == "user" and _texts(m)]
     if not users:
-        return NO_QUESTION_ANSWER
+        return [NO_QUESTION_ANSWER]
+    if documents := request_documents(request):
+        return answer_from_documents(_texts(users[-1])[-1], documents)
     context = [b.text for b in request.system]
     for m, message in enumerate(users):
         texts = _texts(message)
@@ -250,11 +128,11 @@ def offline_answer(request: ModelRequest) -> str:
             if is_last and (m == len(users) - 1 or not _looks_like_context(text)):
                 continue
             context.append(text)
-    return answer_from_context(_texts(users[-1])[-1], context)
+    return [answer_from_context(_texts(users[-1])[-1], context)]
 
 
 def _looks_like_context(text: str) -> bool:
-    return len(text) > 2000 or any(_TIMESTAMP_LINE.match(line) for line in text.splitlines())
+    return len(text) > 2000 or any(TIMESTAMP_LINE.match(line) for line in text.splitlines())
 
 
 def _texts(message: ModelMessage) -> list[str]:
@@ -262,7 +140,15 @@ def _texts(message: ModelMessage) -> list[str]:
     return [b.text for b in message.content if isinstance(b, ContentBlock)]
 
 
-def offline_turn(request: ModelRequest) -> AgentReply:
+@dataclass(frozen=True)
+class OfflineTurn:
+    """What the offline model says (text and citations, in order), then the tools it calls."""
+
+    pieces: tuple[Piece, ...]
+    calls: tuple[PlannedCall, ...] = ()
+
+
+def offline_turn(request: ModelRequest) -> OfflineTurn:
     """What the offline model says and which tools it calls. After tool results: a reply built
     from them, never another call. With tools: the calls the person's newest message asks for.
     Otherwise (or when it asks for none): the extractive answer."""
@@ -278,19 +164,21 @@ def offline_turn(request: ModelRequest) -> AgentReply:
                 for b in m.content
                 if isinstance(b, ToolUseBlock)
             }
-            return AgentReply(reply_to_results(results, uses, tool_names))
+            return OfflineTurn((reply_to_results(results, uses, tool_names),))
         texts = _texts(last)
         # Only the person's own words ask for actions: never a transcript or other context.
         if tool_names and texts and not _looks_like_context(texts[-1]):
-            planned = plan_tool_calls(texts[-1], request.tools, [b.text for b in request.system])
+            planned = plan_tool_calls(texts[-1], request.tools, video_titles(request))
             if planned is not None:
-                return planned
-    return AgentReply(offline_answer(request))
+                return OfflineTurn((planned.text,), planned.calls)
+    return OfflineTurn(tuple(offline_answer(request)))
 
 
 def _block_tokens(block: MessageBlock) -> int:
     if isinstance(block, ContentBlock):
         return estimate_tokens(block.text)
+    if isinstance(block, DocumentBlock):
+        return estimate_tokens(block.title + "".join(block.parts) + (block.context or ""))
     if isinstance(block, ToolUseBlock):
         return estimate_tokens(block.name + json.dumps(block.input))
     return estimate_tokens(block.content)
@@ -321,14 +209,24 @@ class OfflineChatModel:
         )
         sent_chars = 0
         stop_reason = "end_turn"
-        for token in _TOKEN.findall(turn.text):
-            if math.ceil((sent_chars + len(token)) / 4) > request.max_tokens:
-                stop_reason = "max_tokens"
+        citations: list[CitationDelta] = []  # go out just before the next word, if it fits
+        for piece in turn.pieces:
+            if isinstance(piece, CitationDelta):
+                citations.append(piece)
+                continue
+            for token in _TOKEN.findall(piece):
+                if math.ceil((sent_chars + len(token)) / 4) > request.max_tokens:
+                    stop_reason = "max_tokens"
+                    break
+                # A checkpoint per word, so aclose() and cancellation take effect promptly.
+                await anyio.sleep(self.token_delay)
+                sent_chars += len(token)
+                for citation in citations:
+                    yield citation
+                citations.clear()
+                yield TextDelta(token)
+            if stop_reason == "max_tokens":
                 break
-            # A checkpoint per word, so aclose() and cancellation take effect promptly.
-            await anyio.sleep(self.token_delay)
-            sent_chars += len(token)
-            yield TextDelta(token)
         if turn.calls and stop_reason == "end_turn":
             # Ids continue after the calls already in the conversation, so they never repeat.
             earlier = sum(isinstance(b, ToolUseBlock) for m in request.messages for b in m.content)

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ytresearch.errors import InvalidInputError
+from ytresearch.llm.offline_quotes import content_words
 from ytresearch.ports import ToolResultBlock, ToolSpec, ToolUseBlock
 from ytresearch.youtube.urls import canonical_url, is_video_id, parse_video_id
 
@@ -119,7 +120,6 @@ _LIMIT = _ci(
     r"|\b(?P<m>\d{1,4})\s+(?:videos|uploads)\b"
 )
 _CHANNEL_PREFIXES = frozenset({"channel", "c", "user"})
-_VIDEO_HEADER = re.compile(r'<video id="(?P<id>[A-Za-z0-9_-]{11})" title="(?P<title>[^\n]*?)" channel="')
 
 
 @dataclass(frozen=True)
@@ -129,16 +129,18 @@ class _Ask:
     titles: list[tuple[str, str]]  # (video id, title) of the videos in the context, in order
 
 
-def plan_tool_calls(text: str, tools: Sequence[ToolSpec], documents: Sequence[str] = ()) -> AgentReply | None:
+def plan_tool_calls(
+    text: str, tools: Sequence[ToolSpec], titles: Sequence[tuple[str, str]] = ()
+) -> AgentReply | None:
     """The tool calls the person's message ``text`` asks for, with one sentence saying so; None
     when it asks for none of ``tools`` (the model answers from the transcripts instead). One kind
     of action per message, the first that matches: remove, add, organize, search, list.
 
-    ``documents`` (the context's video documents) only supply the videos' ids and titles for
-    grouping by topic; nothing in them ever asks for an action."""
+    ``titles`` (the context's videos as (id, title), from their documents: ``video_titles``)
+    only serve grouping by topic; nothing in them ever asks for an action."""
     specs = {t.name: t for t in tools}
     clauses = [_LEAD.sub("", c, count=1).strip() for c in _CLAUSE_END.split(text)]  # lead is at 0
-    ask = _Ask(text, [c for c in clauses if c], _video_titles(documents))
+    ask = _Ask(text, [c for c in clauses if c], list(titles))
     for plan in (_plan_remove, _plan_add, _plan_organize, _plan_search, _plan_list):
         calls = [_fit_schema(c, specs[c.name]) for c in plan(ask) if c.name in specs]
         if not calls:
@@ -189,20 +191,9 @@ def _plan_organize(ask: _Ask) -> list[PlannedCall]:
     return []
 
 
-def _video_titles(documents: Sequence[str]) -> list[tuple[str, str]]:
-    titles: list[tuple[str, str]] = []
-    for document in documents:
-        for match in _VIDEO_HEADER.finditer(document):
-            if match["id"] not in (i for i, _ in titles):
-                titles.append((match["id"], match["title"]))
-    return titles
-
-
 def topic_groups(titles: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
     """Offline "topics": videos whose titles share a word, the most shared word first (ties
     alphabetical). Videos that share nothing are left out; the tool lists them under "Other"."""
-    from ytresearch.llm.offline import content_words  # offline imports this module
-
     words = {video_id: set(content_words(title)) for video_id, title in titles}
     remaining = [video_id for video_id, _ in titles]
     groups: list[dict[str, Any]] = []

@@ -17,6 +17,7 @@ from ytresearch.repository.session_changes import SessionChangeQueries
 from ytresearch.repository.sessions import SessionQueries
 from ytresearch.repository.users import UserQueries
 from ytresearch.repository.videos import VideoQueries
+from ytresearch.repository.windows import WindowQueries
 
 __all__ = ["ACTIVE_REQUEST_STATUSES", "Repository", "Store"]
 
@@ -30,6 +31,7 @@ class Repository(
     ActionQueries,
     ApprovalQueries,
     SessionChangeQueries,
+    WindowQueries,
 ):
     """Every aggregate's queries on one transaction's session."""
 

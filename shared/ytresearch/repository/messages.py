@@ -69,13 +69,14 @@ class MessageQueries(Queries):
         error_code: str | None = None,
         video_ids: list[str] | None = None,
         tool_calls: list[dict[str, Any]] | None = None,
+        citations: list[dict[str, Any]] | None = None,
         created_at: datetime | None = None,
         flush: bool = True,
     ) -> Message:
         """A new message (one argument per column; ``tool_calls``: an assistant reply's tool
-        calls, None when it made none). ``flush=False`` leaves the INSERT to the next
-        flush (the commit), so it goes out with the transaction's other rows; the id is set here
-        either way."""
+        calls, ``citations`` the moments it cited, None when none). ``flush=False`` leaves the
+        INSERT to the next flush (the commit), so it goes out with the transaction's other rows;
+        the id is set here either way."""
         message = Message(
             id=uuid.uuid4(),
             session_id=session_id,
@@ -91,6 +92,7 @@ class MessageQueries(Queries):
             error_code=error_code,
             video_ids=video_ids,
             tool_calls=tool_calls,
+            citations=citations,
         )
         if created_at is not None:  # else the column's default, at the INSERT
             message.created_at = created_at

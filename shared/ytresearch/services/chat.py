@@ -21,6 +21,7 @@ from ytresearch.errors import DatabaseUnavailableError
 from ytresearch.events import StreamEvent
 from ytresearch.ports import (
     ChatModel,
+    CitationDelta,
     ModelError,
     ModelRequest,
     StreamFinished,
@@ -41,6 +42,7 @@ from ytresearch.services.endings import (
     ending_for_cancel,
     internal_error,
 )
+from ytresearch.services.sources import Source, cite
 from ytresearch.services.users import AuthUser
 from ytresearch.views import MessageOut, ToolsMode
 
@@ -91,6 +93,7 @@ async def generate(
     coalesce_interval: float = 0.03,
     coalesce_chars: int = 64,
     on_tool_call: Callable[[ToolCallRequested], None] | None = None,
+    sources: Sequence[Source] = (),
 ) -> None:
     """Stream one model response into ``generation``, emitting coalesced token events, and hand
     each finished tool call to ``on_tool_call`` after the text before it. Usage adds up over the
@@ -107,6 +110,12 @@ async def generate(
                     text = event.text.replace("\x00", "")
                     generation.parts.append(text)
                     coalescer.add(text)
+                elif isinstance(event, CitationDelta):
+                    cited = cite(sources, event)
+                    if cited is not None:
+                        coalescer.flush()  # the citation goes out just before the text it supports
+                        generation.citations.append({**cited, "at": generation.size})
+                        emit(StreamEvent("citation", cited))
                 elif isinstance(event, ToolCallRequested):
                     coalescer.flush()  # the text said before the call goes out before it
                     if on_tool_call is not None:
@@ -158,6 +167,7 @@ async def run_turn(
             coalesce_interval=coalesce_interval,
             coalesce_chars=coalesce_chars,
             on_tool_call=on_tool_call,
+            sources=turn.sources,
         )
 
     try:

@@ -65,6 +65,9 @@ class Generation:
     # The agent's calls, each {call_id, name, input, ok, summary, content, at} where ``at`` is the
     # length of the text said before it; kept with the reply so later turns can send them back.
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    # The moments it cited, each {video_id, title, start, end, quote, url, at}: ``at`` is the
+    # length of the text said before the cited text.
+    citations: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -201,6 +204,7 @@ def record_reply(
         error_code=error_code,
         video_ids=video_ids or None,
         tool_calls=generation.tool_calls or None,
+        citations=generation.citations or None,
     )
     repo.touch_session(session_id)
     return MessageOut.of(message)
@@ -347,6 +351,8 @@ def generation_from_log(events: Sequence[ChatEvent]) -> Generation:
             text = str(event.data.get("text", ""))
             generation.parts.append(text)
             size += len(text)
+        elif event.type == "citation":
+            generation.citations.append({**event.data, "at": size})
         elif event.type == "tool_call":
             calls[str(event.data.get("call_id"))] = event.data
         elif event.type == "tool_result" and (call := calls.get(str(event.data.get("call_id")))):

@@ -30,6 +30,7 @@ from ytresearch.ports import (
 from ytresearch.repository import Repository, Store
 from ytresearch.summaries import summarize_transcript
 from ytresearch.views import INGEST_STAGES
+from ytresearch.windows import transcript_windows
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +232,8 @@ def ingest_video(
             video.transcript_is_generated = transcript.is_generated
             video.transcript_segments = [s.to_json() for s in transcript.segments]
             video.transcript_text = transcript.text
+            windows = transcript_windows(video.transcript_segments)  # the transcript index
+            repo.replace_windows(message.video_id, transcript.language, windows)
             video.summary, video.summary_model = completion.text, completion.model
             video.summary_input_tokens = completion.usage.input_tokens
             video.summary_output_tokens = completion.usage.output_tokens

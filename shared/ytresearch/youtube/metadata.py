@@ -22,7 +22,7 @@ from ytresearch.youtube._data_api import (
 )
 from ytresearch.youtube._data_api import parse_datetime as _parse_datetime
 from ytresearch.youtube._data_api import text_or_none as _text
-from ytresearch.youtube._samples import SampleFileError, default_samples_dir, read_sample
+from ytresearch.youtube._samples import SampleFileError, default_samples_dir, find_sample, sample_folders
 from ytresearch.youtube.urls import canonical_url, is_video_id
 
 if TYPE_CHECKING:
@@ -206,15 +206,17 @@ def _google_reason(response: httpx.Response) -> str:
 
 
 class SampleMetadataSource:
-    """MetadataSource over the project's sample files (title, channel, duration)."""
+    """MetadataSource over the sample files (title, channel, duration): ``samples_dir``'s first,
+    then the bundled ones, like ``SampleTranscriptSource``."""
 
     def __init__(self, samples_dir: Path | str | None = None) -> None:
         self.samples_dir = Path(samples_dir) if samples_dir is not None else default_samples_dir()
+        self.folders = sample_folders(self.samples_dir)
 
     def fetch(self, video_id: str) -> VideoMetadata:
         """The sample's metadata, or empty metadata for unknown ids or a malformed file."""
         try:
-            sample = read_sample(self.samples_dir, video_id)
+            sample = find_sample(self.folders, video_id)
         except SampleFileError as exc:
             logger.warning("sample metadata unreadable: %s", exc)
             return VideoMetadata()

@@ -17,9 +17,10 @@ from ytresearch.errors import ConfigurationError
 from ytresearch.ports import Transcript, TranscriptError, TranscriptSegment
 from ytresearch.youtube._samples import (
     SampleFileError,
+    all_sample_ids,
     default_samples_dir,
-    read_sample,
-    sample_ids,
+    find_sample,
+    sample_folders,
 )
 from ytresearch.youtube.urls import is_video_id
 
@@ -359,22 +360,24 @@ def _to_transcript(video_id: str, fetched: FetchedTranscript) -> Transcript:
 
 
 class SampleTranscriptSource:
-    """TranscriptSource over the project's sample files (``<samples_dir>/<video_id>.json``),
-    for the offline local run and tests."""
+    """TranscriptSource over sample files (``<folder>/<video_id>.json``), for the offline local run
+    and tests: those in ``samples_dir`` (``YTR_SAMPLES_DIR``, a person's own) first, then the
+    bundled ones."""
 
     def __init__(self, samples_dir: Path | str | None = None) -> None:
         self.samples_dir = Path(samples_dir) if samples_dir is not None else default_samples_dir()
+        self.folders = sample_folders(self.samples_dir)
 
     def fetch(self, video_id: str, languages: Sequence[str]) -> Transcript:
         """The sample transcript for ``video_id``; TranscriptError for unknown ids or when the
         sample's language is not among ``languages`` (like YouTube would)."""
         try:
-            sample = read_sample(self.samples_dir, video_id)
+            sample = find_sample(self.folders, video_id)
         except SampleFileError as exc:
             # Not retryable, unlike YouTube's odd pages: a broken file stays broken.
             raise TranscriptError(str(exc), code="YOUTUBE_UNPARSABLE", retryable=False) from exc
         if sample is None:
-            known = sample_ids(self.samples_dir)
+            known = all_sample_ids(self.folders)
             raise _error(
                 "VIDEO_UNAVAILABLE",
                 {"video_id": video_id[:200], "sample_ids": known},

@@ -22,15 +22,29 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
-def upgrade_to_head(settings: Settings | None = None, engine: Engine | None = None) -> str:
-    """Apply every pending migration; return the head revision. Safe to run on every deploy."""
-    from ytresearch.db.engine import make_engine
+# The most the windows backfill may add to an upgrade (the migrate function has 300 s by default);
+# what is left is built by the next upgrade, or by `ytr-admin backfill-windows`.
+BACKFILL_SECONDS = 120.0
+
+
+def upgrade_to_head(
+    settings: Settings | None = None, engine: Engine | None = None, *, backfill: bool = True
+) -> str:
+    """Apply every pending migration, then build the transcript windows that are missing (one
+    query when none are; ``backfill=False`` skips it); return the head revision. Safe to run on
+    every deploy."""
+    from ytresearch.db.engine import make_engine, make_session_factory
 
     own_engine = engine is None
     engine = engine or make_engine(settings or get_settings())
     try:
         cfg = alembic_config(engine)
         command.upgrade(cfg, "head")
+        if backfill:
+            from ytresearch.repository import Store
+            from ytresearch.services.windows import backfill_windows
+
+            backfill_windows(Store(make_session_factory(engine)), time_limit=BACKFILL_SECONDS)
         return head_revision()
     finally:
         if own_engine:

@@ -75,6 +75,32 @@ class OrganizeVideosIn(ToolInput):
         return self
 
 
+class SearchTranscriptsIn(ToolInput):
+    """Search the session's transcripts (all of them, or the videos named) for passages about
+    `query`; each hit has its video, time range and text. Use it when the documents given do not
+    hold what the question needs."""
+
+    query: str = Field(min_length=1, max_length=500)
+    video_ids: list[str] | None = Field(default=None, min_length=1, max_length=50)
+    max_results: int = Field(default=8, ge=1, le=20)
+
+
+class ReadTranscriptIn(ToolInput):
+    """Read a video's transcript between two times (seconds; at most 15 minutes at once)."""
+
+    video: str = Field(min_length=1, max_length=2048, description="the video's id, link or 1-based position")
+    start: float = Field(ge=0, description="seconds from the start")
+    end: float = Field(gt=0, description="seconds from the start")
+
+    @model_validator(mode="after")
+    def _a_range(self) -> ReadTranscriptIn:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        if self.end - self.start > 900:
+            raise ValueError("read at most 900 seconds at once")
+        return self
+
+
 INPUTS: dict[str, type[ToolInput]] = {
     "list_videos": ListVideosIn,
     "add_video": AddVideoIn,
@@ -82,6 +108,8 @@ INPUTS: dict[str, type[ToolInput]] = {
     "remove_video": RemoveVideoIn,
     "search_youtube": SearchYouTubeIn,
     "organize_videos": OrganizeVideosIn,
+    "search_transcripts": SearchTranscriptsIn,
+    "read_transcript": ReadTranscriptIn,
 }
 MUTATING = frozenset({"add_video", "add_playlist", "remove_video", "organize_videos"})
 

@@ -23,10 +23,13 @@ from ytresearch.services.agent.inputs import (
     AddPlaylistIn,
     AddVideoIn,
     OrganizeVideosIn,
+    ReadTranscriptIn,
     RemoveVideoIn,
+    SearchTranscriptsIn,
     SearchYouTubeIn,
 )
 from ytresearch.services.sessions import owned_session
+from ytresearch.windows import timestamp
 from ytresearch.youtube.urls import is_video_id, parse_video_id
 
 
@@ -301,6 +304,60 @@ async def organize_videos(deps: AgentDeps, call: ToolCall) -> ToolOutcome:
     return await asyncio.to_thread(_organize, deps, call)
 
 
+def _search_transcripts(deps: AgentDeps, call: ToolCall) -> ToolOutcome:
+    assert isinstance(call.input, SearchTranscriptsIn)
+    linked = _session_videos(deps, call)
+    titles = {video.id: video.title for _, video in linked}
+    wanted = call.input.video_ids or list(titles)
+    unknown = [vid for vid in wanted if vid not in titles]
+    if unknown:
+        raise InvalidInputError(f"not in this session: {', '.join(unknown[:5])}", code="VIDEO_NOT_IN_SESSION")
+    with deps.store.transaction() as repo:
+        hits = repo.search_windows(wanted, call.input.query, call.input.max_results)
+        found = [
+            _passage(w.video_id, titles.get(w.video_id), w.start_seconds, w.end_seconds, w.text)
+            for w, _ in hits
+        ]
+    summary = f"found {len(found)} passage{'s' if len(found) != 1 else ''} for {call.input.query!r}"
+    return ToolOutcome(ok=True, summary=summary, data={"query": call.input.query, "passages": found})
+
+
+def _passage(video_id: str, title: str | None, start: float, end: float, text: str) -> dict[str, Any]:
+    return {
+        "video_id": video_id,
+        "title": title,
+        "start": start,
+        "end": end,
+        "url": f"https://www.youtube.com/watch?v={video_id}&t={int(start)}",
+        "text": text,
+    }
+
+
+async def search_transcripts(deps: AgentDeps, call: ToolCall) -> ToolOutcome:
+    return await asyncio.to_thread(_search_transcripts, deps, call)
+
+
+def _read_transcript(deps: AgentDeps, call: ToolCall) -> ToolOutcome:
+    assert isinstance(call.input, ReadTranscriptIn)
+    _, _, video = _resolve(_session_videos(deps, call), call.input.video)
+    start, end = call.input.start, call.input.end
+    lines = [
+        f"[{timestamp(seg['start'])}] {seg['text']}"
+        for seg in video.transcript_segments or []
+        if start <= float(seg["start"]) < end
+    ]
+    summary = (
+        f"{len(lines)} caption lines of {video.title or video.id} from {timestamp(start)} to {timestamp(end)}"
+    )
+    return ToolOutcome(
+        ok=True, summary=summary, data=_passage(video.id, video.title, start, end, "\n".join(lines))
+    )
+
+
+async def read_transcript(deps: AgentDeps, call: ToolCall) -> ToolOutcome:
+    return await asyncio.to_thread(_read_transcript, deps, call)
+
+
 async def execute(deps: AgentDeps, call: ToolCall, budget: VideoBudget) -> ToolOutcome:
     """Run one call; every failure becomes an error result (a bug is logged by the caller)."""
     try:
@@ -317,6 +374,10 @@ async def execute(deps: AgentDeps, call: ToolCall, budget: VideoBudget) -> ToolO
                 return await search_youtube(deps, call)
             case "organize_videos":
                 return await organize_videos(deps, call)
+            case "search_transcripts":
+                return await search_transcripts(deps, call)
+            case "read_transcript":
+                return await read_transcript(deps, call)
         return ToolOutcome.failed("UNKNOWN_TOOL", f"there is no tool named {call.name!r}")
     except (AppError, DiscoveryError) as exc:
         return ToolOutcome.failed(exc.code, exc.message)
