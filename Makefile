@@ -12,7 +12,7 @@ PORT ?= 8000
 NODE_STAMP := node_modules/.package-lock.json
 NODE_PATH_FIRST := PATH="$(CURDIR)/node_modules/.bin:$$PATH"
 
-.PHONY: install node run test lint format unit integration infra e2e synth bench clean
+.PHONY: install node run test lint format unit integration infra e2e synth cost bench clean
 
 install: $(STAMP)
 
@@ -63,6 +63,10 @@ e2e: install
 
 synth: install node
 	$(NODE_PATH_FIRST) npx cdk synth --quiet
+
+## cost: what each profile costs at idle, itemised from its synthesized template (the README's table)
+cost: install node
+	@$(NODE_PATH_FIRST) $(BIN)/python -m infra.cost
 
 bench: install
 	$(BIN)/python -m bench.run_all

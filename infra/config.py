@@ -15,6 +15,12 @@ from typing import Any, TypeVar
 from ytresearch.config import DEFAULT_MODEL
 
 ENVIRONMENTS = ("dev", "staging", "prod")
+# What a deployment spends while nobody uses it (README: "What it costs at idle"). ``lean`` (dev's
+# default): a NAT instance, an internal load balancer reached through a CloudFront VPC origin, the
+# streaming task on Fargate Spot, the CRUD function without SnapStart, the essential alarms and no
+# dashboard. ``standard`` (staging's and prod's): NAT gateways, a public load balancer open only to
+# CloudFront, on-demand Fargate, SnapStart, every alarm and a dashboard. Both keep every feature.
+PROFILES = ("lean", "standard")
 DEFAULT_REGION = "us-east-1"
 ARCHITECTURES = ("ARM64", "X86_64")
 # Fargate accepts these memory sizes (MiB) for each CPU size (units).
@@ -27,6 +33,9 @@ FARGATE_SIZES: dict[int, tuple[int, ...]] = {
 }
 # ECS caps a container's stopTimeout at 120 s on Fargate.
 FARGATE_MAX_STOP_TIMEOUT = 120
+# A Fargate Spot interruption is a SIGTERM two minutes before the task is stopped: the same drain
+# as any stop, so it must end within this too (it ends within the stop timeout, at most 120 s).
+FARGATE_SPOT_NOTICE_SECONDS = 120
 # After SIGTERM the service drains: running replies get this long to finish (YTR_DRAIN_GRACE_SECONDS),
 # then readers are told to reconnect and uvicorn closes within UVICORN_CLOSE_SECONDS more
 # (streaming_service/serve.py), all inside the container's stop timeout.
@@ -115,9 +124,14 @@ class InfraConfig:
     account: str | None = None
     region: str = DEFAULT_REGION
 
+    # Cost profile (PROFILES); None: lean in dev, standard elsewhere.
+    profile: str | None = None
+
     # Network
     max_azs: int = 2
-    nat_gateways: int = 1
+    nat_gateways: int = 1  # NAT gateways, or NAT instances in the lean profile
+    # lean's NAT instance: the smallest Graviton type (the image is Amazon Linux 2023 for arm64).
+    nat_instance_type: str = "t4g.nano"
     availability_zones: tuple[str, ...] | None = None
 
     # Database
@@ -136,6 +150,9 @@ class InfraConfig:
     # Reserved concurrency of the CRUD function: each concurrent invocation holds one database
     # connection (NullPool), so this caps the function's share of the connection budget.
     api_max_concurrency: int = DEFAULT_API_MAX_CONCURRENCY
+    # SnapStart on the CRUD function (about $4/month for its snapshot cache); None: on in the
+    # standard profile, off in lean.
+    api_snap_start: bool | None = None
     ingest_memory_mib: int = 1024
     ingest_timeout_seconds: int = DEFAULT_INGEST_TIMEOUT_SECONDS
     # One video per invocation: a batch of n needs n times the worst case inside one timeout, and
@@ -213,6 +230,13 @@ class InfraConfig:
             problems.append(f"region {self.region!r} is not an AWS region name")
         if self.account is not None and not re.fullmatch(r"\d{12}", self.account):
             problems.append("account must be a 12-digit AWS account id")
+        if self.profile is not None and self.profile not in PROFILES:
+            problems.append(f"profile must be one of {', '.join(PROFILES)}")
+        if not re.fullmatch(r"[a-z]+\d+g[a-z]*\.[a-z0-9]+", self.nat_instance_type):
+            problems.append(
+                "nat_instance_type must be a Graviton (arm64) type like t4g.nano: the NAT image is "
+                "Amazon Linux 2023 for arm64"
+            )
         if not 1 <= self.max_azs <= 6:
             problems.append("max_azs must be between 1 and 6")
         if not 1 <= self.nat_gateways <= self.max_azs:
@@ -354,6 +378,42 @@ class InfraConfig:
         if self.db_proxy is None:
             return self.environment != "dev"
         return self.db_proxy
+
+    @property
+    def resolved_profile(self) -> str:
+        if self.profile is None:
+            return "lean" if self.environment == "dev" else "standard"
+        return self.profile
+
+    @property
+    def lean(self) -> bool:
+        return self.resolved_profile == "lean"
+
+    @property
+    def nat_instances(self) -> bool:
+        """Egress through NAT instances (lean) rather than NAT gateways."""
+        return self.lean
+
+    @property
+    def vpc_origin(self) -> bool:
+        """An internal load balancer that CloudFront reaches through a VPC origin (lean)."""
+        return self.lean and self.cloudfront
+
+    @property
+    def fargate_spot(self) -> bool:
+        """The streaming tasks run on Fargate Spot with no on-demand base (lean)."""
+        return self.lean
+
+    @property
+    def snap_start(self) -> bool:
+        if self.api_snap_start is None:
+            return not self.lean
+        return self.api_snap_start
+
+    @property
+    def essential_monitoring(self) -> bool:
+        """Only the alarms that say something users see is broken, and no dashboard (lean)."""
+        return self.lean
 
     @property
     def stack_name(self) -> str:

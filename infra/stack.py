@@ -86,6 +86,7 @@ class YtResearchStack(Stack):
             nat_gateways=config.nat_gateways,
             availability_zones=config.availability_zones,
             flow_log_bucket=self.log_archive.bucket,
+            nat_instance_type=config.nat_instance_type if config.nat_instances else None,
         )
         vpc = self.network.vpc
         self.secrets = AppSecrets(
@@ -181,9 +182,10 @@ class YtResearchStack(Stack):
             environment={**lambda_environment, **token_environment},
             memory_mib=config.api_memory_mib,
             timeout=Duration.seconds(config.api_timeout_seconds),
-            # Initialized once per published version, restored from a snapshot on cold starts;
-            # functions/api/handler.py drops connections and caches around the snapshot.
-            snap_start=True,
+            # With SnapStart (standard; ~$4/month of snapshot cache): initialized once per published
+            # version, restored from a snapshot on cold starts; functions/api/handler.py drops
+            # connections and caches around the snapshot.
+            snap_start=config.snap_start,
             reserved_concurrency=config.api_max_concurrency or None,
             **function_defaults,  # type: ignore[arg-type]
         )
@@ -257,6 +259,8 @@ class YtResearchStack(Stack):
             stop_timeout=Duration.seconds(config.container_stop_timeout_seconds),
             certificate_arn=config.certificate_arn,
             behind_cloudfront=config.cloudfront,
+            internal=config.vpc_origin,
+            spot=config.fargate_spot,
             container_insights=config.container_insights,
             access_log_bucket=self.log_archive.bucket,
             log_retention=retention,
@@ -277,6 +281,7 @@ class YtResearchStack(Stack):
                 prefix_list_id=config.cloudfront_prefix_list_id,
                 removal_policy=removal,
                 log_retention=retention,
+                vpc_origin=config.vpc_origin,
             )
             self.streaming_url = self.edge.url
         if self.streaming_url.startswith("https://"):
@@ -388,6 +393,7 @@ class YtResearchStack(Stack):
             service_name=SERVICE_NAME,
             monthly_budget_usd=config.monthly_budget_usd,
             alarm_email=config.alarm_email,
+            essential_only=config.essential_monitoring,
         )
 
         CfnOutput(

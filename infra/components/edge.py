@@ -6,10 +6,14 @@ method and header goes to the origin (AllViewerExceptHostHeader: Authorization, 
 Last-Event-ID, and the WebSocket upgrade headers, which CloudFront honours on its own), and edge
 compression is off so CloudFront never holds SSE bytes back to compress them.
 
-Only CloudFront reaches the load balancer, twice checked: its security group admits only the
-managed prefix list ``com.amazonaws.global.cloudfront.origin-facing`` on the listener port, and the
-listener forwards only requests carrying a secret header that this distribution adds (generated
-in Secrets Manager); everything else gets the listener's default 403.
+Only CloudFront reaches the load balancer. An internet-facing one (the standard profile) is twice
+checked: its security group admits only the managed prefix list
+``com.amazonaws.global.cloudfront.origin-facing`` on the listener port, and the listener forwards
+only requests carrying a secret header that this distribution adds (generated in Secrets Manager);
+everything else gets the listener's default 403. An internal one (``vpc_origin``, the lean profile)
+has no public address at all: CloudFront reaches it through a VPC origin, which only distributions
+of this account can use, and its security group admits the same prefix list (CDK's documented rule
+for VPC origins), so it needs no shared secret.
 """
 
 from __future__ import annotations
@@ -53,13 +57,14 @@ assert ORIGIN_READ_TIMEOUT.to_seconds() >= 4 * STREAM_PING_SECONDS
 
 
 class StreamingEdge(Construct):
-    """Exposes ``distribution``, ``origin_secret``, ``prefix_list_id`` and ``url`` (https://...).
+    """Exposes ``distribution``, ``origin_secret`` (None with a VPC origin), ``prefix_list_id`` and
+    ``url`` (https://...).
 
-    ``listener`` must answer 403 by default: this construct adds the rule that forwards to
-    ``target_group`` when the secret header matches, and opens ``listener_port`` on the load
-    balancer's security group to CloudFront's origin-facing servers only. With ``origin_domain``
-    (a name on the listener's certificate that points at the load balancer) CloudFront connects
-    over HTTPS; without it, over HTTP to the load balancer's own DNS name.
+    It opens ``listener_port`` on the load balancer's security group to CloudFront's origin-facing
+    servers only. Without ``vpc_origin``, ``listener`` must answer 403 by default: this construct
+    adds the rule that forwards to ``target_group`` when the secret header matches. With
+    ``origin_domain`` (a name on the listener's certificate that points at the load balancer)
+    CloudFront connects over HTTPS; without it, over HTTP to the load balancer's own DNS name.
     """
 
     def __init__(
@@ -75,57 +80,46 @@ class StreamingEdge(Construct):
         prefix_list_id: str | None,
         removal_policy: RemovalPolicy,
         log_retention: logs.RetentionDays,
+        vpc_origin: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.origin_secret = secretsmanager.Secret(
-            self,
-            "OriginSecret",
-            description="Header value CloudFront adds to every request to the streaming load balancer",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=48, exclude_punctuation=True
-            ),
-            removal_policy=removal_policy,
-        )
-        acknowledge(
-            self.origin_secret,
-            "AwsSolutions-SMG4",
-            "The origin header value lives in two places that must change together (the "
-            "distribution's origin and the listener rule); a rotation Lambda cannot update "
-            "CloudFormation-owned resources, so it changes by replacing the secret in a deploy.",
-            checkov="CKV_AWS_149",
-        )
-        header_value = self.origin_secret.secret_value.unsafe_unwrap()  # a dynamic reference
-
         self.prefix_list_id = prefix_list_id or self._look_up_prefix_list(log_retention, removal_policy)
         load_balancer.connections.allow_from(
             ec2.Peer.prefix_list(self.prefix_list_id),
             ec2.Port.tcp(listener_port),
             "CloudFront origin-facing servers only",
         )
-        listener.add_action(
-            "FromCloudFront",
-            priority=1,
-            conditions=[elbv2.ListenerCondition.http_header(ORIGIN_HEADER, [header_value])],
-            action=elbv2.ListenerAction.forward([target_group]),
-        )
-
         https_origin = origin_domain is not None
-        origin = origins.HttpOrigin(
-            origin_domain or load_balancer.load_balancer_dns_name,
-            protocol_policy=(
-                cloudfront.OriginProtocolPolicy.HTTPS_ONLY
-                if https_origin
-                else cloudfront.OriginProtocolPolicy.HTTP_ONLY
-            ),
-            http_port=listener_port if not https_origin else 80,
-            https_port=listener_port if https_origin else 443,
-            origin_ssl_protocols=[cloudfront.OriginSslPolicy.TLS_V1_2],
-            custom_headers={ORIGIN_HEADER: header_value},
-            read_timeout=ORIGIN_READ_TIMEOUT,
-            keepalive_timeout=ORIGIN_KEEPALIVE_TIMEOUT,
-            connection_timeout=Duration.seconds(10),
-            connection_attempts=3,
+        protocol_policy = (
+            cloudfront.OriginProtocolPolicy.HTTPS_ONLY
+            if https_origin
+            else cloudfront.OriginProtocolPolicy.HTTP_ONLY
         )
+        self.origin_secret: secretsmanager.Secret | None = None
+        origin: cloudfront.IOrigin
+        if vpc_origin:
+            origin = origins.VpcOrigin.with_application_load_balancer(
+                load_balancer,
+                domain_name=origin_domain,
+                protocol_policy=protocol_policy,
+                http_port=listener_port if not https_origin else 80,
+                https_port=listener_port if https_origin else 443,
+                origin_ssl_protocols=[cloudfront.OriginSslPolicy.TLS_V1_2],
+                read_timeout=ORIGIN_READ_TIMEOUT,
+                keepalive_timeout=ORIGIN_KEEPALIVE_TIMEOUT,
+                connection_timeout=Duration.seconds(10),
+                connection_attempts=3,
+            )
+        else:
+            origin = self._secret_header_origin(
+                load_balancer=load_balancer,
+                listener=listener,
+                target_group=target_group,
+                listener_port=listener_port,
+                origin_domain=origin_domain,
+                protocol_policy=protocol_policy,
+                removal_policy=removal_policy,
+            )
         self.distribution = cloudfront.Distribution(
             self,
             "Distribution",
@@ -145,7 +139,59 @@ class StreamingEdge(Construct):
             enable_ipv6=True,
         )
         self.url = f"https://{self.distribution.distribution_domain_name}"
-        self._acknowledge(https_origin=https_origin)
+        self._acknowledge(https_origin=https_origin, vpc_origin=vpc_origin)
+
+    def _secret_header_origin(
+        self,
+        *,
+        load_balancer: elbv2.ApplicationLoadBalancer,
+        listener: elbv2.ApplicationListener,
+        target_group: elbv2.ApplicationTargetGroup,
+        listener_port: int,
+        origin_domain: str | None,
+        protocol_policy: cloudfront.OriginProtocolPolicy,
+        removal_policy: RemovalPolicy,
+    ) -> cloudfront.IOrigin:
+        """The internet-facing load balancer as an HTTP origin, forwarding only requests that carry
+        the secret header this distribution adds."""
+        self.origin_secret = secretsmanager.Secret(
+            self,
+            "OriginSecret",
+            description="Header value CloudFront adds to every request to the streaming load balancer",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=48, exclude_punctuation=True
+            ),
+            removal_policy=removal_policy,
+        )
+        acknowledge(
+            self.origin_secret,
+            "AwsSolutions-SMG4",
+            "The origin header value lives in two places that must change together (the "
+            "distribution's origin and the listener rule); a rotation Lambda cannot update "
+            "CloudFormation-owned resources, so it changes by replacing the secret in a deploy.",
+            checkov="CKV_AWS_149",
+        )
+        header_value = self.origin_secret.secret_value.unsafe_unwrap()  # a dynamic reference
+        listener.add_action(
+            "FromCloudFront",
+            priority=1,
+            conditions=[elbv2.ListenerCondition.http_header(ORIGIN_HEADER, [header_value])],
+            action=elbv2.ListenerAction.forward([target_group]),
+        )
+
+        https_origin = origin_domain is not None
+        return origins.HttpOrigin(
+            origin_domain or load_balancer.load_balancer_dns_name,
+            protocol_policy=protocol_policy,
+            http_port=listener_port if not https_origin else 80,
+            https_port=listener_port if https_origin else 443,
+            origin_ssl_protocols=[cloudfront.OriginSslPolicy.TLS_V1_2],
+            custom_headers={ORIGIN_HEADER: header_value},
+            read_timeout=ORIGIN_READ_TIMEOUT,
+            keepalive_timeout=ORIGIN_KEEPALIVE_TIMEOUT,
+            connection_timeout=Duration.seconds(10),
+            connection_attempts=3,
+        )
 
     def _look_up_prefix_list(self, log_retention: logs.RetentionDays, removal_policy: RemovalPolicy) -> str:
         """The prefix list's id in this region, looked up at deploy time (no credentials at synth)."""
@@ -186,7 +232,7 @@ class StreamingEdge(Construct):
             skip_checkov(provider, check_id, reason)
         return lookup.get_response_field("PrefixLists.0.PrefixListId")
 
-    def _acknowledge(self, *, https_origin: bool) -> None:
+    def _acknowledge(self, *, https_origin: bool, vpc_origin: bool) -> None:
         acknowledge(
             self.distribution,
             "AwsSolutions-CFR1",
@@ -214,7 +260,7 @@ class StreamingEdge(Construct):
             "CloudFront fixes its viewer policy at TLSv1; a custom domain would allow TLS 1.2 only.",
             checkov="CKV_AWS_174",
         )
-        if not https_origin:
+        if not https_origin and not vpc_origin:  # cdk-nag checks custom (internet) origins only
             acknowledge(
                 self.distribution,
                 "AwsSolutions-CFR5",

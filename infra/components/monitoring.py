@@ -1,4 +1,10 @@
-"""Alarms, a dashboard and a cost budget for the things that page someone."""
+"""Alarms, a dashboard and a cost budget for the things that page someone.
+
+With ``essential_only`` (the lean profile) only the alarms in ESSENTIAL_ALARMS exist, the ones
+that say something a user sees is broken, and there is no dashboard (CloudWatch's automatic
+per-service dashboards stay free); the budget stays. Each alarm costs $0.10 per metric a month,
+a dashboard $3.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.components.dashboard import system_dashboard
 from infra.nag import skip_checkov
 
 FIVE_MINUTES = Duration.minutes(5)
@@ -40,10 +47,25 @@ APP_NAMESPACE = "YtResearch"
 MODEL_UNAVAILABLE = "MODEL_UNAVAILABLE"
 BUDGET_ACTUAL_PERCENT = 80
 BUDGET_FORECAST_PERCENT = 100
+# The lean profile's alarms: REST failures (the CRUD function's errors, behind both HTTP APIs),
+# sign-in (the token trigger), streaming failures and missing tasks (Fargate Spot capacity
+# included), ingest jobs given up on, a filling database, and a model that no longer exists.
+ESSENTIAL_ALARMS = frozenset(
+    {
+        "ApiErrors",
+        "TokenTriggerErrors",
+        "DeadLetters",
+        "Streaming5xxRate",
+        "StreamingTasksBelowDesired",
+        "DatabaseFreeStorage",
+        "ModelUnavailable",
+    }
+)
 
 
 class Monitoring(Construct):
-    """Exposes ``topic`` (alarm notifications), ``alarms`` (by name) and ``dashboard``."""
+    """Exposes ``topic`` (alarm notifications), ``alarms`` (by name), ``dashboard`` (or None) and
+    ``budget`` (or None)."""
 
     def __init__(
         self,
@@ -65,8 +87,10 @@ class Monitoring(Construct):
         service_name: str,
         monthly_budget_usd: int,
         alarm_email: str | None,
+        essential_only: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.essential_only = essential_only
         # Alarm state changes only, no application data: SSE with the AWS-managed aws/sns key is
         # not an option (CloudWatch cannot publish to it) and a customer key costs $1/month.
         self.topic = sns.Topic(self, "AlarmTopic", enforce_ssl=True)
@@ -265,73 +289,21 @@ class Monitoring(Construct):
             description="Database free storage below 2 GiB (autoscaling may be at its maximum).",
         )
 
-        self.dashboard = cloudwatch.Dashboard(self, "Dashboard")
-        self.dashboard.add_widgets(
-            cloudwatch.AlarmStatusWidget(
-                title="Alarms", alarms=list(self.alarms.values()), width=24, height=4
-            )
-        )
-        self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(title="HTTP API requests and 5xx", left=traffic, width=8),
-            cloudwatch.GraphWidget(title="HTTP API latency (p90, ms)", left=latencies, width=8),
-            cloudwatch.GraphWidget(
-                title="Ingest queue",
-                left=[
-                    queue.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES),
-                    dead_letter_queue.metric_approximate_number_of_messages_visible(period=FIVE_MINUTES),
-                ],
-                right=[queue.metric_approximate_age_of_oldest_message(period=FIVE_MINUTES)],
-                width=8,
-            ),
-        )
-        self.dashboard.add_widgets(
-            *(
-                cloudwatch.GraphWidget(
-                    title=f"{name} function",
-                    left=[
-                        function.metric_invocations(period=FIVE_MINUTES),
-                        function.metric_errors(period=FIVE_MINUTES),
-                        function.metric_throttles(period=FIVE_MINUTES),
-                    ],
-                    right=[function.metric_duration(period=FIVE_MINUTES, statistic="p90")],
-                    width=24 // max(len(functions), 1),
-                )
-                for name, function in functions.items()
-            )
-        )
-        self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Streaming load balancer",
-                left=[
-                    load_balancer.metrics.request_count(period=FIVE_MINUTES),
-                    load_balancer.metrics.http_code_target(
-                        elbv2.HttpCodeTarget.TARGET_5XX_COUNT, period=FIVE_MINUTES
-                    ),
-                ],
-                right=[load_balancer.metrics.active_connection_count(period=FIVE_MINUTES)],
-                width=8,
-            ),
-            cloudwatch.GraphWidget(
-                title="Streaming tasks (CPU / memory %)",
-                left=[
-                    service.metric_cpu_utilization(period=FIVE_MINUTES),
-                    service.metric_memory_utilization(period=FIVE_MINUTES),
-                ],
-                right=[
-                    target_group.metrics.healthy_host_count(period=ONE_MINUTE),
-                    target_group.metrics.unhealthy_host_count(period=ONE_MINUTE),
-                ],
-                width=8,
-            ),
-            cloudwatch.GraphWidget(
-                title="Database",
-                left=[database.metric_cpu_utilization(period=FIVE_MINUTES)],
-                right=[
-                    database.metric_database_connections(period=FIVE_MINUTES),
-                    database.metric_free_storage_space(period=FIVE_MINUTES),
-                ],
-                width=8,
-            ),
+        self.dashboard: cloudwatch.Dashboard | None = None
+        if essential_only:
+            return
+        self.dashboard = system_dashboard(
+            self,
+            alarms=list(self.alarms.values()),
+            traffic=traffic,
+            latencies=latencies,
+            queue=queue,
+            dead_letter_queue=dead_letter_queue,
+            functions=functions,
+            load_balancer=load_balancer,
+            target_group=target_group,
+            service=service,
+            database=database,
         )
 
     def _budget(self, monthly_usd: int) -> budgets.CfnBudget:
@@ -396,7 +368,9 @@ class Monitoring(Construct):
         comparison: cloudwatch.ComparisonOperator = (cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD),
         evaluation_periods: int = 1,
         datapoints_to_alarm: int | None = None,
-    ) -> cloudwatch.Alarm:
+    ) -> cloudwatch.Alarm | None:
+        if self.essential_only and name not in ESSENTIAL_ALARMS:
+            return None
         alarm = cloudwatch.Alarm(
             self,
             name,

@@ -4,10 +4,17 @@ Long-lived streams shape the settings: the ALB idle timeout outlasts the 15 s pi
 a draining task keeps serving its open streams for the deregistration delay, and a stopping task
 gets ``stop_timeout`` between SIGTERM and SIGKILL, more than uvicorn's graceful shutdown window.
 
-Behind CloudFront (``behind_cloudfront``, see edge.py) the listener answers 403 unless a rule
-forwards and its port is closed to everyone; edge.py adds the rule and the CloudFront-only ingress.
-Otherwise the load balancer is the public endpoint: HTTPS with a certificate (and a redirect from
-port 80), plain HTTP on port 80 without one (the config allows that only in dev).
+Behind CloudFront (``behind_cloudfront``, see edge.py) the listener's port is closed to everyone
+and edge.py opens it to CloudFront's origin-facing servers. An ``internal`` load balancer (the lean
+profile) sits in the private subnets with no public address, reached only through a CloudFront VPC
+origin, so its listener forwards. An internet-facing one (standard) answers 403 unless edge.py's
+secret-header rule forwards. Without CloudFront the load balancer is the public endpoint: HTTPS
+with a certificate (and a redirect from port 80), plain HTTP on port 80 without one (the config
+allows that only in dev).
+
+With ``spot`` (lean) the tasks run on Fargate Spot with no on-demand base. An interruption is a
+SIGTERM two minutes before the task stops, which the service drains like any stop (serve.py): the
+stop timeout (at most those two minutes) already bounds the drain.
 
 The service scales on two target-tracking policies, whichever asks for more tasks: CPU, and the
 open chat streams per task (the ``ActiveStreams`` gauge every task writes to the logs in EMF,
@@ -73,6 +80,8 @@ class StreamingService(Construct):
         stop_timeout: Duration,
         certificate_arn: str | None,
         behind_cloudfront: bool,
+        internal: bool,
+        spot: bool,
         container_insights: bool,
         access_log_bucket: s3.IBucket,
         log_retention: logs.RetentionDays,
@@ -80,10 +89,13 @@ class StreamingService(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         arm = architecture == "ARM64"
+        if internal and not behind_cloudfront:
+            raise ValueError("an internal load balancer is reachable only through CloudFront")
         self.cluster = ecs.Cluster(
             self,
             "Cluster",
             vpc=vpc,
+            enable_fargate_capacity_providers=spot,
             container_insights_v2=(
                 ecs.ContainerInsights.ENABLED if container_insights else ecs.ContainerInsights.DISABLED
             ),
@@ -173,6 +185,16 @@ class StreamingService(Construct):
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
             health_check_grace_period=Duration.seconds(60),
             enable_execute_command=False,
+            # Spot only: no on-demand base, and on-demand never takes a share. Without Spot
+            # capacity a task waits for it (the StreamingTasksBelowDesired alarm says so).
+            capacity_provider_strategies=(
+                [
+                    ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT", weight=1, base=0),
+                    ecs.CapacityProviderStrategy(capacity_provider="FARGATE", weight=0, base=0),
+                ]
+                if spot
+                else None
+            ),
         )
         self.scaling = self.service.auto_scale_task_count(min_capacity=desired_count, max_capacity=max_count)
         self.scaling.scale_on_cpu_utilization(
@@ -202,7 +224,9 @@ class StreamingService(Construct):
             "LoadBalancerSecurityGroup",
             vpc=vpc,
             description=(
-                "Streaming load balancer: CloudFront only in, tasks out"
+                "Streaming load balancer (internal): CloudFront VPC origin only in, tasks out"
+                if internal
+                else "Streaming load balancer: CloudFront only in, tasks out"
                 if behind_cloudfront
                 else "Streaming load balancer: public HTTP(S) in, tasks out"
             ),
@@ -212,8 +236,8 @@ class StreamingService(Construct):
             self,
             "LoadBalancer",
             vpc=vpc,
-            vpc_subnets=public_subnets,
-            internet_facing=True,
+            vpc_subnets=compute_subnets if internal else public_subnets,
+            internet_facing=not internal,
             security_group=alb_security_group,
             idle_timeout=idle_timeout,
             drop_invalid_header_fields=True,
@@ -242,10 +266,10 @@ class StreamingService(Construct):
                 )
             ],
         )
-        # Behind CloudFront nothing but edge.py's secret-header rule forwards.
+        # Internet-facing behind CloudFront, nothing but edge.py's secret-header rule forwards.
         default_action = (
             elbv2.ListenerAction.fixed_response(403, content_type="text/plain", message_body="Forbidden")
-            if behind_cloudfront
+            if behind_cloudfront and not internal
             else elbv2.ListenerAction.forward([self.target_group])
         )
         if certificate_arn:
@@ -273,10 +297,15 @@ class StreamingService(Construct):
             )
             self.url = f"http://{self.load_balancer.load_balancer_dns_name}"
             reason = (
-                "Plain HTTP only between CloudFront and the load balancer, which admits CloudFront's "
-                "origin-facing servers alone and forwards only requests with the secret origin "
-                "header; viewers get HTTPS from CloudFront. Set domain_name and certificate_arn for "
+                "Plain HTTP only inside the VPC, from CloudFront's VPC origin to an internal load "
+                "balancer that has no public address and admits CloudFront's origin-facing servers "
+                "alone; viewers get HTTPS from CloudFront. Set domain_name and certificate_arn for "
                 "HTTPS on this leg too."
+                if internal
+                else "Plain HTTP only between CloudFront and the load balancer, which admits "
+                "CloudFront's origin-facing servers alone and forwards only requests with the secret "
+                "origin header; viewers get HTTPS from CloudFront. Set domain_name and certificate_arn "
+                "for HTTPS on this leg too."
                 if behind_cloudfront
                 else "Plain HTTP is a dev-only trial endpoint (config.py refuses it outside dev); "
                 "give certificate_arn or keep CloudFront for HTTPS."

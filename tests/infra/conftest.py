@@ -20,7 +20,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 import pytest
 from aws_cdk.assertions import Template
 
-from tests.infra.synth import FULL_OPTIONS, Synth, synthesize
+from tests.infra.synth import FULL_OPTIONS, STANDARD_OPTIONS, Synth, synthesize
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -38,8 +38,14 @@ def synth_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def default_synth(synth_dir: Path) -> Synth:
-    """The app exactly as `cdk synth` builds it from cdk.json (dev, all defaults)."""
+    """The app exactly as `cdk synth` builds it from cdk.json (dev, all defaults: the lean profile)."""
     return synthesize({}, synth_dir / "default")
+
+
+@pytest.fixture(scope="session")
+def standard_synth(synth_dir: Path) -> Synth:
+    """dev with the standard profile: NAT gateway, public load balancer, on-demand Fargate."""
+    return synthesize(STANDARD_OPTIONS, synth_dir / "standard")
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +57,11 @@ def full_synth(synth_dir: Path) -> Synth:
 @pytest.fixture(scope="session")
 def template(default_synth: Synth) -> Template:
     return Template.from_json(default_synth.template)
+
+
+@pytest.fixture(scope="session")
+def standard_template(standard_synth: Synth) -> Template:
+    return Template.from_json(standard_synth.template)
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,18 @@ FULL_OPTIONS: dict[str, Any] = {
 }
 
 
+# The standard profile in dev: the NAT gateway, the public load balancer and the rest of what the
+# standard profile (staging's and prod's default) deploys, with dev's other settings.
+STANDARD_OPTIONS: dict[str, Any] = {"profile": "standard"}
+# Every synthesized configuration the whole-template checks (cdk-nag, cfn-lint, checkov, tags)
+# run over: the lean dev default, the standard profile, and prod with every feature on.
+CONFIGURATIONS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "standard": STANDARD_OPTIONS,
+    "full": FULL_OPTIONS,
+}
+
+
 def cdk_json_context() -> dict[str, Any]:
     context: dict[str, Any] = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     return context

@@ -23,24 +23,34 @@ def _routes(synth: Synth, api_id: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def test_both_apis_route_health_and_proxy_to_the_crud_function(
-    default_synth: Synth, template: Template
-) -> None:
-    alias = default_synth.stack.api_function.alias
-    assert alias is not None  # SnapStart: the APIs invoke the live alias, never $LATEST
-    alias_id = default_synth.logical_id(alias)
-    integrations = default_synth.of_type("AWS::ApiGatewayV2::Integration")
+def _assert_both_apis_proxy_to(synth: Synth, target: dict[str, Any]) -> None:
+    integrations = synth.of_type("AWS::ApiGatewayV2::Integration")
 
-    for api in (default_synth.stack.http_api.api, default_synth.stack.key_api.api):
-        routes = _routes(default_synth, _api_id(default_synth, api))
+    for api in (synth.stack.http_api.api, synth.stack.key_api.api):
+        routes = _routes(synth, _api_id(synth, api))
         assert set(routes) == {"GET /health", "ANY /{proxy+}"}
         for route in routes.values():
             integration = integrations[route["Target"]["Fn::Join"][1][1]["Ref"]]["Properties"]
             assert integration["IntegrationType"] == "AWS_PROXY"
-            assert integration["IntegrationUri"] == {"Ref": alias_id}
+            assert integration["IntegrationUri"] == target
             assert integration["PayloadFormatVersion"] == "2.0"
+    template = Template.from_json(synth.template)
     template.resource_count_is("AWS::ApiGatewayV2::Api", 2)
     template.resource_count_is("AWS::Lambda::Permission", 4 + 1)  # 2 routes x 2 APIs, and Cognito's trigger
+
+
+def test_both_apis_route_health_and_proxy_to_the_crud_function_alias(standard_synth: Synth) -> None:
+    alias = standard_synth.stack.api_function.alias
+    assert alias is not None  # SnapStart: the APIs invoke the live alias, never $LATEST
+
+    _assert_both_apis_proxy_to(standard_synth, {"Ref": standard_synth.logical_id(alias)})
+
+
+def test_lean_apis_route_health_and_proxy_to_the_crud_function(default_synth: Synth) -> None:
+    assert default_synth.stack.api_function.alias is None  # no SnapStart in the lean profile
+    function_id = default_synth.logical_id(default_synth.stack.api_function.function)
+
+    _assert_both_apis_proxy_to(default_synth, {"Fn::GetAtt": [function_id, "Arn"]})
 
 
 def test_the_main_api_requires_a_cognito_access_token_with_the_api_scope(default_synth: Synth) -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from cfnlint.api import ManualArgs, lint_file
 
-from tests.infra.synth import TEST_REGION, Synth
+from tests.infra.synth import CONFIGURATIONS, TEST_REGION, Synth
 
 
-@pytest.fixture(params=["default", "full"])
+@pytest.fixture(params=sorted(CONFIGURATIONS))
 def synth(request: pytest.FixtureRequest) -> Synth:
     return request.getfixturevalue(f"{request.param}_synth")
 

@@ -1,5 +1,5 @@
-"""checkov (IaC policy checks) over the synthesized dev and prod templates: no finding that is not
-suppressed in code with a reason, and no suppression that answers no finding.
+"""checkov (IaC policy checks) over the synthesized templates (lean dev, standard dev, prod): no
+finding that is not suppressed in code with a reason, and no suppression that answers no finding.
 
 checkov runs from its own virtualenv (scripts/ensure-checkov.sh installs the pinned version on
 first use), so its dependencies never meet the application's locked ones.
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import infra.nag
-from tests.infra.synth import REPO_ROOT, Synth
+from tests.infra.synth import CONFIGURATIONS, REPO_ROOT, Synth
 
 ENSURE_CHECKOV = REPO_ROOT / "scripts" / "ensure-checkov.sh"
 
@@ -28,7 +28,7 @@ def checkov() -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
-@pytest.fixture(params=["default", "full"])
+@pytest.fixture(params=sorted(CONFIGURATIONS))
 def synth(request: pytest.FixtureRequest) -> Synth:
     return request.getfixturevalue(f"{request.param}_synth")
 

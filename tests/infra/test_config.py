@@ -149,3 +149,42 @@ def test_ingest_timeout_and_batch_fit_the_worst_case_and_the_queue() -> None:
     assert config.ingest_batch_size == 1
     assert config.ingest_timeout_seconds >= 360  # one attempt's worst case (config.py comment)
     assert 6 * config.ingest_timeout_seconds <= 43_200
+
+
+def test_dev_is_lean_and_staging_and_prod_are_standard_by_default() -> None:
+    lean = _from(cdk_json_context())
+    standard = InfraConfig(environment="prod")
+
+    assert lean.resolved_profile == "lean"
+    assert (lean.nat_instances, lean.vpc_origin, lean.fargate_spot, lean.essential_monitoring) == (
+        True,
+        True,
+        True,
+        True,
+    )
+    assert lean.snap_start is False
+    assert InfraConfig(environment="staging").resolved_profile == "standard"
+    assert standard.resolved_profile == "standard"
+    assert (standard.nat_instances, standard.vpc_origin, standard.fargate_spot) == (False, False, False)
+    assert standard.essential_monitoring is False and standard.snap_start is True
+
+
+def test_the_profile_is_chosen_with_context() -> None:
+    assert _from({"environment": "prod", "profile": "lean"}).lean is True
+    assert _from({"profile": "standard"}).lean is False
+    # Without CloudFront there is no VPC origin: the load balancer is the endpoint.
+    assert _from({"cloudfront": "false"}).vpc_origin is False
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("profile", "cheap", "profile must be one of lean, standard"),
+        ("nat_instance_type", "t3.nano", "Graviton"),
+        ("nat_instance_type", "nano", "Graviton"),
+        ("api_snap_start", "sometimes", "'api_snap_start' must be true or false"),
+    ],
+)
+def test_bad_profile_settings_are_refused(key: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _from({key: value})

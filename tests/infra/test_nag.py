@@ -11,9 +11,7 @@ from aws_cdk import Validations
 from constructs import IConstruct
 
 import infra.nag
-from tests.infra.synth import FULL_OPTIONS, Synth, synthesize
-
-CONFIGURATIONS = {"default": {}, "full": FULL_OPTIONS}
+from tests.infra.synth import CONFIGURATIONS, Synth, synthesize
 
 
 @pytest.fixture(params=sorted(CONFIGURATIONS))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.infra.synth import Synth, is_intrinsic
+from tests.infra.synth import CONFIGURATIONS, Synth, is_intrinsic
 
 SENSITIVE_KEY = re.compile(r"pass(word|wd)|secretstring|api_?key|token|private_?key", re.I)
 # Keys that name secret *settings*, not values.
@@ -24,6 +24,8 @@ STRUCTURAL_KEYS = {
     "IdTokenValidity",
     "RefreshTokenValidity",
     "EnableTokenRevocation",
+    # EC2 instance metadata: "required" makes the NAT instance use IMDSv2 session tokens
+    "HttpTokens",
 }
 # Settings objects whose member names look sensitive (TokenValidityUnits/AccessToken: "minutes").
 STRUCTURAL_PARENTS = ("/TokenValidityUnits/",)
@@ -32,7 +34,7 @@ SECRET_VALUE = re.compile(r"sk-ant-|-----BEGIN [A-Z ]*PRIVATE KEY-----|AKIA[0-9A
 SECRET_ENV_NAME = re.compile(r"(KEY|PASSWORD|TOKEN|SECRET)(?!_ARN$)", re.I)
 
 
-@pytest.fixture(params=["default", "full"])
+@pytest.fixture(params=sorted(CONFIGURATIONS))
 def synth(request: pytest.FixtureRequest) -> Synth:
     return request.getfixturevalue(f"{request.param}_synth")
 

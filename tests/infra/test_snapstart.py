@@ -1,5 +1,7 @@
-"""SnapStart on the CRUD function: published versions behind the ``live`` alias, the HTTP APIs
-invoking the alias, and the handler's snapshot hooks leaving no connection or cache in a snapshot."""
+"""SnapStart on the CRUD function in the standard profile: published versions behind the ``live``
+alias, the HTTP APIs invoking the alias, and the handler's snapshot hooks leaving no connection or
+cache in a snapshot. The lean profile leaves it off (its snapshot cache costs about $4 a month) and
+``-c api_snap_start=true`` turns it on there."""
 
 from __future__ import annotations
 
@@ -11,45 +13,70 @@ from typing import Any
 
 import pytest
 
+from infra.config import InfraConfig
 from tests.infra.synth import Synth, function_by_handler
 
 API_HANDLER = "functions.api.handler.handler"
 
 
-def test_the_api_function_snapshots_published_versions(default_synth: Synth) -> None:
-    _, function = function_by_handler(default_synth, API_HANDLER)
+def test_the_api_function_snapshots_published_versions(standard_synth: Synth) -> None:
+    _, function = function_by_handler(standard_synth, API_HANDLER)
 
     assert function["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
     for handler in ("functions.ingest.handler.handler", "functions.migrate.handler.handler"):
-        assert "SnapStart" not in function_by_handler(default_synth, handler)[1]["Properties"]
+        assert "SnapStart" not in function_by_handler(standard_synth, handler)[1]["Properties"]
 
 
-def test_the_live_alias_points_at_a_published_version(default_synth: Synth) -> None:
-    api_id, _ = function_by_handler(default_synth, API_HANDLER)
-    (alias,) = default_synth.of_type("AWS::Lambda::Alias").values()
-    versions = default_synth.of_type("AWS::Lambda::Version")
+def test_the_live_alias_points_at_a_published_version(standard_synth: Synth) -> None:
+    api_id, _ = function_by_handler(standard_synth, API_HANDLER)
+    (alias,) = standard_synth.of_type("AWS::Lambda::Alias").values()
+    versions = standard_synth.of_type("AWS::Lambda::Version")
 
     assert alias["Properties"]["Name"] == "live"
     version_id = alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][0]
     assert versions[version_id]["Properties"]["FunctionName"] == {"Ref": api_id}
 
 
-def test_both_http_apis_invoke_the_alias(default_synth: Synth) -> None:
-    assert default_synth.stack.api_function.alias is not None  # SnapStart publishes behind it
-    alias_id = default_synth.logical_id(default_synth.stack.api_function.alias)
-    integrations = default_synth.of_type("AWS::ApiGatewayV2::Integration").values()
+def test_both_http_apis_invoke_the_alias(standard_synth: Synth) -> None:
+    assert standard_synth.stack.api_function.alias is not None  # SnapStart publishes behind it
+    alias_id = standard_synth.logical_id(standard_synth.stack.api_function.alias)
+    integrations = standard_synth.of_type("AWS::ApiGatewayV2::Integration").values()
 
     assert len(integrations) == 2
     for integration in integrations:
         assert integration["Properties"]["IntegrationUri"] == {"Ref": alias_id}
 
 
-def test_the_api_function_concurrency_is_capped(default_synth: Synth) -> None:
-    _, function = function_by_handler(default_synth, API_HANDLER)
+def test_the_api_function_concurrency_is_capped(standard_synth: Synth) -> None:
+    _, function = function_by_handler(standard_synth, API_HANDLER)
 
+    assert function["Properties"]["ReservedConcurrentExecutions"] == (
+        standard_synth.stack.config.api_max_concurrency
+    )
+
+
+def test_lean_leaves_snap_start_off_and_the_apis_invoke_the_function(default_synth: Synth) -> None:
+    api_id, function = function_by_handler(default_synth, API_HANDLER)
+    integrations = default_synth.of_type("AWS::ApiGatewayV2::Integration").values()
+
+    assert "SnapStart" not in function["Properties"]
+    assert default_synth.stack.api_function.alias is None
+    assert not default_synth.of_type("AWS::Lambda::Alias")
+    assert not default_synth.of_type("AWS::Lambda::Version")
+    assert len(integrations) == 2
+    for integration in integrations:
+        assert integration["Properties"]["IntegrationUri"] == {"Fn::GetAtt": [api_id, "Arn"]}
     assert function["Properties"]["ReservedConcurrentExecutions"] == (
         default_synth.stack.config.api_max_concurrency
     )
+
+
+def test_snap_start_follows_the_profile_unless_set() -> None:
+    assert InfraConfig(environment="dev").snap_start is False  # lean
+    assert InfraConfig(environment="dev", api_snap_start=True).snap_start is True
+    assert InfraConfig(environment="dev", profile="standard").snap_start is True
+    assert InfraConfig(environment="prod").snap_start is True
+    assert InfraConfig(environment="prod", api_snap_start=False).snap_start is False
 
 
 # --- the hooks in functions/api/handler.py, without the Lambda runtime's module

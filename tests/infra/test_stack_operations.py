@@ -6,12 +6,13 @@ from typing import Any
 
 import pytest
 
-from tests.infra.synth import Synth
+from infra.components.monitoring import ESSENTIAL_ALARMS
+from tests.infra.synth import CONFIGURATIONS, Synth
 
 EXPECTED_TAGS = {"project": "youtube-research-tool", "managed-by": "aws-cdk"}
 
 
-@pytest.fixture(params=["default", "full"])
+@pytest.fixture(params=sorted(CONFIGURATIONS))
 def synth(request: pytest.FixtureRequest) -> Synth:
     return request.getfixturevalue(f"{request.param}_synth")
 
@@ -73,8 +74,8 @@ def _metric_names(alarm: dict[str, Any]) -> set[str]:
     }
 
 
-def test_alarms_cover_api_functions_queue_service_and_database(default_synth: Synth) -> None:
-    alarms = _alarms(default_synth)
+def test_standard_alarms_cover_api_functions_queue_service_and_database(standard_synth: Synth) -> None:
+    alarms = _alarms(standard_synth)
     by_metric: dict[str, list[dict[str, Any]]] = {}
     for alarm in alarms.values():
         for name in _metric_names(alarm):
@@ -90,7 +91,7 @@ def test_alarms_cover_api_functions_queue_service_and_database(default_synth: Sy
     (dlq,) = by_metric["ApproximateNumberOfMessagesVisible"]
     assert dlq["Threshold"] == 0
     assert dlq["ComparisonOperator"] == "GreaterThanThreshold"
-    dlq_name = default_synth.logical_id(default_synth.stack.queues.dead_letter_queue)
+    dlq_name = standard_synth.logical_id(standard_synth.stack.queues.dead_letter_queue)
     assert dlq["Dimensions"][0]["Value"] == {"Fn::GetAtt": [dlq_name, "QueueName"]}
     assert by_metric["UnHealthyHostCount"]
     assert by_metric["CPUUtilization"][0]["Namespace"] == "AWS/RDS"
@@ -98,12 +99,39 @@ def test_alarms_cover_api_functions_queue_service_and_database(default_synth: Sy
     assert storage["ComparisonOperator"] == "LessThanThreshold"
 
 
-def test_every_alarm_notifies_the_alarm_topic(default_synth: Synth) -> None:
-    topic = default_synth.logical_id(default_synth.stack.monitoring.topic)
+def test_every_alarm_notifies_the_alarm_topic(synth: Synth) -> None:
+    topic = synth.logical_id(synth.stack.monitoring.topic)
 
-    for logical_id, alarm in _alarms(default_synth).items():
+    assert _alarms(synth)
+    for logical_id, alarm in _alarms(synth).items():
         assert alarm["AlarmActions"] == [{"Ref": topic}], logical_id
         assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_lean_keeps_only_the_alarms_that_say_users_are_affected(default_synth: Synth) -> None:
+    alarms = _alarms(default_synth)
+    by_metric: dict[str, list[dict[str, Any]]] = {}
+    for alarm in alarms.values():
+        for name in _metric_names(alarm):
+            by_metric.setdefault(name, []).append(alarm)
+
+    assert set(default_synth.stack.monitoring.alarms) == ESSENTIAL_ALARMS
+    assert len(alarms) == len(ESSENTIAL_ALARMS)
+    # The CRUD function (behind both HTTP APIs) and the token trigger (sign-in)
+    lambda_errors = [alarm for alarm in by_metric["Errors"] if alarm.get("Namespace") == "AWS/Lambda"]
+    assert len(lambda_errors) == 2
+    (dlq,) = by_metric["ApproximateNumberOfMessagesVisible"]
+    dlq_name = default_synth.logical_id(default_synth.stack.queues.dead_letter_queue)
+    assert dlq["Dimensions"][0]["Value"] == {"Fn::GetAtt": [dlq_name, "QueueName"]}
+    streaming = _alarm_on(default_synth, "HTTPCode_ELB_5XX_Count", "AWS/ApplicationELB")
+    assert "HTTPCode_Target_5XX_Count" in _metric_names(streaming)
+    # Missing tasks, Fargate Spot capacity included
+    tasks = _alarm_on(default_synth, "HealthyHostCount", "AWS/ApplicationELB")
+    assert tasks["Threshold"] == default_synth.stack.config.fargate_desired_count
+    (storage,) = by_metric["FreeStorageSpace"]
+    assert storage["ComparisonOperator"] == "LessThanThreshold"
+    model = _alarm_on(default_synth, "Errors", "YtResearch")
+    assert {d["Name"]: d["Value"] for d in model["Dimensions"]}["code"] == "MODEL_UNAVAILABLE"
 
 
 def test_alarm_email_subscribes_when_given(default_synth: Synth, full_synth: Synth) -> None:
@@ -112,12 +140,19 @@ def test_alarm_email_subscribes_when_given(default_synth: Synth, full_synth: Syn
     assert subscription["Properties"]["Protocol"] == "email"
 
 
-def test_a_dashboard_shows_the_system(default_synth: Synth) -> None:
-    (dashboard,) = default_synth.of_type("AWS::CloudWatch::Dashboard").values()
-    body = str(dashboard["Properties"]["DashboardBody"])
+def test_a_dashboard_shows_the_system(standard_synth: Synth, full_synth: Synth) -> None:
+    for synth in (standard_synth, full_synth):
+        (dashboard,) = synth.of_type("AWS::CloudWatch::Dashboard").values()
+        body = str(dashboard["Properties"]["DashboardBody"])
 
-    for needle in ("AWS/ApiGateway", "AWS/Lambda", "AWS/SQS", "AWS/ApplicationELB", "AWS/RDS"):
-        assert needle in body
+        for needle in ("AWS/ApiGateway", "AWS/Lambda", "AWS/SQS", "AWS/ApplicationELB", "AWS/RDS"):
+            assert needle in body
+
+
+def test_lean_has_no_dashboard(default_synth: Synth) -> None:
+    # $3 a month; CloudWatch's automatic per-service dashboards cost nothing.
+    assert not default_synth.of_type("AWS::CloudWatch::Dashboard")
+    assert default_synth.stack.monitoring.dashboard is None
 
 
 def _tags(resource: dict[str, Any]) -> dict[str, str] | None:
@@ -165,32 +200,32 @@ def _alarm_on(synth: Synth, metric: str, namespace: str) -> dict[str, Any]:
     return alarm
 
 
-def test_alarms_a_user_would_want(default_synth: Synth) -> None:
+def test_standard_alarms_a_user_would_want(standard_synth: Synth) -> None:
     # Database pressure
-    connections = _alarm_on(default_synth, "DatabaseConnections", "AWS/RDS")
+    connections = _alarm_on(standard_synth, "DatabaseConnections", "AWS/RDS")
     assert 50 <= connections["Threshold"] <= 90  # 80% of db.t4g.micro's ~85-90 connections
-    credits = _alarm_on(default_synth, "CPUCreditBalance", "AWS/RDS")
+    credits = _alarm_on(standard_synth, "CPUCreditBalance", "AWS/RDS")
     assert credits["ComparisonOperator"] == "LessThanThreshold"
-    memory = _alarm_on(default_synth, "FreeableMemory", "AWS/RDS")
+    memory = _alarm_on(standard_synth, "FreeableMemory", "AWS/RDS")
     assert memory["ComparisonOperator"] == "LessThanThreshold"
     # Ingest jobs stuck in the queue
-    queue_age = _alarm_on(default_synth, "ApproximateAgeOfOldestMessage", "AWS/SQS")
-    queue_id = default_synth.logical_id(default_synth.stack.queues.queue)
+    queue_age = _alarm_on(standard_synth, "ApproximateAgeOfOldestMessage", "AWS/SQS")
+    queue_id = standard_synth.logical_id(standard_synth.stack.queues.queue)
     assert queue_age["Dimensions"][0]["Value"] == {"Fn::GetAtt": [queue_id, "QueueName"]}
     # The streaming load balancer's 5xx (its own and the targets')
-    alb = _alarm_on(default_synth, "HTTPCode_ELB_5XX_Count", "AWS/ApplicationELB")
+    alb = _alarm_on(standard_synth, "HTTPCode_ELB_5XX_Count", "AWS/ApplicationELB")
     assert "HTTPCode_Target_5XX_Count" in _metric_names(alb)
     # Fewer streaming tasks than wanted (healthy targets below the minimum without Insights)
-    tasks = _alarm_on(default_synth, "HealthyHostCount", "AWS/ApplicationELB")
-    assert tasks["Threshold"] == default_synth.stack.config.fargate_desired_count
+    tasks = _alarm_on(standard_synth, "HealthyHostCount", "AWS/ApplicationELB")
+    assert tasks["Threshold"] == standard_synth.stack.config.fargate_desired_count
 
 
-def test_application_metric_alarms_match_the_emitted_metrics(default_synth: Synth) -> None:
-    ttft = _alarm_on(default_synth, "TimeToFirstToken", "YtResearch")
+def test_application_metric_alarms_match_the_emitted_metrics(standard_synth: Synth) -> None:
+    ttft = _alarm_on(standard_synth, "TimeToFirstToken", "YtResearch")
     assert ttft["ExtendedStatistic"] == "p95"
     assert ttft["Threshold"] == 5000 and ttft["Unit"] == "Milliseconds"
     assert {d["Name"]: d["Value"] for d in ttft["Dimensions"]} == {"service": "ytresearch", "purpose": "chat"}
-    model = _alarm_on(default_synth, "Errors", "YtResearch")
+    model = _alarm_on(standard_synth, "Errors", "YtResearch")
     assert {d["Name"]: d["Value"] for d in model["Dimensions"]} == {
         "service": "ytresearch",
         "code": "MODEL_UNAVAILABLE",
@@ -203,17 +238,17 @@ def test_with_container_insights_the_task_alarm_compares_running_to_desired(full
     assert "DesiredTaskCount" in _metric_names(alarm)
 
 
-def test_a_monthly_budget_notifies_the_alarm_topic(default_synth: Synth) -> None:
-    (budget,) = default_synth.of_type("AWS::Budgets::Budget").values()
+def test_a_monthly_budget_notifies_the_alarm_topic(synth: Synth) -> None:
+    (budget,) = synth.of_type("AWS::Budgets::Budget").values()
     props = budget["Properties"]
-    topic = default_synth.logical_id(default_synth.stack.monitoring.topic)
+    topic = synth.logical_id(synth.stack.monitoring.topic)
 
     assert props["Budget"]["BudgetLimit"] == {
-        "Amount": default_synth.stack.config.monthly_budget_usd,
+        "Amount": synth.stack.config.monthly_budget_usd,
         "Unit": "USD",
     }
     assert props["Budget"]["TimeUnit"] == "MONTHLY"
     for notification in props["NotificationsWithSubscribers"]:
         assert notification["Subscribers"] == [{"Address": {"Ref": topic}, "SubscriptionType": "SNS"}]
-    (policy,) = default_synth.of_type("AWS::SNS::TopicPolicy").values()
+    (policy,) = synth.of_type("AWS::SNS::TopicPolicy").values()
     assert "budgets.amazonaws.com" in str(policy["Properties"]["PolicyDocument"])

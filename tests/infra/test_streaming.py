@@ -1,4 +1,7 @@
-"""The streaming service: Fargate behind an ALB, tuned for long-lived streams."""
+"""The streaming service: Fargate behind an ALB, tuned for long-lived streams. The lean profile (the
+dev default, ``default_synth``) runs it on Fargate Spot behind an internal load balancer that
+CloudFront reaches through a VPC origin; the standard profile (``standard_synth``, and prod in
+``full_synth``) on on-demand Fargate behind a public one that admits only CloudFront."""
 
 from __future__ import annotations
 
@@ -10,7 +13,12 @@ from aws_cdk.assertions import Match, Template
 
 from infra.components.edge import ORIGIN_HEADER
 from infra.components.streaming import CONTAINER_PORT, DOCKERFILE, HEALTH_PATH
-from infra.config import STREAM_PING_SECONDS
+from infra.config import (
+    DRAIN_GRACE_SECONDS,
+    FARGATE_SPOT_NOTICE_SECONDS,
+    STREAM_PING_SECONDS,
+    UVICORN_CLOSE_SECONDS,
+)
 from tests.infra.synth import TEST_DOMAIN_NAME, Synth, synthesize
 
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"  # the managed cache policy
@@ -35,13 +43,36 @@ def test_alb_idle_timeout_outlasts_stream_pings(default_synth: Synth) -> None:
     assert idle >= 8 * STREAM_PING_SECONDS
 
 
-def test_alb_is_public_drops_bad_headers_and_logs_access(default_synth: Synth) -> None:
-    alb = next(iter(default_synth.of_type("AWS::ElasticLoadBalancingV2::LoadBalancer").values()))
-    attributes = _alb_attributes(default_synth)
+def _subnet_refs(synth: Synth, subnets: Any) -> list[dict[str, str]]:
+    return [{"Ref": synth.logical_id(subnet)} for subnet in subnets]
+
+
+def test_standard_alb_is_public_drops_bad_headers_and_logs_access(standard_synth: Synth) -> None:
+    alb = next(iter(standard_synth.of_type("AWS::ElasticLoadBalancingV2::LoadBalancer").values()))
+    attributes = _alb_attributes(standard_synth)
 
     assert alb["Properties"]["Scheme"] == "internet-facing"
     assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
     assert attributes["access_logs.s3.enabled"] == "true"
+
+
+def test_lean_alb_is_internal_in_private_subnets_drops_bad_headers_and_logs_access(
+    default_synth: Synth,
+) -> None:
+    (alb,) = default_synth.of_type("AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    attributes = _alb_attributes(default_synth)
+    private = _subnet_refs(default_synth, default_synth.stack.network.vpc.private_subnets)
+
+    assert alb["Properties"]["Scheme"] == "internal"  # no public address at all
+    assert alb["Properties"]["Subnets"] == private
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    assert attributes["access_logs.s3.enabled"] == "true"
+
+
+def test_prod_alb_is_public(full_synth: Synth) -> None:
+    (alb,) = full_synth.of_type("AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+
+    assert alb["Properties"]["Scheme"] == "internet-facing"
 
 
 def test_target_group_checks_health_and_drains_streams(default_synth: Synth) -> None:
@@ -81,13 +112,15 @@ def test_container_gets_configuration_not_secret_values(default_synth: Synth) ->
     assert "Secrets" not in _container(default_synth)
 
 
-def test_task_is_small_arm64_fargate_in_private_subnets(default_synth: Synth, template: Template) -> None:
+def test_standard_task_is_small_arm64_on_demand_fargate_in_private_subnets(
+    standard_synth: Synth, standard_template: Template
+) -> None:
     private = [
-        {"Ref": default_synth.logical_id(subnet)}
-        for subnet in default_synth.stack.network.vpc.private_subnets
+        {"Ref": standard_synth.logical_id(subnet)}
+        for subnet in standard_synth.stack.network.vpc.private_subnets
     ]
 
-    template.has_resource_properties(
+    standard_template.has_resource_properties(
         "AWS::ECS::TaskDefinition",
         {
             "Cpu": "256",
@@ -96,7 +129,7 @@ def test_task_is_small_arm64_fargate_in_private_subnets(default_synth: Synth, te
             "RuntimePlatform": {"CpuArchitecture": "ARM64", "OperatingSystemFamily": "LINUX"},
         },
     )
-    template.has_resource_properties(
+    standard_template.has_resource_properties(
         "AWS::ECS::Service",
         {
             "LaunchType": "FARGATE",
@@ -108,6 +141,54 @@ def test_task_is_small_arm64_fargate_in_private_subnets(default_synth: Synth, te
             ),
         },
     )
+
+
+def test_lean_task_is_small_arm64_fargate_spot_with_no_on_demand_base(
+    default_synth: Synth, template: Template
+) -> None:
+    private = _subnet_refs(default_synth, default_synth.stack.network.vpc.private_subnets)
+    (service,) = default_synth.of_type("AWS::ECS::Service").values()
+    (association,) = default_synth.of_type("AWS::ECS::ClusterCapacityProviderAssociations").values()
+
+    template.has_resource_properties(
+        "AWS::ECS::TaskDefinition",
+        {
+            "Cpu": "256",
+            "Memory": "512",
+            "RequiresCompatibilities": ["FARGATE"],
+            "RuntimePlatform": {"CpuArchitecture": "ARM64", "OperatingSystemFamily": "LINUX"},
+        },
+    )
+    props = service["Properties"]
+    assert "LaunchType" not in props  # a capacity provider strategy places the tasks
+    assert props["CapacityProviderStrategy"] == [
+        {"CapacityProvider": "FARGATE_SPOT", "Base": 0, "Weight": 1},
+        {"CapacityProvider": "FARGATE", "Base": 0, "Weight": 0},  # on-demand: no base, no share
+    ]
+    assert set(association["Properties"]["CapacityProviders"]) == {"FARGATE", "FARGATE_SPOT"}
+    network = props["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert (network["AssignPublicIp"], network["Subnets"]) == ("DISABLED", private)
+    assert props["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+
+
+def test_prod_tasks_run_on_demand(full_synth: Synth) -> None:
+    (service,) = full_synth.of_type("AWS::ECS::Service").values()
+
+    assert service["Properties"]["LaunchType"] == "FARGATE"
+    assert "CapacityProviderStrategy" not in service["Properties"]
+
+
+def test_a_spot_interruption_is_drained_within_its_two_minute_notice(default_synth: Synth) -> None:
+    # A Spot interruption is a SIGTERM two minutes before the task stops; the drain that SIGTERM
+    # starts (tests/integration/test_stream_durability.py, the SIGTERM test) must end by then.
+    container = _container(default_synth)
+    environment = {e["Name"]: e["Value"] for e in container["Environment"]}
+    (service,) = default_synth.of_type("AWS::ECS::Service").values()
+
+    assert service["Properties"]["CapacityProviderStrategy"][0]["CapacityProvider"] == "FARGATE_SPOT"
+    assert int(environment["YTR_DRAIN_GRACE_SECONDS"]) == DRAIN_GRACE_SECONDS
+    assert container["StopTimeout"] > DRAIN_GRACE_SECONDS + UVICORN_CLOSE_SECONDS
+    assert container["StopTimeout"] <= FARGATE_SPOT_NOTICE_SECONDS
 
 
 def test_service_scales_on_active_streams_per_task(default_synth: Synth, template: Template) -> None:
@@ -174,7 +255,7 @@ def _streaming_url(synth: Synth) -> Any:
     return synth.template["Outputs"]["StreamingUrl"]["Value"]
 
 
-@pytest.mark.parametrize("which", ["default", "full"])
+@pytest.mark.parametrize("which", ["default", "standard", "full"])
 def test_the_public_streaming_url_is_https_on_cloudfront(which: str, request: pytest.FixtureRequest) -> None:
     synth: Synth = request.getfixturevalue(f"{which}_synth")
     assert synth.stack.edge is not None  # CloudFront is on by default
@@ -185,24 +266,46 @@ def test_the_public_streaming_url_is_https_on_cloudfront(which: str, request: py
     }
 
 
-def test_cloudfront_passes_streams_through(default_synth: Synth) -> None:
-    config = _distribution(default_synth)
-    behavior = config["DefaultCacheBehavior"]
-    (origin,) = config["Origins"]
-    custom = origin["CustomOriginConfig"]
-
+def _passes_streams_through(behavior: dict[str, Any]) -> None:
     assert behavior["CachePolicyId"] == CACHING_DISABLED
     assert behavior["OriginRequestPolicyId"] == ALL_VIEWER_EXCEPT_HOST_HEADER
     assert len(behavior["AllowedMethods"]) == 7  # every viewer method
     assert behavior["Compress"] is False  # compression would buffer SSE
     assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
+
+
+def test_cloudfront_passes_streams_through(standard_synth: Synth) -> None:
+    config = _distribution(standard_synth)
+    (origin,) = config["Origins"]
+    custom = origin["CustomOriginConfig"]
+
+    _passes_streams_through(config["DefaultCacheBehavior"])
     # The origin must wait out the gaps between pings and keep connections below the ALB's idle timeout
     assert custom["OriginReadTimeout"] >= 2 * STREAM_PING_SECONDS
     assert custom["OriginReadTimeout"] <= 60  # more needs a quota increase
-    idle = int(_alb_attributes(default_synth)["idle_timeout.timeout_seconds"])
+    idle = int(_alb_attributes(standard_synth)["idle_timeout.timeout_seconds"])
     assert custom["OriginKeepaliveTimeout"] < idle
     assert custom["OriginProtocolPolicy"] == "http-only"
     assert [h["HeaderName"] for h in origin["OriginCustomHeaders"]] == [ORIGIN_HEADER]
+
+
+def test_lean_cloudfront_reaches_the_internal_alb_through_a_vpc_origin(default_synth: Synth) -> None:
+    config = _distribution(default_synth)
+    (origin,) = config["Origins"]
+    vpc = origin["VpcOriginConfig"]
+    (vpc_origin_id,) = default_synth.of_type("AWS::CloudFront::VpcOrigin")
+    endpoint = default_synth.resources[vpc_origin_id]["Properties"]["VpcOriginEndpointConfig"]
+    alb = default_synth.logical_id(default_synth.stack.streaming.load_balancer)
+
+    _passes_streams_through(config["DefaultCacheBehavior"])
+    assert "CustomOriginConfig" not in origin
+    assert vpc["VpcOriginId"] == {"Fn::GetAtt": [vpc_origin_id, "Id"]}
+    assert endpoint["Arn"] == {"Ref": alb}
+    assert endpoint["OriginProtocolPolicy"] == "http-only" and endpoint["HTTPPort"] == 80
+    # The same stream-friendly timeouts as the public origin
+    assert 2 * STREAM_PING_SECONDS <= vpc["OriginReadTimeout"] <= 60
+    idle = int(_alb_attributes(default_synth)["idle_timeout.timeout_seconds"])
+    assert vpc["OriginKeepaliveTimeout"] < idle
 
 
 def test_with_a_domain_cloudfront_reaches_the_origin_over_https(full_synth: Synth) -> None:
@@ -213,13 +316,16 @@ def test_with_a_domain_cloudfront_reaches_the_origin_over_https(full_synth: Synt
     assert origin["CustomOriginConfig"]["OriginSSLProtocols"] == ["TLSv1.2"]
 
 
-def test_dev_listener_forwards_only_requests_with_the_origin_secret(default_synth: Synth) -> None:
-    listeners = _listeners(default_synth)
-    (rule,) = default_synth.of_type("AWS::ElasticLoadBalancingV2::ListenerRule").values()
+def test_standard_dev_listener_forwards_only_requests_with_the_origin_secret(
+    standard_synth: Synth,
+) -> None:
+    listeners = _listeners(standard_synth)
+    (rule,) = standard_synth.of_type("AWS::ElasticLoadBalancingV2::ListenerRule").values()
     (condition,) = rule["Properties"]["Conditions"]
-    assert default_synth.stack.edge is not None  # CloudFront is on by default
-    secret = default_synth.logical_id(default_synth.stack.edge.origin_secret)
-    (origin,) = _distribution(default_synth)["Origins"]
+    assert standard_synth.stack.edge is not None  # CloudFront is on by default
+    assert standard_synth.stack.edge.origin_secret is not None
+    secret = standard_synth.logical_id(standard_synth.stack.edge.origin_secret)
+    (origin,) = _distribution(standard_synth)["Origins"]
 
     assert list(listeners) == [80]  # the only listener: CloudFront's origin leg
     (default_action,) = listeners[80]["DefaultActions"]
@@ -232,6 +338,21 @@ def test_dev_listener_forwards_only_requests_with_the_origin_secret(default_synt
     assert origin["OriginCustomHeaders"][0]["HeaderValue"] == value
 
 
+def test_lean_listener_forwards_and_needs_no_origin_secret(default_synth: Synth) -> None:
+    # Only this account's distributions can use a VPC origin, and the load balancer has no public
+    # address: a shared secret header would guard nothing more (and cost a secret a month).
+    listeners = _listeners(default_synth)
+    assert default_synth.stack.edge is not None
+
+    assert list(listeners) == [80]
+    (default_action,) = listeners[80]["DefaultActions"]
+    assert default_action["Type"] == "forward"
+    assert not default_synth.of_type("AWS::ElasticLoadBalancingV2::ListenerRule")
+    assert default_synth.stack.edge.origin_secret is None
+    (origin,) = _distribution(default_synth)["Origins"]
+    assert "OriginCustomHeaders" not in origin
+
+
 def test_prod_has_no_plain_http_listener_at_all(full_synth: Synth) -> None:
     listeners = _listeners(full_synth)
 
@@ -241,7 +362,7 @@ def test_prod_has_no_plain_http_listener_at_all(full_synth: Synth) -> None:
     assert listeners[443]["DefaultActions"][0]["Type"] == "fixed-response"
 
 
-@pytest.mark.parametrize("which", ["default", "full"])
+@pytest.mark.parametrize("which", ["default", "standard", "full"])
 def test_the_load_balancer_admits_only_cloudfront(which: str, request: pytest.FixtureRequest) -> None:
     synth: Synth = request.getfixturevalue(f"{which}_synth")
     group = synth.logical_id(synth.stack.streaming.load_balancer.connections.security_groups[0])
@@ -269,6 +390,8 @@ def test_without_cloudfront_dev_serves_plain_http_directly(tmp_path: Path) -> No
     synth = synthesize({"cloudfront": "false", "nag": "false"}, tmp_path / "direct")
 
     assert not synth.of_type("AWS::CloudFront::Distribution")
+    (alb,) = synth.of_type("AWS::ElasticLoadBalancingV2::LoadBalancer").values()
+    assert alb["Properties"]["Scheme"] == "internet-facing"  # lean too: it is the endpoint
     (listener,) = _listeners(synth).values()
     assert listener["DefaultActions"][0]["Type"] == "forward"
     assert _streaming_url(synth)["Fn::Join"][1][0] == "http://"

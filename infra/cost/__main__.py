@@ -1,0 +1,5 @@
+"""``python -m infra.cost`` (``make cost``): print each profile's idle cost as Markdown."""
+
+from infra.cost.report import main
+
+main()
