@@ -3,18 +3,21 @@ a user, and a PostgreSQL-backed container with a user's key."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 
 from local_run.app import create_local_app
+from tests.fakes.anthropic_server import DEFAULT_API_KEY, FakeAnthropic
 from tests.support.queue import RecordingQueue
 from tests.support.server import LoopbackServer, serve
 from tests.support.settings import test_settings
 from tests.support.users import make_user
 from ytresearch.bootstrap import Container
 from ytresearch.config import Settings
+from ytresearch.llm import AnthropicChatModel
 
 
 @pytest.fixture
@@ -35,6 +38,42 @@ def server(app_container: Container) -> Iterator[LoopbackServer]:
 @pytest.fixture
 def user_key(app_container: Container) -> str:
     return make_user(app_container)[1]
+
+
+@pytest.fixture
+def fake(fake_claude: FakeAnthropic) -> FakeAnthropic:
+    """The shared fake server (tests/conftest.py), emptied for this test."""
+    return fake_claude
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record every retry delay the Claude adapter asks for (and do not actually wait)."""
+    from ytresearch.llm import anthropic_model
+
+    recorded: list[float] = []
+
+    async def record(delay: float) -> None:
+        recorded.append(delay)
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(anthropic_model, "_sleep", record)
+    return recorded
+
+
+@pytest.fixture
+async def model(fake: FakeAnthropic) -> AsyncIterator[AnthropicChatModel]:
+    """The Claude adapter (real SDK) on the fake server, with near-instant retry backoff."""
+    built = AnthropicChatModel(
+        api_key=DEFAULT_API_KEY,
+        model="claude-test-model",
+        base_url=fake.base_url,
+        max_retries=3,
+        backoff_base=0.001,
+        backoff_max=0.01,
+    )
+    yield built
+    await built.aclose()
 
 
 @pytest.fixture

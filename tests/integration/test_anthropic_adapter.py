@@ -37,25 +37,6 @@ pytestmark = pytest.mark.anyio
 MAX_RETRIES = 3
 
 
-@pytest.fixture
-def fake(fake_claude: FakeAnthropic) -> FakeAnthropic:
-    """The shared fake server (tests/conftest.py), emptied for this test."""
-    return fake_claude
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record every retry delay the adapter asks for (and do not actually wait)."""
-    recorded: list[float] = []
-
-    async def record(delay: float) -> None:
-        recorded.append(delay)
-        await asyncio.sleep(0)
-
-    monkeypatch.setattr(anthropic_model, "_sleep", record)
-    return recorded
-
-
 def make_model(base_url: str, **overrides: object) -> AnthropicChatModel:
     options: dict[str, object] = {
         "api_key": DEFAULT_API_KEY,

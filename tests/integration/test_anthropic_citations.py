@@ -4,15 +4,13 @@ fake server: documents sent as custom-content documents, ``citations_delta`` eve
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
 
 import anthropic
 import pytest
 
 from tests.fakes.anthropic_server import DEFAULT_API_KEY, Cited, DropConnection, FakeAnthropic, Reply
-from ytresearch.llm import anthropic_citations, anthropic_model
+from ytresearch.llm import anthropic_citations
 from ytresearch.llm.anthropic_model import AnthropicChatModel, build_messages_params
 from ytresearch.ports import (
     CitationDelta,
@@ -42,39 +40,6 @@ WIND = DocumentBlock(
     title="Offshore wind",
     parts=("[0:00] Offshore wind blows steadier than onshore.", "[0:20] Turbines now pass 15 MW."),
 )
-
-
-@pytest.fixture
-def fake(fake_claude: FakeAnthropic) -> FakeAnthropic:
-    """The shared fake server (tests/conftest.py), emptied for this test."""
-    return fake_claude
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record every retry delay the adapter asks for (and do not actually wait)."""
-    recorded: list[float] = []
-
-    async def record(delay: float) -> None:
-        recorded.append(delay)
-        await asyncio.sleep(0)
-
-    monkeypatch.setattr(anthropic_model, "_sleep", record)
-    return recorded
-
-
-@pytest.fixture
-async def model(fake: FakeAnthropic) -> AsyncIterator[AnthropicChatModel]:
-    built = AnthropicChatModel(
-        api_key=DEFAULT_API_KEY,
-        model="claude-test-model",
-        base_url=fake.base_url,
-        max_retries=3,
-        backoff_base=0.001,
-        backoff_max=0.01,
-    )
-    yield built
-    await built.aclose()
 
 
 def ask(*documents: DocumentBlock, question: str = "What does the video say about cost?") -> ModelRequest:

@@ -4,20 +4,15 @@ and the retry rule once a tool call went out."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-
 import pytest
 
 from tests.fakes.anthropic_server import (
-    DEFAULT_API_KEY,
     DropConnection,
     FakeAnthropic,
     MidStreamError,
     Reply,
     ToolCall,
 )
-from ytresearch.llm import anthropic_model
 from ytresearch.llm.anthropic_model import AnthropicChatModel
 from ytresearch.ports import (
     ContentBlock,
@@ -47,39 +42,6 @@ CLIP = ToolSpec(
     {"type": "object", "properties": {"start": {"type": "integer"}}, "required": ["start"]},
 )
 QUESTION = ModelMessage("user", [ContentBlock("What does the speaker say about solar panels?")])
-
-
-@pytest.fixture
-def fake(fake_claude: FakeAnthropic) -> FakeAnthropic:
-    """The shared fake server (tests/conftest.py), emptied for this test."""
-    return fake_claude
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record every retry delay the adapter asks for (and do not actually wait)."""
-    recorded: list[float] = []
-
-    async def record(delay: float) -> None:
-        recorded.append(delay)
-        await asyncio.sleep(0)
-
-    monkeypatch.setattr(anthropic_model, "_sleep", record)
-    return recorded
-
-
-@pytest.fixture
-async def model(fake: FakeAnthropic) -> AsyncIterator[AnthropicChatModel]:
-    built = AnthropicChatModel(
-        api_key=DEFAULT_API_KEY,
-        model="claude-test-model",
-        base_url=fake.base_url,
-        max_retries=3,
-        backoff_base=0.001,
-        backoff_max=0.01,
-    )
-    yield built
-    await built.aclose()
 
 
 def tool_request(*messages: ModelMessage, system: list[SystemBlock] | None = None) -> ModelRequest:
