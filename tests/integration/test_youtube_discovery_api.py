@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import boto3
 import pytest
 
 from tests.support.aws import fake_aws
+from tests.support.http_stub import QuietHandler, serving
 from ytresearch.errors import ConfigurationError
 from ytresearch.ports import DiscoveryError, VideoCandidate
 from ytresearch.secrets import read_youtube_data_api_key
@@ -163,7 +163,7 @@ def video_item(vid: str) -> dict[str, Any]:
 def youtube() -> Iterator[FakeDataApi]:
     state = FakeDataApi()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             query = parse_qs(parts.query)
@@ -173,33 +173,14 @@ def youtube() -> Iterator[FakeDataApi]:
             forced = state.forced.get(resource)
             if forced is not None:
                 time.sleep(forced.delay)
-                status, body, content_type = forced.status, forced.body.encode(), forced.content_type
+                self.reply(forced.status, forced.body.encode(), forced.content_type)
             else:
                 status, data = state.answer(resource, query)
-                body, content_type = json.dumps(data).encode(), "application/json"
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client timed out and left, as the timeout test intends
+                self.reply(status, json.dumps(data).encode(), "application/json")
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as base_url:
+        state.base_url = base_url
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(autouse=True)

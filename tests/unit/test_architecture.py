@@ -70,6 +70,8 @@ LONGER_ON_PURPOSE = {
     "infra/stack.py": "the one place that wires every construct and makes the grants between them",
     "infra/config.py": "one validated model of every deploy-time setting and its cross-checks",
     "bench/relay_overhead.py": "a standalone benchmark: scenario, load generator and report together",
+    "bench/retrieval.py": "a standalone benchmark: corpus generator, the old context kept for the "
+    "comparison, measurement and report together",
 }
 
 

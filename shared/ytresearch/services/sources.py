@@ -76,12 +76,18 @@ def build_sources(
     ready = [v for v in videos if v.status == "ready" and v.transcript_segments]
     if not ready:
         return Sources([], (), "none")
-    whole = [(video, transcript_windows(video.transcript_segments or [])) for video in ready]
-    size = sum(model.count_tokens(w.text) for _, windows in whole for w in windows)
-    if size <= settings.context_full_budget_tokens:
+    if sum(_whole_size(model, video) for video in ready) <= settings.context_full_budget_tokens:
+        whole = [(video, transcript_windows(video.transcript_segments or [])) for video in ready]
         documents = [_document(v, ws, cache=i == len(whole) - 1) for i, (v, ws) in enumerate(whole)]
         return Sources(documents, tuple(Source(v.id, v.title, tuple(ws)) for v, ws in whole), "full")
     return _retrieved(repo, model, settings, ready, queries)
+
+
+def _whole_size(model: ChatModel, video: Video) -> int:
+    """About how many tokens a video's windows take, without cutting them: its text, each line's
+    "[mm:ss] " (about 3 tokens), and the windows' overlap (about a fifth of every window)."""
+    lines = len(video.transcript_segments or [])
+    return (model.count_tokens(video.transcript_text or "") + 3 * lines) * 6 // 5
 
 
 def _retrieved(
