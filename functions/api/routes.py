@@ -10,10 +10,12 @@ from fastapi import APIRouter, Body, Path, Query, Response, status
 from pydantic import BaseModel, Field
 
 from ytresearch import __version__
-from ytresearch.services import actions, chat, export, sessions, videos
+from ytresearch.services import actions, artifacts, chat, export, sessions, videos
 from ytresearch.views import (
     ActionOut,
     AddVideoOut,
+    ArtifactOut,
+    ArtifactVersionsOut,
     JobOut,
     MessageOut,
     PageOut,
@@ -242,3 +244,49 @@ def list_actions(
 def undo_action(session_id: uuid.UUID, action_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> ActionOut:
     """Reverse one of the agent's actions (409 when undone already or not undoable)."""
     return actions.undo_action(c.store, c.settings, user, session_id, action_id)
+
+
+@router.get("/v1/sessions/{session_id}/artifacts", response_model=PageOut[ArtifactOut], tags=["artifacts"])
+def list_artifacts(
+    session_id: uuid.UUID,
+    user: CurrentUser,
+    c: ContainerDep,
+    limit: Limit = 20,
+    cursor: CursorQ = None,
+) -> PageOut[ArtifactOut]:
+    """The documents the research agent wrote in the session, each at its latest version, latest
+    change first."""
+    return artifacts.list_artifacts(c.store, user, session_id, limit, cursor)
+
+
+@router.get(
+    "/v1/sessions/{session_id}/artifacts/{artifact_id}", response_model=ArtifactOut, tags=["artifacts"]
+)
+def get_artifact(
+    session_id: uuid.UUID,
+    artifact_id: uuid.UUID,
+    user: CurrentUser,
+    c: ContainerDep,
+    version: Annotated[int | None, Query(ge=1, le=1_000_000, description="An earlier version.")] = None,
+) -> ArtifactOut:
+    return artifacts.get_artifact(c.store, user, session_id, artifact_id, version)
+
+
+@router.get(
+    "/v1/sessions/{session_id}/artifacts/{artifact_id}/versions",
+    response_model=ArtifactVersionsOut,
+    tags=["artifacts"],
+)
+def artifact_versions(
+    session_id: uuid.UUID, artifact_id: uuid.UUID, user: CurrentUser, c: ContainerDep
+) -> ArtifactVersionsOut:
+    return artifacts.artifact_versions(c.store, user, session_id, artifact_id)
+
+
+@router.delete("/v1/sessions/{session_id}/artifacts/{artifact_id}", status_code=204, tags=["artifacts"])
+def delete_artifact(
+    session_id: uuid.UUID, artifact_id: uuid.UUID, user: CurrentUser, c: ContainerDep
+) -> Response:
+    """Delete an artifact with every version."""
+    artifacts.delete_artifact(c.store, user, session_id, artifact_id)
+    return Response(status_code=204)

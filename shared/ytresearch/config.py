@@ -102,6 +102,8 @@ class Settings(BaseSettings):
     agent_ingest_wait_seconds: float = Field(default=60.0, ge=0, le=600)  # add_video waits this long
     agent_approval_timeout_seconds: float = Field(default=120.0, gt=0, le=3600)  # then: refused
     agent_playlist_default_limit: int = Field(default=10, ge=1, le=50)
+    artifact_max_chars: int = Field(default=60_000, ge=1_000, le=1_000_000)  # one version's Markdown
+    artifacts_per_session: int = Field(default=100, ge=1, le=10_000)
     llm_max_retries: int = Field(default=3, ge=0, le=10)
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
     breaker_failure_threshold: int = Field(

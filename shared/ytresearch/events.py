@@ -4,8 +4,10 @@ Types: stage, token, usage, complete, error, cancelled (plus `reconnect` when a 
 asks the client to come back). The research agent adds tool_call, tool_progress, tool_result,
 approval_required, approval and limit_reached, interleaved with tokens in the order they
 happened. ``citation`` {video_id, title, start, end, quote, url} comes just before the text it
-supports. ``session_update`` belongs to a session's own stream, not to a reply's. Ids are a
-per-request sequence starting at 1.
+supports. ``artifact`` tells a document the agent writes: ``partial`` ones while it is written
+(``content`` replaces the draft from ``offset`` on), then ``final`` (saved, with ``artifact_id``
+and ``version``) or ``failed``. ``session_update`` belongs to a session's own stream, not to a
+reply's. Ids are a per-request sequence starting at 1.
 """
 
 from __future__ import annotations
@@ -30,11 +32,20 @@ EventType = Literal[
     "limit_reached",
     "session_update",
     "citation",
+    "artifact",
 ]
 TERMINAL_TYPES = frozenset({"complete", "error", "cancelled"})
 # What the research agent did in a reply (polling clients get these in the request's status).
 AGENT_TYPES = frozenset(
-    {"tool_call", "tool_progress", "tool_result", "approval_required", "approval", "limit_reached"}
+    {
+        "tool_call",
+        "tool_progress",
+        "tool_result",
+        "approval_required",
+        "approval",
+        "limit_reached",
+        "artifact",
+    }
 )
 
 

@@ -134,6 +134,9 @@ class ToolSpec:
     name: str
     description: str
     input_schema: dict[str, Any]
+    # The tool's input is worth showing while the model writes it (an artifact's content): the
+    # model streams it as ``ToolInputDelta`` events before the finished ``ToolCallRequested``.
+    streams_input: bool = False
 
 
 @dataclass(frozen=True)
@@ -229,6 +232,17 @@ class ToolCallRequested:
 
 
 @dataclass(frozen=True)
+class ToolInputDelta:
+    """A tool call (of a tool whose spec ``streams_input``) still being written: ``input`` is as
+    much of its JSON object as has arrived, parsed (a string cut short keeps what it has; fields
+    not begun yet are missing). Each one holds everything so far, so the last one is enough."""
+
+    call_id: str
+    name: str
+    input: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class CitationDelta:
     """The text that follows cites ``parts[start_part:end_part]`` of a document: the
     ``document_index``-th DocumentBlock of the request (counted over all messages, in order).
@@ -240,7 +254,7 @@ class CitationDelta:
     cited_text: str
 
 
-ModelEvent = TextDelta | CitationDelta | ToolCallRequested | StreamFinished
+ModelEvent = TextDelta | CitationDelta | ToolInputDelta | ToolCallRequested | StreamFinished
 
 
 @dataclass(frozen=True)
@@ -266,7 +280,8 @@ class ChatModel(Protocol):
 
     def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent]:
         """Yield TextDelta events (and, when ``request.tools`` is set, one ToolCallRequested per
-        finished tool call, in order) then exactly one StreamFinished (``stop_reason``
+        finished tool call, in order, preceded by ToolInputDelta events while a tool that
+        ``streams_input`` is being written) then exactly one StreamFinished (``stop_reason``
         "tool_use" when the model waits for tool results). Errors before the first delta are
         retried inside the adapter; later ones raise ModelError. Closing the iterator
         (``aclose``) closes the upstream connection at once."""

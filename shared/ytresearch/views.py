@@ -8,11 +8,21 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from ytresearch.db.models import AgentAction, IngestJob, Message, ResearchSession, SessionVideo, Video
+from ytresearch.db.models import (
+    AgentAction,
+    Artifact,
+    ArtifactVersion,
+    IngestJob,
+    Message,
+    ResearchSession,
+    SessionVideo,
+    Video,
+)
 
 T = TypeVar("T")
 
 ToolsMode = Literal["auto", "confirm", "off"]  # what the research agent may do in a reply
+ArtifactKind = Literal["table", "outline", "notes", "document"]
 
 INGEST_STAGES = ("validating", "fetching_transcript", "fetching_metadata", "summarising", "storing")
 
@@ -260,6 +270,45 @@ def is_undoable(action: AgentAction) -> bool:
     return action.status == "done" and action.undo is not None and action.undone_at is None
 
 
+class ArtifactOut(BaseModel):
+    """A structured document the research agent wrote in a session, in Markdown: one version."""
+
+    id: uuid.UUID
+    session_id: uuid.UUID
+    kind: ArtifactKind
+    title: str
+    version: int = Field(description="The version shown (1 is the first).")
+    latest_version: int
+    content: str = Field(description="Markdown, as the model wrote it (render it without raw HTML).")
+    created_at: datetime = Field(description="When the artifact was first written.")
+    updated_at: datetime = Field(description="When its latest version was written.")
+
+    @classmethod
+    def of(cls, artifact: Artifact, version: ArtifactVersion) -> ArtifactOut:
+        return cls(
+            id=artifact.id,
+            session_id=artifact.session_id,
+            kind=artifact.kind,  # type: ignore[arg-type]  # the column holds only these values
+            title=version.title,
+            version=version.version,
+            latest_version=artifact.latest_version,
+            content=version.content,
+            created_at=artifact.created_at,
+            updated_at=artifact.updated_at,
+        )
+
+
+class ArtifactVersionOut(BaseModel):
+    version: int
+    title: str
+    chars: int = Field(description="The length of its content in characters.")
+    created_at: datetime
+
+
+class ArtifactVersionsOut(BaseModel):
+    items: list[ArtifactVersionOut] = Field(description="Newest first.")
+
+
 class AddVideoOut(BaseModel):
     video: VideoBrief
     job_id: uuid.UUID | None = Field(description="Follow with GET /v1/jobs/{job_id}; null if ready.")
@@ -283,7 +332,7 @@ class RequestStatusOut(BaseModel):
     agent_events: list[dict[str, Any]] = Field(
         default_factory=list,
         description="The research agent's events so far (tool_call, tool_progress, tool_result, "
-        "approval_required, approval, limit_reached), in order, each with its type and id.",
+        "approval_required, approval, limit_reached, artifact), in order, each with its type and id.",
     )
     created_at: datetime
     finished_at: datetime | None

@@ -185,3 +185,32 @@ def test_citations_resume_on_the_other_process(
     assert [(c["video_id"], c["start"]) for c in citations] == [("BBBBBBBBBBB", 65.0)]
     history = b.get(f"/v1/sessions/{sid}/messages").json()["items"]
     assert history[0]["citations"][0]["url"] == "https://www.youtube.com/watch?v=BBBBBBBBBBB&t=65"
+
+
+def test_an_artifact_draft_survives_its_server_dying(
+    two_local_processes: list[LocalServiceProcess],
+    pair: list[str],
+    key: str,
+    fake_claude: FakeAnthropic,
+    db: Container,
+) -> None:
+    """An artifact shown while being written is kept when its reply cannot finish: the process
+    that closes the orphaned reply saves the draft exactly as the client was shown it."""
+    a, b = (client_for(url, key) for url in pair)
+    sid = session_of(a)
+    content = "".join(f"| {i} | row {i} of the comparison |\n" for i in range(120))
+    draft = ToolCall("create_artifact", {"title": "Rows", "kind": "table", "content": content}, chunk_size=30)
+    fake_claude.enqueue(Reply(text="", tool_calls=(draft,), delay_per_chunk=0.03))
+    started = a.post(f"/v1/sessions/{sid}/chat", json={"message": "a table"}).json()
+    _, seen, _ = read_stream(b, "GET", started["stream_url"], stop_after=4)
+    assert [e.event for e in seen] == ["stage", "artifact", "artifact", "artifact"]
+    two_local_processes[0].kill()  # the owner dies mid-draft; B closes the reply as orphaned
+    _, events, _ = read_stream(b, "GET", started["stream_url"])
+    assert events[-1].event == "error" and json.loads(events[-1].data)["code"] == "REQUEST_INTERRUPTED"
+    shown = ""
+    for event in (json.loads(e.data) for e in events if e.event == "artifact"):
+        assert event["status"] == "partial"
+        shown = shown[: event["offset"]] + event["content"]
+    assert content.startswith(shown) and len(shown) > len(seen) * 30
+    (kept,) = b.get(f"/v1/sessions/{sid}/artifacts").json()["items"]
+    assert (kept["title"], kept["kind"], kept["content"]) == ("Rows (unfinished)", "table", shown)

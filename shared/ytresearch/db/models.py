@@ -253,7 +253,9 @@ class AgentAction(Base):
     ``undo`` is None when the action cannot be undone (read-only, failed, refused, or it changed
     nothing); otherwise one of {"kind": "unlink_video", "video_id"}, {"kind": "unlink_videos",
     "video_ids"}, {"kind": "relink_video", "video_id", "language", "position", "group"} or
-    {"kind": "restore_order", "order": [{"video_id", "position", "group"}]}. The videos an
+    {"kind": "restore_order", "order": [{"video_id", "position", "group"}]}, {"kind":
+    "delete_artifact", "artifact_id"} or {"kind": "drop_artifact_version", "artifact_id",
+    "version"}. The videos an
     add_video or add_playlist action added are ``result["data"]["video_ids"]``.
     """
 
@@ -344,9 +346,43 @@ class TranscriptWindow(Base):
     language: Mapped[str | None] = mapped_column(String(16))  # the transcript's language code
 
 
+class Artifact(Base):
+    """A structured document the research agent wrote in a session (a comparison table, an
+    outline, study notes), in Markdown. Revising it adds a version; the row says which is latest."""
+
+    __tablename__ = "artifacts"
+    __table_args__ = (Index("ix_artifacts_session_updated", "session_id", "updated_at", "id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # table / outline / notes / document
+    title: Mapped[str] = mapped_column(String(200))  # the latest version's
+    latest_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)  # when the latest version came
+
+
+class ArtifactVersion(Base):
+    """One version of an artifact, as written; versions are never changed, only added."""
+
+    __tablename__ = "artifact_versions"
+
+    artifact_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("artifacts.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    content: Mapped[str] = mapped_column(Text)
+    request_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)  # the chat request
+    call_id: Mapped[str | None] = mapped_column(String(64), default=None)  # the tool call
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 __all__ = [
     "AgentAction",
     "ApiKey",
+    "Artifact",
+    "ArtifactVersion",
     "Base",
     "ChatEvent",
     "ChatRequest",

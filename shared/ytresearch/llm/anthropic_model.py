@@ -298,18 +298,19 @@ class AnthropicChatModel:
         return estimate_tokens(text)
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[ModelEvent]:
-        """Yield TextDelta, CitationDelta and ToolCallRequested events in the order the model wrote
-        them (a citation comes before the text it supports), then one StreamFinished. Citations
-        of other kinds than ``content_block_location``, or pointing outside the request's
-        documents, are left out. Closing the generator (``aclose`` or cancelling the consuming task)
-        exits ``async with`` on the SDK's stream, which closes the HTTP response and so the
-        upstream connection at once.
+        """Yield TextDelta, CitationDelta, ToolInputDelta and ToolCallRequested events in the order
+        the model wrote them (a citation comes before the text it supports), then one
+        StreamFinished. Citations of other kinds than ``content_block_location``, or pointing
+        outside the request's documents, are left out. Closing the generator (``aclose`` or
+        cancelling the consuming task) exits ``async with`` on the SDK's stream, which closes the
+        HTTP response and so the upstream connection at once.
 
         The raw event stream (``_open_event_stream``) is read rather than ``messages.stream()``:
         the latter also rebuilds a message snapshot and a derived event for every delta, which we
         do not need and which cost about a third of the relay's CPU."""
         params = build_messages_params(request, default_model=self.name)
         citations = CitationReader(request)
+        streamed = [tool.name for tool in request.tools if tool.streams_input]
         retry = 0
         while True:
             yielded = False
@@ -318,7 +319,7 @@ class AnthropicChatModel:
                 upstream = await _open_event_stream(client, params)
                 async with upstream:
                     finish = _Finish()
-                    tools = ToolCallAssembler()
+                    tools = ToolCallAssembler(streamed)
                     async for event in upstream:
                         kind = event.get("type")
                         if kind == "content_block_delta":
@@ -333,7 +334,10 @@ class AnthropicChatModel:
                                     yielded = True
                                     yield cited
                             elif delta_kind == "input_json_delta":
-                                tools.add(event.get("index"), delta.get("partial_json"))
+                                so_far = tools.add(event.get("index"), delta.get("partial_json"))
+                                if so_far is not None:
+                                    yielded = True
+                                    yield so_far
                         elif kind == "content_block_start":
                             tools.start(event)
                         elif kind == "content_block_stop":

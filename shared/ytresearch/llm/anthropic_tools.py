@@ -3,13 +3,18 @@ the ``tool_use`` blocks of a streamed reply become ``ToolCallRequested`` events.
 
 A streamed tool call arrives as ``content_block_start`` (``type: "tool_use"`` with its id and
 name), ``input_json_delta`` pieces of its input JSON, then ``content_block_stop`` at the same
-index; only then is the JSON whole and worth parsing. Blocks of one message never interleave.
+index; only then is the JSON whole. For a tool whose spec ``streams_input`` (an artifact), the
+input so far is also parsed after each piece, in jiter's partial mode (as the SDK's own message
+accumulator does), and told as ``ToolInputDelta``. Blocks of one message never interleave.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
+
+from jiter import from_json
 
 from ytresearch.llm.anthropic_citations import document_param
 from ytresearch.ports import (
@@ -17,6 +22,7 @@ from ytresearch.ports import (
     DocumentBlock,
     MessageBlock,
     ToolCallRequested,
+    ToolInputDelta,
     ToolResultBlock,
     ToolSpec,
     ToolUseBlock,
@@ -71,36 +77,55 @@ def parse_tool_input(raw: str) -> tuple[dict[str, Any] | None, str | None]:
     return value, None
 
 
-class _PendingCall:
-    __slots__ = ("call_id", "name", "parts")
+def partial_input(raw: str) -> dict[str, Any] | None:
+    """As much of a tool input still arriving as parses (a string cut short keeps what it has),
+    or None while that is not yet an object."""
+    try:
+        value = from_json(raw.encode(), partial_mode="trailing-strings")
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
-    def __init__(self, call_id: str, name: str) -> None:
+
+class _PendingCall:
+    __slots__ = ("call_id", "name", "parts", "streamed")
+
+    def __init__(self, call_id: str, name: str, streamed: bool) -> None:
         self.call_id = call_id
         self.name = name
         self.parts: list[str] = []
+        self.streamed = streamed
 
 
 class ToolCallAssembler:
-    """The tool calls of one streamed message, by content block index, while their JSON arrives."""
+    """The tool calls of one streamed message, by content block index, while their JSON arrives.
+    ``streamed``: the tools whose input is told while it arrives."""
 
-    __slots__ = ("_open",)
+    __slots__ = ("_open", "_streamed")
 
-    def __init__(self) -> None:
+    def __init__(self, streamed: Collection[str] = ()) -> None:
         self._open: dict[Any, _PendingCall] = {}
+        self._streamed = frozenset(streamed)
 
     def start(self, event: dict[str, Any]) -> None:
         """A ``content_block_start``: remember it when it opens a tool call."""
         block = event.get("content_block") or {}
         if block.get("type") == "tool_use":
+            name = str(block.get("name") or "")
             self._open[event.get("index")] = _PendingCall(
-                str(block.get("id") or ""), str(block.get("name") or "")
+                str(block.get("id") or ""), name, name in self._streamed
             )
 
-    def add(self, index: Any, partial_json: Any) -> None:
-        """An ``input_json_delta`` for the block at ``index``."""
+    def add(self, index: Any, partial_json: Any) -> ToolInputDelta | None:
+        """An ``input_json_delta`` for the block at ``index``; for a streamed tool, its input so far."""
         pending = self._open.get(index)
-        if pending is not None and isinstance(partial_json, str) and partial_json:
-            pending.parts.append(partial_json)
+        if pending is None or not isinstance(partial_json, str) or not partial_json:
+            return None
+        pending.parts.append(partial_json)
+        if not pending.streamed:
+            return None
+        so_far = partial_input("".join(pending.parts))
+        return ToolInputDelta(pending.call_id, pending.name, so_far) if so_far else None
 
     def stop(self, index: Any) -> ToolCallRequested | None:
         """A ``content_block_stop``: the finished call at ``index``, or None for a text block."""

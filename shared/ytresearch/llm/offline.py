@@ -5,8 +5,9 @@ sentences, in their original order) and chat answers quote the transcript passag
 the most words with the question, with their video's title and ``[mm:ss]`` time, each quote
 just after the citation of the window it comes from (``offline_quotes``). Given tools, it maps
 plain requests in the person's message to tool calls and answers tool results with what they
-said (``offline_agent``). Output is deterministic and streamed word by word like a real model, so
-every streaming path can run offline.
+said (``offline_agent``); an artifact it is asked for is extracted from the videos
+(``offline_artifacts``) and its input streamed as it is "written". Output is deterministic and
+streamed word by word like a real model, so every streaming path can run offline.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 
 import anyio
 
-from ytresearch.llm.offline_agent import PlannedCall, call_id, plan_tool_calls, reply_to_results
+from ytresearch.llm.offline_agent import PlannedCall, plan_tool_calls, reply_to_results
+from ytresearch.llm.offline_artifacts import input_prefixes, request_videos
 from ytresearch.llm.offline_quotes import (
     MARKUP_TAG,
     NO_QUESTION_ANSWER,
@@ -45,12 +47,14 @@ from ytresearch.ports import (
     StreamFinished,
     TextDelta,
     ToolCallRequested,
+    ToolInputDelta,
     ToolResultBlock,
     ToolUseBlock,
     Usage,
 )
 
 OFFLINE_MODEL_NAME = "offline"
+CALL_ID_PREFIX = "toolu_offline_"
 SUMMARY_NOTE = "Offline summary (extracted sentences; no AI model configured):"
 EMPTY_TRANSCRIPT_SUMMARY = "Offline summary: the transcript has no text, so there is nothing to summarise."
 
@@ -168,10 +172,17 @@ def offline_turn(request: ModelRequest) -> OfflineTurn:
         texts = _texts(last)
         # Only the person's own words ask for actions: never a transcript or other context.
         if tool_names and texts and not _looks_like_context(texts[-1]):
-            planned = plan_tool_calls(texts[-1], request.tools, video_titles(request))
+            planned = plan_tool_calls(
+                texts[-1], request.tools, video_titles(request), request_videos(request)
+            )
             if planned is not None:
                 return OfflineTurn((planned.text,), planned.calls)
     return OfflineTurn(tuple(offline_answer(request)))
+
+
+def call_id(number: int) -> str:
+    """Deterministic tool call ids: toolu_offline_1, toolu_offline_2 ..."""
+    return f"{CALL_ID_PREFIX}{number}"
 
 
 def _block_tokens(block: MessageBlock) -> int:
@@ -230,7 +241,12 @@ class OfflineChatModel:
         if turn.calls and stop_reason == "end_turn":
             # Ids continue after the calls already in the conversation, so they never repeat.
             earlier = sum(isinstance(b, ToolUseBlock) for m in request.messages for b in m.content)
+            streamed = {t.name for t in request.tools if t.streams_input}
             for number, call in enumerate(turn.calls, start=earlier + 1):
+                # A tool whose input is worth watching (an artifact) gets it as it is "written".
+                for partial in input_prefixes(call.input) if call.name in streamed else ():
+                    await anyio.sleep(self.token_delay)
+                    yield ToolInputDelta(call_id(number), call.name, partial)
                 await anyio.sleep(self.token_delay)
                 sent_chars += len(call.name) + len(json.dumps(call.input))
                 yield ToolCallRequested(call_id(number), call.name, dict(call.input))

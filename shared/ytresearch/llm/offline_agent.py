@@ -9,6 +9,7 @@ reply after tool results only repeats what the tools said, so it never calls a t
 - "remove the second video" / "delete video 3" / "remove <id or URL>" -> remove_video
 - "find videos about X" / "search YouTube for X" -> search_youtube
 - "sort (the videos) by date|duration|length|channel|topic" -> organize_videos
+- "make a comparison table" / "make an outline" / "write study notes" -> create_artifact
 - "list my videos" / "what videos do I have" -> list_videos
 """
 
@@ -23,11 +24,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ytresearch.errors import InvalidInputError
+from ytresearch.llm.offline_artifacts import Videos, announcement, artifact_input, no_videos, wanted_kind
 from ytresearch.llm.offline_quotes import content_words
 from ytresearch.ports import ToolResultBlock, ToolSpec, ToolUseBlock
 from ytresearch.youtube.urls import canonical_url, is_video_id, parse_video_id
 
-CALL_ID_PREFIX = "toolu_offline_"
 MAX_LISTED = 10  # videos listed from one tool result
 _MAX_LINE_CHARS = 300  # a tool's summary or error is one line for people; cut anything longer
 _MAX_TITLE_CHARS = 120
@@ -127,26 +128,29 @@ class _Ask:
     text: str  # the person's message
     clauses: list[str]  # its sentences, without polite openings ("could you please ...")
     titles: list[tuple[str, str]]  # (video id, title) of the videos in the context, in order
+    videos: Videos  # what the request holds about each video (``request_videos``), for artifacts
 
 
 def plan_tool_calls(
-    text: str, tools: Sequence[ToolSpec], titles: Sequence[tuple[str, str]] = ()
+    text: str, tools: Sequence[ToolSpec], titles: Sequence[tuple[str, str]] = (), videos: Videos = ()
 ) -> AgentReply | None:
     """The tool calls the person's message ``text`` asks for, with one sentence saying so; None
     when it asks for none of ``tools`` (the model answers from the transcripts instead). One kind
-    of action per message, the first that matches: remove, add, organize, search, list.
+    of action per message, the first that matches: remove, add, organize, search, artifact, list.
 
-    ``titles`` (the context's videos as (id, title), from their documents: ``video_titles``)
-    only serve grouping by topic; nothing in them ever asks for an action."""
+    ``titles`` (the videos' (id, title): ``video_titles``) only serve grouping by topic and
+    ``videos`` (``request_videos``) only fill artifacts; nothing in them asks for an action."""
     specs = {t.name: t for t in tools}
     clauses = [_LEAD.sub("", c, count=1).strip() for c in _CLAUSE_END.split(text)]  # lead is at 0
-    ask = _Ask(text, [c for c in clauses if c], list(titles))
-    for plan in (_plan_remove, _plan_add, _plan_organize, _plan_search, _plan_list):
+    ask = _Ask(text, [c for c in clauses if c], list(titles), videos)
+    for plan in (_plan_remove, _plan_add, _plan_organize, _plan_search, _plan_artifact, _plan_list):
         calls = [_fit_schema(c, specs[c.name]) for c in plan(ask) if c.name in specs]
         if not calls:
             continue
         if calls[0].name == "organize_videos" and calls[0].input == {"strategy": "topic"}:
             return AgentReply(NO_TOPIC_GROUPS)  # no shared title words: nothing honest to call
+        if calls[0].name == "create_artifact" and "content" not in calls[0].input:
+            return AgentReply(no_videos(calls[0].input["kind"]))  # nothing to make it from
         return AgentReply(_announce(calls) + "\n\n", tuple(calls))  # the results' reply follows
     return None
 
@@ -235,6 +239,11 @@ def _plan_search(ask: _Ask) -> list[PlannedCall]:
     return []
 
 
+def _plan_artifact(ask: _Ask) -> list[PlannedCall]:  # no videos: just the kind, to say so
+    kind = wanted_kind(ask.clauses)
+    return [PlannedCall("create_artifact", artifact_input(kind, ask.videos))] if kind else []
+
+
 def _plan_list(ask: _Ask) -> list[PlannedCall]:
     if any(p.match(c) for c in ask.clauses for p in _LIST_PATTERNS):
         return [PlannedCall("list_videos", {})]
@@ -319,12 +328,9 @@ def _announce(calls: Sequence[PlannedCall]) -> str:
         return f"Offline model: organizing the videos by {calls[0].input['strategy']}."
     if name == "search_youtube":
         return f'Offline model: searching YouTube for "{calls[0].input["query"]}".'
+    if name == "create_artifact":
+        return announcement(calls[0].input["kind"])
     return "Offline model: listing the session's videos."
-
-
-def call_id(number: int) -> str:
-    """Deterministic tool call ids: toolu_offline_1, toolu_offline_2 ..."""
-    return f"{CALL_ID_PREFIX}{number}"
 
 
 # ---------------------------------------------------------------- the reply after tool results

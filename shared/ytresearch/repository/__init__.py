@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ytresearch.repository.actions import ActionQueries
 from ytresearch.repository.approvals import ApprovalQueries
+from ytresearch.repository.artifacts import ArtifactQueries
 from ytresearch.repository.base import ACTIVE_REQUEST_STATUSES
 from ytresearch.repository.chat_requests import ChatRequestQueries
 from ytresearch.repository.messages import MessageQueries
@@ -32,6 +33,7 @@ class Repository(
     ApprovalQueries,
     SessionChangeQueries,
     WindowQueries,
+    ArtifactQueries,
 ):
     """Every aggregate's queries on one transaction's session."""
 

@@ -63,8 +63,24 @@ class RestoreOrder(BaseModel):
     order: list[OrderEntry]
 
 
-Undo = Annotated[UnlinkVideo | UnlinkVideos | RelinkVideo | RestoreOrder, Field(discriminator="kind")]
-UNDO: TypeAdapter[UnlinkVideo | UnlinkVideos | RelinkVideo | RestoreOrder] = TypeAdapter(Undo)
+class DeleteArtifact(BaseModel):
+    """Undoes create_artifact: the artifact is deleted (already deleted: nothing to do)."""
+
+    kind: Literal["delete_artifact"]
+    artifact_id: uuid.UUID
+
+
+class DropArtifactVersion(BaseModel):
+    """Undoes revise_artifact: its version goes, while no later one was written."""
+
+    kind: Literal["drop_artifact_version"]
+    artifact_id: uuid.UUID
+    version: int
+
+
+UndoKind = UnlinkVideo | UnlinkVideos | RelinkVideo | RestoreOrder | DeleteArtifact | DropArtifactVersion
+Undo = Annotated[UndoKind, Field(discriminator="kind")]
+UNDO: TypeAdapter[UndoKind] = TypeAdapter(Undo)
 
 
 def list_actions(
@@ -116,7 +132,7 @@ def reverse(
     settings: Settings,
     user: AuthUser,
     session_id: uuid.UUID,
-    undo: UnlinkVideo | UnlinkVideos | RelinkVideo | RestoreOrder,
+    undo: UndoKind,
 ) -> None:
     """Apply one undo in the caller's transaction."""
     match undo:
@@ -138,6 +154,19 @@ def reverse(
             repo.relink_video(session_id, undo.video_id, undo.language, undo.position, undo.group)
         case RestoreOrder(order=order):
             repo.restore_video_order(session_id, [(e.video_id, e.position, e.group) for e in order])
+        case DeleteArtifact(artifact_id=artifact_id):
+            repo.delete_artifact(session_id, artifact_id)
+        case DropArtifactVersion(artifact_id=artifact_id, version=version):
+            artifact = repo.get_artifact(session_id, artifact_id, for_update=True)
+            if artifact is None or artifact.latest_version < version:
+                return  # deleted since, or this version is gone already
+            if artifact.latest_version > version:
+                raise ConflictError(
+                    f"artifact {artifact_id} was revised again after version {version}; "
+                    "undo the later revision first",
+                    code="ARTIFACT_REVISED_SINCE",
+                )
+            repo.drop_latest_artifact_version(artifact)
 
 
 def already_undone(action_id: uuid.UUID) -> ConflictError:

@@ -27,6 +27,7 @@ from ytresearch.ports import (
     StreamFinished,
     TextDelta,
     ToolCallRequested,
+    ToolInputDelta,
 )
 from ytresearch.repository import Store
 from ytresearch.services.agent.calls import AgentDeps
@@ -93,10 +94,12 @@ async def generate(
     coalesce_interval: float = 0.03,
     coalesce_chars: int = 64,
     on_tool_call: Callable[[ToolCallRequested], None] | None = None,
+    on_tool_input: Callable[[ToolInputDelta], None] | None = None,
     sources: Sequence[Source] = (),
 ) -> None:
     """Stream one model response into ``generation``, emitting coalesced token events, and hand
-    each finished tool call to ``on_tool_call`` after the text before it. Usage adds up over the
+    each finished tool call to ``on_tool_call`` after the text before it (and the input of one
+    still being written, for tools that stream it, to ``on_tool_input``). Usage adds up over the
     rounds of an agent's reply. Cancelling the calling task closes the upstream stream at once
     (the iterator is closed on exit)."""
     coalescer = TokenCoalescer(emit, interval=coalesce_interval, max_chars=coalesce_chars)
@@ -116,6 +119,10 @@ async def generate(
                         coalescer.flush()  # the citation goes out just before the text it supports
                         generation.citations.append({**cited, "at": generation.size})
                         emit(StreamEvent("citation", cited))
+                elif isinstance(event, ToolInputDelta):
+                    coalescer.flush()  # the text said before the call goes out before it
+                    if on_tool_input is not None:
+                        on_tool_input(event)
                 elif isinstance(event, ToolCallRequested):
                     coalescer.flush()  # the text said before the call goes out before it
                     if on_tool_call is not None:
@@ -158,7 +165,11 @@ async def run_turn(
     )
     error: ModelError | None = None
 
-    async def stream_round(request: ModelRequest, on_tool_call: Callable[[ToolCallRequested], None]) -> None:
+    async def stream_round(
+        request: ModelRequest,
+        on_tool_call: Callable[[ToolCallRequested], None],
+        on_tool_input: Callable[[ToolInputDelta], None],
+    ) -> None:
         await generate(
             model,
             request,
@@ -167,6 +178,7 @@ async def run_turn(
             coalesce_interval=coalesce_interval,
             coalesce_chars=coalesce_chars,
             on_tool_call=on_tool_call,
+            on_tool_input=on_tool_input,
             sources=turn.sources,
         )
 
@@ -174,7 +186,7 @@ async def run_turn(
         if agent is not None and turn.request.tools:
             await converse(turn.request, generation, emit, agent, stream_round)
         else:
-            await stream_round(turn.request, lambda _call: None)
+            await stream_round(turn.request, lambda _call: None, lambda _input: None)
         ending = COMPLETE
     except asyncio.CancelledError as cancel:
         ending = ending_for_cancel(cancel)

@@ -23,6 +23,7 @@ from ytresearch.ports import ChatModel, ModelError, Usage
 from ytresearch.repository import ACTIVE_REQUEST_STATUSES, Repository, Store
 from ytresearch.repository.chat_requests import RequestEnd
 from ytresearch.services.agent.calls import result_content
+from ytresearch.services.artifacts import follow_draft, keep_draft
 from ytresearch.services.context import PreparedTurn
 from ytresearch.views import MessageOut
 
@@ -68,6 +69,9 @@ class Generation:
     # The moments it cited, each {video_id, title, start, end, quote, url, at}: ``at`` is the
     # length of the text said before the cited text.
     citations: list[dict[str, Any]] = field(default_factory=list)
+    # Artifacts shown while being written whose call did not finish, by call id, each {title,
+    # kind, artifact_id, content} as told: saved with the reply, so no draft shown is lost.
+    drafts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
@@ -206,6 +210,8 @@ def record_reply(
         tool_calls=generation.tool_calls or None,
         citations=generation.citations or None,
     )
+    for draft in generation.drafts.values():
+        keep_draft(repo, session_id, draft)
     repo.touch_session(session_id)
     return MessageOut.of(message)
 
@@ -353,6 +359,8 @@ def generation_from_log(events: Sequence[ChatEvent]) -> Generation:
             size += len(text)
         elif event.type == "citation":
             generation.citations.append({**event.data, "at": size})
+        elif event.type == "artifact":
+            follow_draft(generation.drafts, event.data)
         elif event.type == "tool_call":
             calls[str(event.data.get("call_id"))] = event.data
         elif event.type == "tool_result" and (call := calls.get(str(event.data.get("call_id")))):

@@ -1,15 +1,17 @@
 """A research session as one Markdown document: its title, its videos in list order (each linked,
 with its channel, duration, status, group and summary), then the whole conversation oldest first,
 each reply's citations as timestamp links where the cited text starts (and a numbered list of
-its sources under it) and its tool calls as a short list of actions.
+its sources under it) and its tool calls as a short list of actions, then the artifacts the
+agent wrote (each at its latest version).
 
 Everything in it but our own headings comes from strangers (titles, channels and transcripts on
 YouTube, and the model that read them), so none of it can build Markdown structure: control
 characters are dropped; one-line fields (titles, channels, quotes) have every character that
 means something inline escaped; multi-line text (summaries, messages) keeps its emphasis, lists
 and code but not links, images, raw HTML, reference definitions (brackets and ``<`` escaped) or
-headings, and sits in a block quote, which ends any code fence it opens. Every URL is rebuilt from a
-checked video id and a whole second.
+headings, and sits in a block quote, which ends any code fence it opens. An artifact keeps its
+tables, headings and lists inside its block quote, and its links only when they point at a
+YouTube video. Every URL is rebuilt from a checked video id and a whole second.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
+from urllib.parse import parse_qs, urlsplit
 
-from ytresearch.db.models import Message, ResearchSession, SessionVideo, Video
+from ytresearch.db.models import Artifact, ArtifactVersion, Message, ResearchSession, SessionVideo, Video
 from ytresearch.errors import InvalidInputError
 from ytresearch.pagination import Cursor
 from ytresearch.repository import Repository, Store
@@ -34,6 +37,7 @@ from ytresearch.windows import timestamp
 FORMATS = ("md",)
 MEDIA_TYPE = "text/markdown; charset=utf-8"
 PAGE = 200  # messages read per query: every page is read, however long the conversation
+ARTIFACTS = 10_000  # every artifact a session may hold (Settings.artifacts_per_session's bound)
 SLUG_CHARS = 80
 
 _VIDEO_ID = re.compile(r"[A-Za-z0-9_-]{11}")
@@ -76,7 +80,8 @@ def export_markdown(store: Store, user: AuthUser, session_id: uuid.UUID) -> tupl
         session = owned_session(repo, user, session_id)
         videos = repo.session_videos(session.id)
         messages = _oldest_first(repo, session.id)
-        return filename_for(session), render(session, videos, messages, datetime.now(UTC))
+        artifacts = repo.list_artifacts(session.id, ARTIFACTS, None)
+        return filename_for(session), render(session, videos, messages, datetime.now(UTC), artifacts)
 
 
 def _oldest_first(repo: Repository, session_id: uuid.UUID) -> list[Message]:
@@ -107,6 +112,7 @@ def render(
     videos: Sequence[tuple[SessionVideo, Video]],
     messages: Sequence[Message],
     exported_at: datetime,
+    artifacts: Sequence[tuple[Artifact, ArtifactVersion]] = (),
 ) -> str:
     """The document (pure: what the rows say, nothing else read)."""
     parts = [
@@ -124,6 +130,14 @@ def render(
         parts.append("No messages.")
     for message in messages:
         parts += _message(message)
+    if artifacts:
+        parts.append("## Artifacts")
+    for artifact, version in artifacts:
+        parts.append(
+            f"### {inline(version.title)}\n\n_{inline(artifact.kind)}, version {version.version} of "
+            f"{artifact.latest_version}, {_when(version.created_at)}_"
+        )
+        parts.append(quoted(artifact_block(version.content)))
     return "\n\n".join(parts) + "\n"
 
 
@@ -244,9 +258,50 @@ def block(text: str) -> str:
     """Multi-line text without control characters, whose brackets and ``<`` are escaped (no link,
     image, reference definition, autolink or HTML can come of it) and whose would-be headings are
     plain lines. Emphasis, lists and code stay."""
-    text = _CONTROL.sub("", _LINE_BREAKS.sub("\n", text))
-    text = _BLOCK_SPECIAL.sub(lambda m: m.group(1) * 2 + ("\\" + m.group(2) if m.group(2) else ""), text)
+    text = _no_links(_CONTROL.sub("", _LINE_BREAKS.sub("\n", text)))
     return _HEADING_LINE.sub(lambda m: m.group(1) + "\\" + m.group(2), text)
+
+
+_MD_LINK = re.compile(r"\[([^\[\]\n]{0,500})\]\(<?([^()\s<>]{1,2048})>?\)")
+_YOUTUBE_HOSTS = frozenset({"youtube.com", "www.youtube.com", "m.youtube.com", "youtu.be"})
+
+
+def artifact_block(text: str) -> str:
+    """An artifact's Markdown with its structure (tables, headings, lists, emphasis, code) but no
+    raw HTML, and only the links that point at a YouTube video, each rebuilt from its checked id
+    and whole second; any other link keeps its text only."""
+    text = _CONTROL.sub("", _LINE_BREAKS.sub("\n", text))
+    pieces: list[str] = []
+    start = 0
+    for found in _MD_LINK.finditer(text):
+        pieces.append(_no_links(text[start : found.start()]))
+        label = _no_links(found.group(1))
+        url = _youtube_moment(found.group(2))
+        pieces.append(f"[{label}]({url})" if url else label)
+        start = found.end()
+    pieces.append(_no_links(text[start:]))
+    return "".join(pieces)
+
+
+def _no_links(text: str) -> str:
+    """``text`` with its brackets and ``<`` escaped (see ``_BLOCK_SPECIAL``)."""
+    return _BLOCK_SPECIAL.sub(lambda m: m.group(1) * 2 + ("\\" + m.group(2) if m.group(2) else ""), text)
+
+
+def _youtube_moment(url: str) -> str | None:
+    """The canonical link for a YouTube video URL (at its ``t`` second, when it has one)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or (parts.hostname or "") not in _YOUTUBE_HOSTS:
+        return None
+    query = parse_qs(parts.query)
+    video_id = parts.path.strip("/") if parts.hostname == "youtu.be" else (query.get("v") or [""])[0]
+    if not _VIDEO_ID.fullmatch(video_id):
+        return None
+    seconds = (query.get("t") or [""])[0].rstrip("s")
+    return watch_url(video_id, int(seconds) if seconds.isdigit() else None)
 
 
 def quoted(escaped: str) -> str:

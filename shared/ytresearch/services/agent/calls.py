@@ -28,6 +28,7 @@ class ToolOutcome:
     undo: dict[str, Any] | None = None
     status: Literal["done", "failed", "refused"] = "done"
     limit: str | None = None  # the bound that stopped it, when one did (videos_per_reply ...)
+    artifact: dict[str, Any] | None = None  # the final ``artifact`` event's data, for one it saved
 
     @classmethod
     def failed(
@@ -76,6 +77,7 @@ class ToolCall:
     user: AuthUser
     session_id: uuid.UUID
     progress: Callable[[str, str, dict[str, Any]], None]  # (stage, message, extra fields)
+    request_id: uuid.UUID | None = None  # the chat request (None on sync REST)
 
 
 class VideoBudget:

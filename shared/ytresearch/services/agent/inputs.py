@@ -3,6 +3,7 @@ is the tool definition, and the check of a call's input against it."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -101,6 +102,26 @@ class ReadTranscriptIn(ToolInput):
         return self
 
 
+class CreateArtifactIn(ToolInput):
+    """Write a structured document for the person, saved in the session and shown beside the
+    chat as it is written: a comparison table across videos, an outline, study notes. Markdown
+    (tables, headings, lists, links; no HTML). Cite moments as links
+    https://www.youtube.com/watch?v=ID&t=SECONDS. Revise it later with revise_artifact."""
+
+    title: str = Field(min_length=1, max_length=120)
+    kind: Literal["table", "outline", "notes", "document"]
+    content: str = Field(min_length=1, description="the whole document in Markdown")
+
+
+class ReviseArtifactIn(ToolInput):
+    """Write a new version of an artifact in this session (the whole new content; earlier
+    versions stay readable)."""
+
+    artifact_id: uuid.UUID = Field(description="the artifact_id create_artifact returned")
+    content: str = Field(min_length=1, description="the whole new document in Markdown")
+    title: str | None = Field(default=None, min_length=1, max_length=120, description="a new title")
+
+
 INPUTS: dict[str, type[ToolInput]] = {
     "list_videos": ListVideosIn,
     "add_video": AddVideoIn,
@@ -110,7 +131,11 @@ INPUTS: dict[str, type[ToolInput]] = {
     "organize_videos": OrganizeVideosIn,
     "search_transcripts": SearchTranscriptsIn,
     "read_transcript": ReadTranscriptIn,
+    "create_artifact": CreateArtifactIn,
+    "revise_artifact": ReviseArtifactIn,
 }
+# The tools whose input is shown while the model writes it (``artifact`` partial events).
+STREAMED_INPUT = frozenset({"create_artifact", "revise_artifact"})
 MUTATING = frozenset({"add_video", "add_playlist", "remove_video", "organize_videos"})
 
 
@@ -119,11 +144,16 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     self-contained, as tool definitions should be."""
     defs = schema.pop("$defs", {})
 
-    def walk(node: Any) -> Any:
+    def walk(node: Any, names: bool = False) -> Any:
+        """``names``: ``node`` maps property names to schemas (a property may be called title)."""
         if isinstance(node, dict):
             if "$ref" in node:
                 return walk(dict(defs[node["$ref"].rsplit("/", 1)[-1]]))
-            return {k: walk(v) for k, v in node.items() if k != "title"}
+            return {
+                k: walk(v, names=not names and k == "properties")
+                for k, v in node.items()
+                if names or k != "title"
+            }
         if isinstance(node, list):
             return [walk(v) for v in node]
         return node
@@ -140,6 +170,7 @@ def tool_specs() -> tuple[ToolSpec, ...]:
             name=name,
             description=" ".join((model.__doc__ or "").split()),
             input_schema=_inline_refs(model.model_json_schema()),
+            streams_input=name in STREAMED_INPUT,
         )
         for name, model in INPUTS.items()
     )

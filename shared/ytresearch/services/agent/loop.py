@@ -21,10 +21,12 @@ from ytresearch.ports import (
     ModelMessage,
     ModelRequest,
     ToolCallRequested,
+    ToolInputDelta,
     ToolResultBlock,
     ToolUseBlock,
 )
 from ytresearch.services.agent.approvals import wait_for_decision
+from ytresearch.services.agent.artifacts import ArtifactDrafts, artifact_ending
 from ytresearch.services.agent.calls import (
     AgentDeps,
     ToolCall,
@@ -32,7 +34,7 @@ from ytresearch.services.agent.calls import (
     VideoBudget,
     limit_event,
 )
-from ytresearch.services.agent.inputs import MUTATING, ToolInput, parse_input
+from ytresearch.services.agent.inputs import MUTATING, STREAMED_INPUT, ToolInput, parse_input
 from ytresearch.services.agent.tools import execute
 from ytresearch.services.context import PreparedTurn
 from ytresearch.services.endings import Generation
@@ -151,6 +153,7 @@ class Agent:
             user=self.user,
             session_id=self.session_id,
             progress=progress,
+            request_id=self.request_id,
         )
         try:
             outcome = await execute(self.deps, call, budget)
@@ -189,7 +192,10 @@ class Agent:
             log.exception("could not record the %s action", requested.name)
 
 
-Round = Callable[[ModelRequest, Callable[[ToolCallRequested], None]], Awaitable[None]]
+# One model stream: the request, then what to do with each finished call and each partial input.
+Round = Callable[
+    [ModelRequest, Callable[[ToolCallRequested], None], Callable[[ToolInputDelta], None]], Awaitable[None]
+]
 
 
 async def converse(
@@ -204,6 +210,7 @@ async def converse(
     settings = agent.deps.settings
     messages = list(request.messages)
     budget = agent.video_budget()
+    drafts = ArtifactDrafts(emit, generation.drafts)
     rounds = 0
     calls: list[ToolCallRequested] = []
 
@@ -215,7 +222,7 @@ async def converse(
     while True:
         calls.clear()
         said_from = generation.size
-        await stream_round(replace(request, messages=messages), on_call)
+        await stream_round(replace(request, messages=messages), on_call, drafts.update)
         if generation.stop_reason != "tool_use" or not calls:
             return
         if rounds >= settings.agent_max_tool_rounds:
@@ -232,6 +239,8 @@ async def converse(
         results: list[MessageBlock] = []
         for call in calls:
             outcome = await agent.run(call, emit, budget)
+            if call.name in STREAMED_INPUT:
+                drafts.tell(artifact_ending(call, outcome))
             emit(
                 StreamEvent(
                     "tool_result", {"call_id": call.call_id, "name": call.name, **outcome.event_data()}

@@ -18,6 +18,7 @@ from ytresearch.db.models import SessionVideo, Video
 from ytresearch.errors import AppError, InvalidInputError, NotFoundError
 from ytresearch.ports import DiscoveryError, VideoCandidate
 from ytresearch.services import videos as video_service
+from ytresearch.services.agent import artifacts
 from ytresearch.services.agent.calls import AgentDeps, ToolCall, ToolOutcome, VideoBudget, limit_message
 from ytresearch.services.agent.inputs import (
     AddPlaylistIn,
@@ -378,6 +379,10 @@ async def execute(deps: AgentDeps, call: ToolCall, budget: VideoBudget) -> ToolO
                 return await search_transcripts(deps, call)
             case "read_transcript":
                 return await read_transcript(deps, call)
+            case "create_artifact":
+                return await artifacts.create_artifact(deps, call)
+            case "revise_artifact":
+                return await artifacts.revise_artifact(deps, call)
         return ToolOutcome.failed("UNKNOWN_TOOL", f"there is no tool named {call.name!r}")
     except (AppError, DiscoveryError) as exc:
         return ToolOutcome.failed(exc.code, exc.message)
