@@ -54,7 +54,15 @@ from ytr.sse import parse
 from ytresearch.bootstrap import Container
 from ytresearch.config import Settings
 from ytresearch.db.migrations import upgrade_to_head
-from ytresearch.db.models import AgentAction, ChatRequest, IngestJob, ResearchSession, utcnow
+from ytresearch.db.models import (
+    AgentAction,
+    Artifact,
+    ArtifactVersion,
+    ChatRequest,
+    IngestJob,
+    ResearchSession,
+    utcnow,
+)
 from ytresearch.services.users import create_user
 
 
@@ -118,6 +126,7 @@ MY_SESSION, THEIR_SESSION = fixed_id(1), fixed_id(2)
 DONE_JOB, FAILED_JOB, THEIR_JOB = fixed_id(11), fixed_id(12), fixed_id(13)
 COMPLETE_REQUEST, EXPIRED_REQUEST, THEIR_REQUEST = fixed_id(21), fixed_id(22), fixed_id(23)
 MY_ACTION, THEIR_ACTION = fixed_id(31), fixed_id(32)
+MY_ARTIFACT, MY_OTHER_ARTIFACT, THEIR_ARTIFACT = fixed_id(41), fixed_id(42), fixed_id(43)
 # Path parameters are swapped as a set, so one case can name a session and a video linked to it.
 REAL_PATHS: list[dict[str, str]] = [
     {
@@ -126,6 +135,7 @@ REAL_PATHS: list[dict[str, str]] = [
         "job_id": str(DONE_JOB),
         "request_id": str(COMPLETE_REQUEST),
         "action_id": str(MY_ACTION),
+        "artifact_id": str(MY_ARTIFACT),
     },
     {
         "session_id": str(MY_SESSION),
@@ -133,6 +143,7 @@ REAL_PATHS: list[dict[str, str]] = [
         "job_id": str(FAILED_JOB),
         "request_id": str(EXPIRED_REQUEST),
         "action_id": str(MY_ACTION),
+        "artifact_id": str(MY_OTHER_ARTIFACT),
     },
     {
         "session_id": str(THEIR_SESSION),
@@ -140,6 +151,7 @@ REAL_PATHS: list[dict[str, str]] = [
         "job_id": str(THEIR_JOB),
         "request_id": str(THEIR_REQUEST),
         "action_id": str(THEIR_ACTION),
+        "artifact_id": str(THEIR_ARTIFACT),
     },
 ]
 REAL_IDS = {value for ids in REAL_PATHS for value in ids.values()}
@@ -251,9 +263,9 @@ class Target:
                 raise AssertionError(f"{running} chat request(s) still running after {timeout} s")
             time.sleep(0.02)
 
-    def throwaway_session(self) -> str:
-        """A new session with the videos and a message, for DELETE cases (which would otherwise
-        remove the seeded session that the other cases need)."""
+    def throwaway_session(self) -> tuple[str, str]:
+        """A new session with the videos, a message and an artifact, for DELETE cases (which would
+        otherwise remove the seeded session that the other cases need): its id and the artifact's."""
         with self.container.store.transaction() as repo:
             user = repo.get_user_by_email("fuzz@example.com")
             assert user is not None
@@ -261,7 +273,8 @@ class Target:
             repo.link_video(row.id, READY_VIDEO, None)
             repo.link_video(row.id, FAILED_VIDEO, None)
             repo.add_message(session_id=row.id, role="user", content="hello")
-            return str(row.id)
+            artifact, _ = repo.add_artifact(session_id=row.id, kind="notes", title="Notes", content="- a")
+            return str(row.id), str(artifact.id)
 
 
 def fuzz_settings(url: str) -> Settings:
@@ -313,6 +326,18 @@ def seed_database(tmp: Path) -> tuple[Container, str]:
                 )
             )
         repo.add_message(session_id=MY_SESSION, role="assistant", content="The photovoltaic effect.")
+        for artifact_id, session in [
+            (MY_ARTIFACT, MY_SESSION),
+            (MY_OTHER_ARTIFACT, MY_SESSION),
+            (THEIR_ARTIFACT, THEIR_SESSION),
+        ]:
+            repo.session.add(
+                Artifact(id=artifact_id, session_id=session, kind="table", title="Panels", latest_version=1)
+            )
+            repo.session.flush()
+            repo.session.add(
+                ArtifactVersion(artifact_id=artifact_id, version=1, title="Panels", content="| a |")
+            )
 
         for job_id, owner, session, video_id, status in [
             (DONE_JOB, user.id, MY_SESSION, READY_VIDEO, "done"),
@@ -374,7 +399,10 @@ def streaming(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
 
 def run_case(case: Any, target: Target, *, authed: bool) -> None:
     if case.method.upper() == "DELETE" and case.path_parameters.get("session_id") == str(MY_SESSION):
-        case.path_parameters = {**case.path_parameters, "session_id": target.throwaway_session()}
+        session_id, artifact_id = target.throwaway_session()
+        case.path_parameters = {**case.path_parameters, "session_id": session_id}
+        if case.path_parameters.get("artifact_id") in (str(MY_ARTIFACT), str(MY_OTHER_ARTIFACT)):
+            case.path_parameters["artifact_id"] = artifact_id
     headers = None
     if authed:
         # A bearer token is judged instead of the key: drop generated ones, send the real key.

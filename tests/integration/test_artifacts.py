@@ -315,3 +315,27 @@ async def test_the_adapter_tells_a_streamed_tool_input_as_it_arrives(
     assert so_far == sorted(so_far, key=len) and len(set(so_far)) > 10
     assert events.index(partial[-1]) < events.index(calls[1])
     assert calls[1].input == {"title": "Doc", "content": content}
+
+
+def test_a_cancelled_reply_keeps_the_draft_it_showed(api: httpx.Client, fake_claude: FakeAnthropic) -> None:
+    sid = str(api.post("/v1/sessions", json={"title": "artifacts"}).json()["id"])
+    content = "".join(f"- point {i} of the notes\n" for i in range(150))
+    slow = ToolCall("create_artifact", {"title": "Notes", "kind": "notes", "content": content}, chunk_size=25)
+    fake_claude.enqueue(Reply(text="", tool_calls=(slow,), delay_per_chunk=0.03))
+    started = api.post(f"/v1/sessions/{sid}/chat", json={"message": "notes"}).json()
+    events: list[SSEEvent] = []
+    parser = SSEParser()
+    asked = False
+    with api.stream("GET", started["stream_url"]) as response:
+        for chunk in response.iter_bytes():
+            events.extend(parser.feed(chunk))
+            if not asked and sum(e.event == "artifact" for e in events) >= 2:
+                asked = True  # cancel with the draft half shown
+                assert api.post(f"/v1/requests/{started['request_id']}/cancel").status_code in (200, 202)
+            if events and events[-1].event in ("complete", "error", "cancelled"):
+                break
+    assert events[-1].event == "cancelled"
+    shown = drafted([e for e in artifact_events(events) if e["status"] == "partial"])
+    assert shown and content.startswith(shown)
+    (kept,) = api.get(f"/v1/sessions/{sid}/artifacts").json()["items"]
+    assert (kept["title"], kept["kind"], kept["content"]) == ("Notes (unfinished)", "notes", shown)
