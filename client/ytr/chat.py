@@ -11,7 +11,8 @@ and kept for ``--json``. An ``approval_required`` is answered over REST
 (`POST /v1/requests/{id}/approvals`) or as an ``{"type": "approve"}`` frame on the WebSocket.
 Polling sees no events (only the text so far), and the synchronous reply shows the calls it made
 once it is saved. A reply's ``citation`` events (or a saved reply's ``citations``) are listed as
-its sources after its text, on stderr (``ytr.citations_view``).
+its sources after its text, on stderr (``ytr.citations_view``); its ``artifact`` events (the
+documents the agent writes) are told among the tool lines (``ytr.artifacts_view``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,9 @@ from ytr.reply import FINAL_STATUSES, ChatResult, ReplyFollower, str_or_none
 from ytr.tool_view import TOOL_EVENTS, Approvals
 
 TRANSPORTS = ("sse", "ws", "poll", "sync")
-REPLY_FRAMES = frozenset({"stage", "token", "citation", "usage", "complete", "cancelled", "error"})
+REPLY_FRAMES = frozenset(
+    {"stage", "token", "citation", "artifact", "usage", "complete", "cancelled", "error"}
+)
 POLL_INTERVAL = 0.25
 CANCEL_WAIT = 15.0
 
@@ -169,7 +172,7 @@ def chat_sync(
         )
         return ChatResult("sync", "cancelled", "")
     text = str(reply.get("content") or "")
-    follower.view.replay(reply.get("tool_calls"))  # the calls it made, before its text
+    follower.replay(reply.get("tool_calls"))  # the calls it made, before its text
     follower.citations.extend(reply.get("citations"))  # listed after its text (``done``)
     follower.view.finish()
     follower.text.add(text)
@@ -368,6 +371,7 @@ def shell(
                 StreamedText(out, show=not out.json_mode),
                 out,
                 approvals=Approvals(assume_yes=assume_yes, stdin=stdin),
+                session_id=session_id,
             )
             try:
                 result = follower.done(follow_socket(client, sock, follower))

@@ -18,8 +18,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from ytr.render import Output, StreamedText
-from ytr.tool_view import clean
+from ytr.render import Output, StreamedText, clean
 
 QUOTE_WIDTH = 80  # characters of a quote shown under its source
 TITLE_WIDTH = 100

@@ -244,6 +244,19 @@ class ApiClient:
         path = f"/v1/sessions/{path_id(session_id)}/actions/{path_id(action_id)}/undo"
         return self._json(self.call("POST", path))
 
+    def list_artifacts(self, session_id: str, limit: int | None = None, cursor: str | None = None) -> Any:
+        return self.get_json(f"/v1/sessions/{path_id(session_id)}/artifacts", limit=limit, cursor=cursor)
+
+    def get_artifact(self, session_id: str, artifact_id: str, version: int | None = None) -> Any:
+        path = f"/v1/sessions/{path_id(session_id)}/artifacts/{path_id(artifact_id)}"
+        return self.get_json(path, version=version)
+
+    def artifact_versions(self, session_id: str, artifact_id: str) -> Any:
+        return self.get_json(f"/v1/sessions/{path_id(session_id)}/artifacts/{path_id(artifact_id)}/versions")
+
+    def delete_artifact(self, session_id: str, artifact_id: str) -> None:
+        self.call("DELETE", f"/v1/sessions/{path_id(session_id)}/artifacts/{path_id(artifact_id)}")
+
     # ------------------------------------------------------------------ streaming service
     def start_chat(
         self, session_id: str, message: str, video_ids: list[str] | None, tools: str | None = None

@@ -1,7 +1,8 @@
 """The `ytr` commands' argparse wiring, and `client_command`, which runs a command with an
 `ApiClient` and turns every failure into one error line and an exit code. The commands themselves:
 `ytr.account` (configure, login, logout), `ytr.library` (sessions, videos, jobs, export) and
-`ytr.conversation` (chat, shell, history) and `ytr.actions` (actions, undo).
+`ytr.conversation` (chat, shell, history), `ytr.actions` (actions, undo) and `ytr.artifacts`
+(artifacts, artifact show|versions|delete).
 
 httpx and websockets are imported only when a command runs, so `ytr --help` and `ytr-admin`
 start fast.
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ytr import account, actions, conversation, library
+from ytr import account, actions, artifacts, conversation, library
 from ytr.errors import EXIT_CANCELLED, EXIT_ERROR, EXIT_OK, CliError
 from ytr.render import Output
 
@@ -80,6 +81,16 @@ def _limit(value: str) -> int:
         raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
     if not 1 <= number <= 100:
         raise argparse.ArgumentTypeError("must be between 1 and 100")
+    return number
+
+
+def _version(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError("versions start at 1")
     return number
 
 
@@ -242,6 +253,42 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = _leaf(sub, "undo", actions.cmd_undo, "undo one of the research agent's actions")
     p.add_argument("session_id", metavar="SESSION_ID")
     p.add_argument("action_id", metavar="ACTION_ID", help="an id from `ytr actions SESSION_ID`")
+
+    p = _leaf(
+        sub,
+        "artifacts",
+        artifacts.cmd_artifacts,
+        "the documents the research agent wrote in a session (tables, outlines, notes), latest first",
+    )
+    p.add_argument("session_id", metavar="SESSION_ID")
+    p.add_argument("--limit", type=_limit, help="page size (1-100)")
+    p.add_argument("--cursor", help="the cursor printed under the previous page")
+
+    artifact = _group(sub, "artifact", "one of a session's artifacts: show, versions, delete")
+    p = _leaf(
+        artifact,
+        "show",
+        artifacts.cmd_artifact_show,
+        "print an artifact's Markdown (its latest version unless --version), without terminal escapes",
+    )
+    p.add_argument("session_id", metavar="SESSION_ID")
+    p.add_argument("artifact_id", metavar="ARTIFACT_ID", help="an id from `ytr artifacts SESSION_ID`")
+    p.add_argument("--version", type=_version, metavar="N", help="an earlier version (see `versions`)")
+    p.add_argument(
+        "-o",
+        "--output",
+        "--out",
+        dest="output",
+        metavar="FILE",
+        help="write it to a file (or into a folder, named after its title) instead; '-' for stdout",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite the file if it exists")
+    p = _leaf(artifact, "versions", artifacts.cmd_artifact_versions, "an artifact's versions, newest first")
+    p.add_argument("session_id", metavar="SESSION_ID")
+    p.add_argument("artifact_id", metavar="ARTIFACT_ID")
+    p = _leaf(artifact, "delete", artifacts.cmd_artifact_delete, "delete an artifact with every version")
+    p.add_argument("session_id", metavar="SESSION_ID")
+    p.add_argument("artifact_id", metavar="ARTIFACT_ID")
 
 
 # ---------------------------------------------------------------------- running

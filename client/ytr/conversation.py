@@ -41,7 +41,9 @@ def cmd_chat(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
 
     text = StreamedText(out, show=not out.json_mode)
     approvals = Approvals(assume_yes=args.yes)
-    follower = ReplyFollower(args.transport or "sse", text, out, approvals=approvals)
+    follower = ReplyFollower(
+        args.transport or "sse", text, out, approvals=approvals, session_id=args.session_id
+    )
     result = run_chat(
         args.transport or "sse",
         client,

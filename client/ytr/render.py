@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -67,6 +68,30 @@ class Output:
         self.stderr.flush()
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]+")
+_SPACES = re.compile(r"\s+")
+# A whole terminal escape sequence: CSI (``ESC [ ... m``, ``0x9b ... m``), OSC (``ESC ] ... BEL``),
+# or ESC and the rest of a short one.
+_ESCAPE = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|[ -/]*[0-~]?)"
+    r"|\x9b[0-?]*[ -/]*[@-~]?"
+)
+_LINE_END = re.compile(r"\r\n?")
+
+
+def clean(text: Any) -> str:
+    """One line of plain text: control characters (escape sequences, bidi overrides) and line
+    breaks become spaces."""
+    return _SPACES.sub(" ", _CONTROL.sub(" ", str(text))).strip()
+
+
+def clean_text(text: Any) -> str:
+    """Text of many lines (a document): whole escape sequences and every other control character
+    (bidi overrides too) go; line breaks (``\\r\\n`` and ``\\r`` as ``\\n``) and tabs stay."""
+    kept = _LINE_END.sub("\n", _ESCAPE.sub("", str(text)))
+    return _CONTROL.sub(lambda m: "".join(c for c in m.group() if c in "\n\t"), kept)
+
+
 class StreamedText:
     """An answer printed as it arrives; remembers what was shown so a resumed or cancelled reply
     prints only what is missing."""
@@ -82,7 +107,9 @@ class StreamedText:
             return
         self.shown += delta
         if self.show:
-            self.out.write(delta)
+            # Model text quotes strangers (titles, transcripts): no escape sequence reaches the
+            # terminal (one split over two deltas loses its ESC, so it can do nothing).
+            self.out.write(clean_text(delta))
             self.line_open = not delta.endswith("\n")
 
     def settle(self, full_text: str | None) -> None:

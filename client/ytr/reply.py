@@ -1,6 +1,6 @@
 """One reply as its events arrive, on any transport: the text printed, the tool lines shown, an
-approval answered, its sources listed once the text is done, and the result (``ChatResult``) with
-its exit code and ``--json`` form."""
+approval answered, the artifacts it wrote told, its sources listed once the text is done, and the
+result (``ChatResult``) with its exit code and ``--json`` form."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ytr.artifacts_view import ArtifactView
 from ytr.citations_view import Citations, SourcesView
 from ytr.errors import EXIT_CANCELLED, EXIT_OK, CliError, exit_for_code
 from ytr.render import Output, StreamedText
@@ -29,6 +30,7 @@ class ChatResult:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     limits: list[dict[str, Any]] = field(default_factory=list)
     citations: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -59,6 +61,7 @@ class ChatResult:
             "tool_calls": self.tool_calls,
             "limits": self.limits,
             "citations": self.citations,
+            "artifacts": self.artifacts,
         }
 
 
@@ -66,7 +69,8 @@ class ChatResult:
 class ReplyFollower:
     """Turns stream events (SSE or WebSocket frames) of one reply into printed text, tool lines,
     its sources and a result. ``respond`` sends the answer to an ``approval_required`` (set by the transport
-    once the request is known; None: this transport cannot answer)."""
+    once the request is known; None: this transport cannot answer). ``session_id`` goes in the
+    command an artifact's line shows."""
 
     transport: str
     text: StreamedText
@@ -80,10 +84,13 @@ class ReplyFollower:
     answered: set[str] = field(default_factory=set)
     citations: Citations = field(default_factory=Citations)
     sources: SourcesView = field(init=False)
+    session_id: str = ""
+    artifacts: ArtifactView = field(init=False)
 
     def __post_init__(self) -> None:
         self.view = ToolView(self.out, text=self.text, show=not self.out.json_mode)
         self.sources = SourcesView(self.out, text=self.text, show=not self.out.json_mode)
+        self.artifacts = ArtifactView(self.view, self.session_id)
 
     def apply(self, kind: str, data: dict[str, Any]) -> ChatResult | None:
         if kind == "token":
@@ -91,6 +98,8 @@ class ReplyFollower:
             self.text.add(str(data.get("text") or ""))
         elif kind == "citation":
             self.citations.add(data)  # listed once the text is done, never inside it
+        elif kind == "artifact":
+            self.artifacts.apply(data)
         elif kind in TOOL_EVENTS:
             self.view.apply(kind, data)
             if kind == "approval_required":
@@ -139,14 +148,19 @@ class ReplyFollower:
             # 409: decided already (the timeout); 404: no longer waiting. The `approval` event says.
             self.view.note(f"note: the answer was not taken: {exc.message} ({exc.code})")
 
+    def replay(self, stored: list[dict[str, Any]] | None) -> None:
+        """Show the calls a saved reply made (and the artifacts they saved), before its text."""
+        self.view.replay(stored, between=self.artifacts.stored)
+
     def done(self, result: ChatResult) -> ChatResult:
-        """The result with the tool calls, limits and citations seen, their lines finished and the
-        sources listed."""
+        """The result with the tool calls, limits, artifacts and citations seen, their lines
+        finished and the sources listed."""
         self.view.finish()
         self.sources.render(self.citations)
         result.tool_calls = self.view.as_json()
         result.limits = list(self.view.limits)
         result.citations = list(self.citations.received)
+        result.artifacts = self.artifacts.as_json()
         return result
 
     def from_status(self, state: dict[str, Any]) -> ChatResult:

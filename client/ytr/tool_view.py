@@ -4,6 +4,8 @@ a terminal), its result (``✓ added "Title"; it is ready`` / ``✗ VIDEO_NOT_FO
 and limits (``! limit reached: …``), with ASCII stand-ins when the stream is not UTF-8.
 
 Every line goes to stderr (``Output.note``'s stream), so stdout carries only the reply's text.
+The document tools' (create_artifact, revise_artifact) call lines leave their document out; the
+``artifact`` events' lines are ``ytr.artifacts_view``'s, drawn through ``status`` and ``say``.
 Tool inputs, titles and summaries come from the model and from strangers on YouTube: they are
 cleaned of control characters (no terminal escapes) and kept to one line.
 
@@ -16,10 +18,11 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from ytr.render import Output, StreamedText, label
+from ytr.render import Output, StreamedText, clean, label
 
 TOOL_EVENTS = frozenset(
     {"tool_call", "tool_progress", "tool_result", "approval_required", "approval", "limit_reached"}
@@ -27,9 +30,9 @@ TOOL_EVENTS = frozenset(
 INPUT_WIDTH = 100  # characters of a tool's input shown on its call line
 PROMPT_WIDTH = 300
 BARE_INPUTS = frozenset({"url", "video", "query"})  # a lone one of these is shown as it is
+# Tools whose input carries a whole document (told by ``artifact`` events): not on the call line.
+ARTIFACT_TOOLS = frozenset({"create_artifact", "revise_artifact"})
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]+")
-_SPACES = re.compile(r"\s+")
 _CLEAR_LINE = "\r\x1b[2K"
 
 
@@ -48,10 +51,11 @@ UNICODE = Symbols(call="→", progress="…", ok="✓", failed="✗", limit="!",
 ASCII = Symbols(call="->", progress="...", ok="[ok]", failed="[x]", limit="!", ask="?", more="...")
 
 
-def clean(text: Any) -> str:
-    """One line of plain text: control characters (escape sequences, bidi overrides) and line
-    breaks become spaces."""
-    return _SPACES.sub(" ", _CONTROL.sub(" ", str(text))).strip()
+def call_input(name: str, tool_input: Any) -> Any:
+    """What a call line shows of its input: a document tool's without its document."""
+    if name in ARTIFACT_TOOLS and isinstance(tool_input, dict):
+        return {k: v for k, v in tool_input.items() if k != "content"}
+    return tool_input
 
 
 def shorten(text: str, width: int, more: str = "…") -> str:
@@ -180,8 +184,10 @@ class ToolView:
 
     def call(self, data: dict[str, Any]) -> None:
         call = self.record(data)
-        shown = input_summary(call.input, more=self.symbols.more)
-        self._line(f"{self.symbols.call} {clean(call.name)}" + (f" {shown}" if shown else ""))
+        shown = input_summary(call_input(call.name, call.input), more=self.symbols.more)
+        # Replacing the call's status line drawn in place, if any (an artifact being written).
+        line = f"{self.symbols.call} {clean(call.name)}" + (f" {shown}" if shown else "")
+        self._line(line, replacing=call.call_id)
 
     def progress(self, data: dict[str, Any]) -> None:
         call = self.record(data)
@@ -216,7 +222,7 @@ class ToolView:
     def decided(self, data: dict[str, Any], approved: bool, why: str) -> None:
         """A decision taken without asking (``--yes``, or no terminal to ask on)."""
         call = self.record(data)
-        shown = input_summary(call.input, more=self.symbols.more)
+        shown = input_summary(call_input(call.name, call.input), more=self.symbols.more)
         verdict = "allowed" if approved else "denied"
         name = clean(call.name) + (f" {shown}" if shown else "")
         self._line(f"{self.symbols.ask} {name} needs approval: {verdict} ({why})")
@@ -245,14 +251,31 @@ class ToolView:
         too, like every note."""
         self._line(text, force=True)
 
+    def status(self, key: str, line: str) -> None:
+        """A line redrawn in place under ``key`` on a terminal (nothing elsewhere), ended like a
+        progress line; a call line with ``key`` as its id replaces it."""
+        if self.tty:
+            self._draw(key, line)
+
+    def say(self, line: str, *, replacing: str | None = None) -> None:
+        """One line among the tool lines (not with --json), over ``replacing``'s status line."""
+        self._line(line, replacing=replacing)
+
     # ------------------------------------------------------------------ stored calls
-    def replay(self, stored: list[dict[str, Any]] | None) -> None:
+    def replay(
+        self,
+        stored: list[dict[str, Any]] | None,
+        between: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         """Show the calls a saved reply made (the synchronous transport gets no events):
-        ``{call_id, name, input, ok, summary}`` each."""
+        ``{call_id, name, input, ok, summary}`` each; ``between`` sees each between its call and
+        its result lines (an artifact's line)."""
         for item in stored or []:
             if not isinstance(item, dict):
                 continue
             self.call(item)
+            if between is not None:
+                between(item)
             self.result(item if item.get("ok") else {**item, "error": _stored_error(item)})
 
     # ------------------------------------------------------------------ asking

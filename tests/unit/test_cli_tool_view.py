@@ -12,9 +12,9 @@ import pytest
 
 from ytr.chat import follow_socket
 from ytr.errors import CliError
-from ytr.render import Output, StreamedText
+from ytr.render import Output, StreamedText, clean
 from ytr.reply import ChatResult, ReplyFollower
-from ytr.tool_view import Approvals, ToolView, clean, input_summary
+from ytr.tool_view import Approvals, ToolView, input_summary
 
 CLEAR = "\r\x1b[2K"
 URL = "https://youtu.be/SoLarP4nels"
@@ -442,3 +442,17 @@ def test_over_the_websocket_the_answer_is_an_approve_frame_and_a_refusal_is_a_no
         "✗ APPROVAL_DENIED: not approved",
     ]
     assert result.tool_calls[0]["approval"] == {"required": True, "approved": False, "by": "timeout"}
+
+
+def test_a_streamed_answer_never_writes_a_terminal_escape() -> None:
+    """Model text quotes strangers: its escape sequences and control characters never reach the
+    terminal, even split over two deltas; line breaks and tabs stay, and what was shown is kept
+    as it came (a resume compares with the server's text)."""
+    stdout = io.StringIO()
+    text = StreamedText(Output(stdout=stdout, stderr=io.StringIO()))
+    for delta in ["Title: \x1b]0;pwned\x07ok\n", "red \x1b", "[31mtext\x1b[0m\t", "end\u202e\r\n"]:
+        text.add(delta)
+    written = stdout.getvalue()
+    assert "\x1b" not in written and "\x07" not in written and "\u202e" not in written
+    assert written == "Title: ok\nred [31mtext\tend\n"
+    assert text.shown.endswith("end\u202e\r\n")
