@@ -15,6 +15,7 @@ from streaming_service.chat_requests import RECONNECT_MS, ChatRequestManager
 from streaming_service.jobs import job_events
 from streaming_service.session_updates import follow_session, latest_change
 from ytresearch.events import EventType, StreamEvent, sse_comment, sse_retry
+from ytresearch.services.users import AuthUser
 from ytresearch.views import RequestStatusOut, ToolsMode
 from ytresearch.web.auth import ContainerDep, CurrentUser
 from ytresearch.web.errors import ERROR_RESPONSES, ErrorResponse, error_response
@@ -99,10 +100,27 @@ def parse_last_event_id(value: str | None) -> int:
     return int(text)
 
 
-async def sse_frames(manager: ChatRequestManager, request_id: uuid.UUID, after: int) -> AsyncIterator[str]:
-    yield sse_retry(RECONNECT_MS)
-    async for event in manager.follow(request_id, after):
-        yield render_sse(event)
+async def sse_frames(
+    manager: ChatRequestManager,
+    request_id: uuid.UUID,
+    after: int,
+    user: AuthUser,
+    transport: str = "sse",
+    opening: str = "",
+) -> AsyncIterator[str]:
+    """A reply's events as SSE frames (after the reconnect delay and ``opening``), each measured
+    as it goes out (``stream_meter``)."""
+    meter = manager.meters.start(transport, request_id, user.id, after)
+    try:
+        first = sse_retry(RECONNECT_MS) + opening
+        meter.sent(None, len(first.encode()))
+        yield first
+        async for event in manager.follow(request_id, after):
+            frame = render_sse(event)
+            meter.sent(event, len(frame.encode()))
+            yield frame
+    finally:
+        meter.close()
 
 
 def render_sse(event: StreamEvent | None) -> str:
@@ -168,16 +186,18 @@ async def stream_chat(
 ) -> EventStreamResponse:
     after = parse_last_event_id(last_event_id)
     await manager.check_access(user, request_id)
-    return EventStreamResponse(
-        sse_frames(manager, request_id, after), send_timeout=manager.settings.stream_send_timeout_seconds
-    )
+    frames = sse_frames(manager, request_id, after, user)
+    return EventStreamResponse(frames, send_timeout=manager.settings.stream_send_timeout_seconds)
 
 
 @router.get(
     "/v1/requests/{request_id}", response_model=RequestStatusOut, tags=["chat"], responses=EXPIRED_RESPONSE
 )
 async def request_status(request_id: uuid.UUID, user: CurrentUser, manager: Manager) -> RequestStatusOut:
-    return await manager.status(user, request_id)
+    status = await manager.status(user, request_id)
+    if status.text:
+        manager.meters.first_polled_text(request_id)
+    return status
 
 
 @router.post(
@@ -214,16 +234,11 @@ async def stream_message(
 ) -> EventStreamResponse:
     row = await manager.start_request(user, session_id, body.message, body.video_ids, tools=body.tools)
 
-    async def frames() -> AsyncIterator[str]:
-        # The request id first, so a client that loses this response can resume at /v1/streams/{id}.
-        yield sse_retry(RECONNECT_MS)
-        yield StreamEvent(
-            "stage", {"stage": "accepted", "request_id": str(row.id), "stream_url": f"/v1/streams/{row.id}"}
-        ).sse()
-        async for event in manager.follow(row.id, 0):
-            yield render_sse(event)
-
-    return EventStreamResponse(frames(), send_timeout=manager.settings.stream_send_timeout_seconds)
+    # The request id first, so a client that loses this response can resume at /v1/streams/{id}.
+    accepted = {"stage": "accepted", "request_id": str(row.id), "stream_url": f"/v1/streams/{row.id}"}
+    opening = StreamEvent("stage", accepted).sse()
+    frames = sse_frames(manager, row.id, 0, user, "sse_one_step", opening)
+    return EventStreamResponse(frames, send_timeout=manager.settings.stream_send_timeout_seconds)
 
 
 @router.get(
@@ -276,9 +291,18 @@ async def session_events(
     responses=SSE_RESPONSE,
 )
 async def ingest_events(
-    job_id: uuid.UUID, user: CurrentUser, container: ContainerDep, manager: Manager
+    job_id: uuid.UUID,
+    user: CurrentUser,
+    container: ContainerDep,
+    manager: Manager,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventStreamResponse:
+    """The job's progress: every stage done so far (queued = 1, each stage done 2-6, each with
+    its time, message and findings), then the live ones, then the end (7); ``Last-Event-ID``
+    resumes after any of them."""
     from ytresearch.services.videos import get_job
 
+    after = parse_last_event_id(last_event_id)
     await asyncio.to_thread(get_job, container.store, user, job_id)  # 404 before the stream starts
-    return EventStreamResponse(job_events(container.store, user, job_id, ping_interval=manager.ping_interval))
+    events = job_events(container.store, user, job_id, after=after, ping_interval=manager.ping_interval)
+    return EventStreamResponse(events)

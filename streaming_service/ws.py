@@ -53,7 +53,7 @@ from ytresearch.db.outage import is_outage
 from ytresearch.errors import AppError, DependencyUnavailableError, UnauthorizedError
 from ytresearch.services.sessions import get_session
 from ytresearch.services.users import AuthUser, authenticate
-from ytresearch.web.auth import authenticate_credentials, authenticate_token
+from ytresearch.web.auth import authenticate_credentials, authenticate_token, mark_user
 from ytresearch.web.models import ApprovalIn
 
 log = logging.getLogger(__name__)
@@ -204,6 +204,7 @@ async def chat_socket(ws: WebSocket, session_id: str) -> None:
     user = await _authenticate(ws, container)
     if user is None:
         return
+    mark_user(ws.scope, user)
     try:
         sid = uuid.UUID(session_id)
         await asyncio.to_thread(get_session, container.store, user, sid)
@@ -229,14 +230,18 @@ class ChatSocket:
         self.connected = True
         self.sending = asyncio.Lock()  # replies and session updates share the socket
 
-    async def send(self, frame: dict[str, Any]) -> None:
+    async def send(self, frame: dict[str, Any]) -> int:
+        """Send one frame; its size in bytes (0 when it could not be sent)."""
         if not self.connected:
-            return
+            return 0
+        text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
         try:
             async with self.sending, asyncio.timeout(30):
-                await self.ws.send_json(frame)
+                await self.ws.send_text(text)
         except (TimeoutError, RuntimeError, WebSocketDisconnect, OSError):
             self.connected = False
+            return 0
+        return len(text.encode())
 
     async def run(self) -> None:
         store = self.manager.deps.store
@@ -401,13 +406,15 @@ class ChatSocket:
         """Send one request's events after ``after`` until its terminal event, with pings while it
         is quiet; meanwhile a cancel frame applies to it."""
         self.current = request_id
+        meter = self.manager.meters.start("websocket", request_id, self.user.id, after)
         try:
             if accepted:
-                await self.send({"type": "accepted", "request_id": str(request_id)})
+                meter.sent(None, await self.send({"type": "accepted", "request_id": str(request_id)}))
             async for event in self.manager.follow(request_id, after):
                 if event is None:
-                    await self.send({"type": "ping"})
+                    meter.sent(None, await self.send({"type": "ping"}))
                 else:
-                    await self.send({**event.ws(), "request_id": str(request_id)})
+                    meter.sent(event, await self.send({**event.ws(), "request_id": str(request_id)}))
         finally:
             self.current = None
+            meter.close()

@@ -1,5 +1,6 @@
 """The standard profile's CloudWatch dashboard: alarm states, the HTTP APIs, the ingest queue, each
-function, the streaming load balancer and tasks, and the database on one page ($3 a month)."""
+function, the streams by transport, the streaming load balancer and tasks, and the database on one
+page ($3 a month)."""
 
 from __future__ import annotations
 
@@ -31,8 +32,10 @@ def system_dashboard(
     target_group: elbv2.ApplicationTargetGroup,
     service: ecs.FargateService,
     database: rds.DatabaseInstance,
+    streams: Mapping[str, Sequence[cloudwatch.IMetric]],
 ) -> cloudwatch.Dashboard:
-    """The dashboard, as ``Dashboard`` under ``scope``."""
+    """The dashboard, as ``Dashboard`` under ``scope``. ``streams``: graph title -> the
+    streaming metrics it shows (time to first token and open streams, by transport)."""
     dashboard = cloudwatch.Dashboard(scope, "Dashboard")
     dashboard.add_widgets(
         cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(alarms), width=24, height=4)
@@ -65,6 +68,13 @@ def system_dashboard(
             for name, function in functions.items()
         )
     )
+    if streams:
+        dashboard.add_widgets(
+            *(
+                cloudwatch.GraphWidget(title=title, left=list(metrics), width=24 // len(streams))
+                for title, metrics in streams.items()
+            )
+        )
     dashboard.add_widgets(
         cloudwatch.GraphWidget(
             title="Streaming load balancer",

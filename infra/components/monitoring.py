@@ -304,6 +304,7 @@ class Monitoring(Construct):
             target_group=target_group,
             service=service,
             database=database,
+            streams=stream_metrics(service_name),
         )
 
     def _budget(self, monthly_usd: int) -> budgets.CfnBudget:
@@ -386,3 +387,33 @@ class Monitoring(Construct):
         alarm.add_ok_action(actions.SnsAction(self.topic))
         self.alarms[name] = alarm
         return alarm
+
+
+# The streams a client reads, as the streaming service measures them (streaming_service.stream_meter).
+TRANSPORTS = ("sse", "sse_one_step", "websocket", "poll")
+
+
+def stream_metrics(service_name: str) -> dict[str, list[cloudwatch.IMetric]]:
+    """The dashboard's streaming graphs: time to first token p50 and p95 per transport, and the
+    streams open per transport."""
+
+    def metric(name: str, transport: str, statistic: str, label: str) -> cloudwatch.IMetric:
+        return cloudwatch.Metric(
+            namespace=APP_NAMESPACE,
+            metric_name=name,
+            dimensions_map={"service": service_name, "transport": transport},
+            statistic=statistic,
+            period=FIVE_MINUTES,
+            label=label,
+        )
+
+    return {
+        "Time to first token by transport (p50 / p95, ms)": [
+            metric("StreamTimeToFirstToken", transport, stat, f"{transport} {stat}")
+            for transport in TRANSPORTS
+            for stat in ("p50", "p95")
+        ],
+        "Open streams by transport (max)": [
+            metric("OpenStreams", transport, "Maximum", transport) for transport in TRANSPORTS[:3]
+        ],
+    }

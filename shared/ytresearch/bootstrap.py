@@ -111,7 +111,13 @@ class Container:
             return None
         from ytresearch.services.agent.calls import AgentDeps
 
-        return AgentDeps(store=self.store, settings=self.settings, queue=self.queue, discovery=self.discovery)
+        return AgentDeps(
+            store=self.store,
+            settings=self.settings,
+            queue=self.queue,
+            discovery=self.discovery,
+            metrics=self.metrics,
+        )
 
     @cached_property
     def token_verifier(self) -> CognitoTokenVerifier | None:

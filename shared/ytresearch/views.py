@@ -140,6 +140,16 @@ class SessionDetailOut(SessionOut):
     videos: list[SessionVideoOut]
 
 
+class StageDoneOut(BaseModel):
+    """One ingest stage done: when, what it found (a human message), and the figures behind it
+    (transcript language and length, segment count, summary tokens ...)."""
+
+    stage: str
+    at: datetime | None
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
 class JobOut(BaseModel):
     id: uuid.UUID
     video_id: str
@@ -148,6 +158,9 @@ class JobOut(BaseModel):
     stage: str | None
     stages_done: list[str]
     stages: list[str] = Field(default=list(INGEST_STAGES), description="All stages, in order.")
+    progress: list[StageDoneOut] = Field(
+        default_factory=list, description="The stages done, in order, each with its time and findings."
+    )
     error_code: str | None
     error_message: str | None
     retryable: bool | None = None
@@ -165,6 +178,7 @@ class JobOut(BaseModel):
             status=job.status,  # type: ignore[arg-type]  # the column holds only these values
             stage=job.stage,
             stages_done=[s["stage"] for s in job.stages_done or []],
+            progress=stage_progress(job.stages_done or []),
             error_code=job.error_code,
             error_message=job.error_message,
             attempts=job.attempts,
@@ -268,6 +282,25 @@ class ActionOut(BaseModel):
 def is_undoable(action: AgentAction) -> bool:
     """Done, with something recorded to reverse it, and not reversed yet."""
     return action.status == "done" and action.undo is not None and action.undone_at is None
+
+
+def stage_progress(recorded: list[Any]) -> list[StageDoneOut]:
+    """A job's recorded stages done (``IngestJob.stages_done``), in stage order. Rows written
+    before stages kept their findings have only a stage and a time."""
+    order = {stage: n for n, stage in enumerate(INGEST_STAGES)}
+    entries = sorted(
+        (e for e in recorded if isinstance(e, dict) and e.get("stage") in order),
+        key=lambda e: order[e["stage"]],
+    )
+    return [
+        StageDoneOut(
+            stage=e["stage"],
+            at=e.get("at"),
+            message=str(e.get("message") or e["stage"].replace("_", " ")),
+            details=dict(e.get("details") or {}),
+        )
+        for e in entries
+    ]
 
 
 class ArtifactOut(BaseModel):

@@ -39,6 +39,8 @@ class LiveRequest:
     detached: bool = False
     persisted_seq: int = 0  # the last event id written to the event log
     persisted: asyncio.Event = field(default_factory=asyncio.Event)
+    accepted_at: float = field(default_factory=time.monotonic)  # for time-to-first-token metrics
+    polled_text: bool = False  # a polling client has had text (its first-text time is recorded)
 
     @property
     def text(self) -> str:

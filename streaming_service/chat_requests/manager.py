@@ -17,6 +17,7 @@ from streaming_service.chat_requests.event_log import EventLog
 from streaming_service.chat_requests.live import LiveRequests
 from streaming_service.chat_requests.readers import Readers
 from streaming_service.chat_requests.runner import RequestRunner
+from streaming_service.stream_meter import StreamMeters
 from ytresearch.config import Settings
 from ytresearch.db.models import ChatRequest
 from ytresearch.errors import DependencyUnavailableError
@@ -67,6 +68,7 @@ class ChatRequestManager:
         self.runner = RequestRunner(self.deps, self.event_log)
         self.readers = Readers(self.deps)
         self.cleaner = Cleanup(self.deps, heartbeat_interval)
+        self.meters = StreamMeters(metrics, live)
         self.draining = False  # no new requests (SIGTERM received)
         self._background: list[asyncio.Task[None]] = []
 

@@ -147,6 +147,11 @@ def test_a_dashboard_shows_the_system(standard_synth: Synth, full_synth: Synth) 
 
         for needle in ("AWS/ApiGateway", "AWS/Lambda", "AWS/SQS", "AWS/ApplicationELB", "AWS/RDS"):
             assert needle in body
+        # Time to first token p50 and p95 for each transport the streaming service measures.
+        for transport in ("sse", "sse_one_step", "websocket", "poll"):
+            for stat in ("p50", "p95"):
+                assert f"{transport} {stat}" in body
+        assert body.count("StreamTimeToFirstToken") == 8 and "OpenStreams" in body
 
 
 def test_lean_has_no_dashboard(default_synth: Synth) -> None:

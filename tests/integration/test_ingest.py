@@ -19,6 +19,7 @@ from tests.support.clients import client_for
 from tests.support.ingest import CountingTranscripts, lambda_event, make_queues, queue_job
 from tests.support.jobs import wait_for_job
 from tests.support.server import serve
+from tests.support.sse import read_stream
 from tests.support.users import make_user
 from ytresearch.bootstrap import Container
 from ytresearch.config import DEFAULT_MODEL, Settings
@@ -163,6 +164,25 @@ def test_end_to_end_ingest_and_second_session_reuses_it(
     assert added.status_code == 202
     job = wait_for_job(api, added.json()["job_id"])
     assert job["status"] == "done" and job["stages_done"][-1] == "storing"
+    # The job's record says what each stage found, and a subscriber that comes after the end gets
+    # every stage with it, under ids that do not change, then the end; a reconnect resumes.
+    found = {step["stage"]: step for step in job["progress"]}
+    assert list(found) == ["validating", "fetching_transcript", "fetching_metadata", "summarising", "storing"]
+    transcript = found["fetching_transcript"]["details"]
+    assert transcript["language"] == "en" and transcript["segments"] > 10 and transcript["characters"] > 500
+    assert f"{transcript['segments']:,} lines" in found["fetching_transcript"]["message"]
+    assert found["summarising"]["details"]["output_tokens"] > 0 and found["storing"]["details"]["windows"] > 0
+    assert all(step["at"] for step in job["progress"])
+    _, events, _ = read_stream(api, "GET", f"/v1/jobs/{job['id']}/events")
+    assert [(e.id, e.event) for e in events] == [(str(n), "stage") for n in range(1, 7)] + [("7", "complete")]
+    stages = [e.json() for e in events[1:6]]
+    assert [s["done"] for s in stages] == list(found)
+    assert [s["details"] for s in stages] == [step["details"] for step in job["progress"]]
+    assert [s["stages_done"] for s in stages][2] == ["validating", "fetching_transcript", "fetching_metadata"]
+    _, rest, _ = read_stream(api, "GET", f"/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": "4"})
+    assert [e.id for e in rest] == ["5", "6", "7"] and rest[0].data == events[4].data
+    _, again, _ = read_stream(api, "GET", f"/v1/jobs/{job['id']}/events", headers={"Last-Event-ID": "7"})
+    assert [(e.id, e.event) for e in again] == [("7", "complete")]
     video = api.get("/v1/videos/SoLarP4nels").json()
     assert video["status"] == "ready" and video["summary"] and video["title"]
 

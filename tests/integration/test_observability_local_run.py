@@ -17,6 +17,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from tests.support.health import wait_until_healthy
 from tests.support.jobs import wait_for_job
@@ -46,7 +48,8 @@ BANNER_PREFIXES = (
     "  export YTR_API_URL=",
 )
 KEY_BANNER_PREFIXES = ("  API key:", "Try:  curl", "  export YTR_API_KEY=")
-EMF_UNITS = {"Count", "Milliseconds"}
+EMF_UNITS = {"Count", "Milliseconds", "Bytes", "Count/Second"}
+STREAMED = ("sse", "sse_one_step", "websocket")  # the transports whose streams are measured
 
 
 @dataclass
@@ -131,6 +134,16 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         assert status == 200 and events[-1].event == "complete"
         reply = api.post(f"/v1/sessions/{sid}/messages", json={"message": "What is silicon for?"})
         assert reply.status_code == 201 and reply.json()["content"]
+        ws_url = base.replace("http", "ws") + f"/v1/sessions/{sid}/ws"
+        with connect(ws_url, additional_headers={"X-API-Key": key}) as ws:
+            assert json.loads(ws.recv(10))["type"] == "ready"
+            ws.send(json.dumps({"type": "message", "content": "list my videos"}))  # a tool call
+            while (frame := json.loads(ws.recv(30)))["type"] != "complete":
+                assert frame["type"] != "error", frame
+        polled = api.post(f"/v1/sessions/{sid}/chat", json=question).json()
+        while (state := api.get(f"/v1/requests/{polled['request_id']}").json())["status"] == "streaming":
+            time.sleep(0.05)
+        assert state["status"] == "complete" and state["text"]
 
         assert api.get("/v1/sessions", headers={"X-API-Key": BAD_KEY}).status_code == 401
         bearer = httpx.get(base + "/v1/sessions", headers={"Authorization": f"Bearer {BEARER}"})
@@ -254,22 +267,65 @@ def test_errors_are_counted_by_code(run: Run) -> None:
 
 
 def test_model_metrics_cover_every_chat_transport(run: Run) -> None:
-    # POST-then-SSE, one-step SSE and sync chat: three replies, each measured
+    # POST-then-SSE, one-step SSE, sync, WebSocket (two model calls: a tool round) and polling
     first_token = run.metric("TimeToFirstToken", purpose="chat")
-    assert len(first_token) == 3
+    assert len(first_token) == 6
     assert all(
         doc["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] == "Milliseconds" for doc in first_token
     )
     usage = run.metric("OutputTokens", purpose="chat")
-    assert len(usage) == 3 and all(doc["OutputTokens"][0] > 0 for doc in usage)
+    assert len(usage) == 6 and all(doc["OutputTokens"][0] > 0 for doc in usage)
     assert all("CacheReadTokens" in doc for doc in usage)
     assert run.metric("OutputTokens", purpose="summary")  # the ingest summary is measured too
 
 
 def test_chat_replies_and_active_streams(run: Run) -> None:
-    assert len(run.metric("ChatReplies", status="complete")) == 2  # the two streamed replies
+    assert len(run.metric("ChatReplies", status="complete")) == 4  # SSE twice, WebSocket, polling
     active = [value for doc in run.metric("ActiveStreams") for value in doc["ActiveStreams"]]
     assert 1.0 in active and active[-1] == 0.0
+
+
+def test_streams_are_measured_per_transport(run: Run) -> None:
+    for transport in (*STREAMED, "poll"):
+        (ttft,) = run.metric("StreamTimeToFirstToken", transport=transport)
+        assert ttft["StreamTimeToFirstToken"][0] > 0, transport
+    for transport in STREAMED:
+        (done,) = [d for d in run.metric("StreamDuration", transport=transport) if "StreamEvents" in d]
+        assert done["StreamEvents"][0] > 2 and done["StreamBytes"][0] > done["StreamEvents"][0] * 20
+        assert done["StreamEventRate"][0] > 0 and done["StreamDuration"][0] > 0
+        units = {m["Name"]: m["Unit"] for m in done["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+        assert units["StreamBytes"] == "Bytes" and units["StreamEventRate"] == "Count/Second"
+        opened = [v for doc in run.metric("OpenStreams", transport=transport) for v in doc["OpenStreams"]]
+        assert opened == [1.0, 0.0], transport
+
+
+def test_each_stream_ends_with_a_stream_completed_line(run: Run) -> None:
+    lines = [line for line in run.logs if line.get("message") == "stream_completed"]
+    assert sorted(line["transport"] for line in lines) == sorted(STREAMED)
+    user_ids = {line["user_id"] for line in lines}
+    assert len(user_ids) == 1 and uuid.UUID(user_ids.pop())
+    for line in lines:
+        assert line["status"] == "complete" and line["events"] > 2 and line["bytes"] > 100
+        assert line["duration_ms"] > 0 and line["events_per_second"] > 0 and line["ttft_ms"] > 0
+
+
+def test_request_lines_name_the_user_and_never_the_key(run: Run) -> None:
+    requests = [line for line in run.logs if "route" in line and "status" in line]
+    authed = [
+        line for line in requests if line["route"].startswith("/v1/") and line["status"] in (200, 201, 202)
+    ]
+    assert authed and all(uuid.UUID(line["user_id"]) for line in authed)
+    assert {line["user_id"] for line in authed} == {
+        line["user_id"] for line in run.logs if line.get("message") == "stream_completed"
+    }
+    refused = [line for line in requests if line["status"] == 401]
+    assert refused and all(line.get("user_id") is None for line in refused)
+    # Lines logged while a request is handled (the reply's own) carry the user too.
+    assert any(line.get("user_id") and "route" not in line for line in run.logs)
+
+
+def test_tool_calls_are_counted_by_tool_and_outcome(run: Run) -> None:
+    assert run.metric("ToolCalls", tool="list_videos", outcome="done")
 
 
 def test_ingest_duration_and_failures(run: Run) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from tests.support.clients import client_for
 from tests.support.server import LoopbackServer
 from tests.support.sse import read_stream, text_of
 from tests.support.users import make_user
+from ytr.sse import SSEParser
 from ytresearch.bootstrap import Container
 from ytresearch.db.models import Message
 
@@ -320,26 +322,52 @@ def test_websocket_other_users_session_is_refused(
 
 
 def test_job_events_stream_until_done(api: httpx.Client, app_container: Container) -> None:
+    """A subscriber that connects mid-ingest first gets the stages done so far, then the live
+    ones, then the end, with the ids any other subscriber sees."""
     sid = new_session(api)
     job_id = api.post(f"/v1/sessions/{sid}/videos", json={"url": "SoLarP4nels"}).json()["job_id"]
+    from ytresearch.services.ingest import _finish_jobs
+    from ytresearch.services.ingest_progress import StageNote, enter_stage
 
-    def advance() -> None:
-        from ytresearch.services.ingest import _finish_jobs, _stage
+    enter_stage(app_container.store, "SoLarP4nels", "validating")
+    enter_stage(app_container.store, "SoLarP4nels", "fetching_transcript", StageNote("checked"))
+    lines = StageNote("transcript in en: 120 lines", {"language": "en", "segments": 120})
+    enter_stage(app_container.store, "SoLarP4nels", "fetching_metadata", lines)
+    late: dict[str, Any] = {}
+    first_three = threading.Event()
 
-        for stage in ("validating", "fetching_transcript", "summarising"):
-            time.sleep(0.3)
-            _stage(app_container.store, "SoLarP4nels", stage)
-        time.sleep(0.3)
-        with app_container.store.transaction() as repo:
-            repo.get_video("SoLarP4nels").status = "ready"  # type: ignore[union-attr]
-            _finish_jobs(repo, "SoLarP4nels", "done")
+    def follow() -> None:
+        parser = SSEParser()
+        late["events"] = []
+        with api.stream("GET", f"/v1/jobs/{job_id}/events") as response:
+            for chunk in response.iter_bytes():
+                late["events"] += parser.feed(chunk)
+                if len(late["events"]) >= 3:
+                    first_three.set()
+                if late["events"] and late["events"][-1].event in ("complete", "error"):
+                    return
 
-    import threading
-
-    threading.Thread(target=advance, daemon=True).start()
-    status, events, _ = read_stream(api, "GET", f"/v1/jobs/{job_id}/events")
-    assert status == 200
-    stages = [e.json()["stage"] for e in events if e.event == "stage"]
-    assert "fetching_transcript" in stages and "summarising" in stages
+    reader = threading.Thread(target=follow, daemon=True)
+    reader.start()
+    assert first_three.wait(10)
+    told = late["events"][:3]
+    assert [(e.id, e.json()["done"]) for e in told] == [
+        ("1", None),
+        ("2", "validating"),
+        ("3", "fetching_transcript"),
+    ]
+    assert told[2].json()["details"] == {"language": "en", "segments": 120}
+    assert told[2].json()["stage"] == "fetching_metadata"  # what runs now
+    enter_stage(app_container.store, "SoLarP4nels", "summarising")
+    with app_container.store.transaction() as repo:
+        repo.get_video("SoLarP4nels").status = "ready"  # type: ignore[union-attr]
+        _finish_jobs(repo, "SoLarP4nels", "done")
+    reader.join(10)
+    events = late["events"]
+    assert [e.id for e in events] == ["1", "2", "3", "4", "5", "6", "7"]
     assert events[-1].event == "complete" and events[-1].json()["status"] == "done"
+    _, replay, _ = read_stream(api, "GET", f"/v1/jobs/{job_id}/events")
+    assert [(e.id, e.event, e.data) for e in replay][:3] == [(e.id, e.event, e.data) for e in events][:3]
     assert api.get(f"/v1/jobs/{uuid.uuid4()}/events").status_code == 404
+    bad = api.get(f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": "x"})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "INVALID_EVENT_ID"

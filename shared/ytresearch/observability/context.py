@@ -15,3 +15,8 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("req
 def service_name() -> str:
     """POWERTOOLS_SERVICE_NAME (set on every function and task by the infrastructure), else ours."""
     return os.environ.get("POWERTOOLS_SERVICE_NAME") or DEFAULT_SERVICE
+
+
+# The authenticated user's id (never a key or a token), set once a request is authenticated; the
+# request's own log line and every line logged while it is handled carry it.
+user_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("user_id", default=None)

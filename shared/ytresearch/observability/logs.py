@@ -29,7 +29,7 @@ from typing import Protocol, TextIO
 from aws_lambda_powertools.logging.filters import SuppressFilter
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-from ytresearch.observability.context import request_id_var, service_name
+from ytresearch.observability.context import request_id_var, service_name, user_id_var
 
 # Our code's logger trees (Mangum's too: it runs our requests on Lambda).
 APP_LOGGERS = ("ytresearch", "functions", "streaming_service", "mangum")
@@ -204,13 +204,16 @@ def use_background_output(stream: TextIO | None = None) -> BackgroundOutput:
 
 
 class RequestContextFilter(logging.Filter):
-    """Adds ``request_id`` (while a request is handled) and ``logger``; drops uvicorn's ANSI copy
-    of its message."""
+    """Adds ``request_id`` and ``user_id`` (while an authenticated request is handled: the user's
+    id, never a key or token) and ``logger``; drops uvicorn's ANSI copy of its message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         request_id = request_id_var.get()
         if request_id and not hasattr(record, "request_id"):
             record.request_id = request_id
+        user_id = user_id_var.get()
+        if user_id and not hasattr(record, "user_id"):
+            record.user_id = user_id
         record.logger = record.name
         record.__dict__.pop("color_message", None)
         return True

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-Unit = Literal["Count", "Milliseconds"]
+Unit = Literal["Count", "Milliseconds", "Bytes", "Count/Second"]
 
 # ------------------------------------------------------------------ the catalogue
 # Namespace YtResearch; every metric also has the ``service`` dimension (POWERTOOLS_SERVICE_NAME).
@@ -29,6 +29,15 @@ Unit = Literal["Count", "Milliseconds"]
 # CacheReadTokens   Count         purpose (chat, summary)   the measured model, per call
 # ChatReplies       Count         status (complete, cancelled, failed)   chat requests
 # ActiveStreams     Count         -  (a gauge: on every change and every minute)   chat requests
+# StreamTimeToFirstToken  Milliseconds  transport (sse, sse_one_step, websocket, poll)   from the
+#                   chat's acceptance to its first token sent on that transport (a stream from the
+#                   start, on the process running the reply; polling: the first answer with text)
+# StreamDuration    Milliseconds  transport   per stream a client read, when it ends
+# StreamEvents      Count         transport   events sent on that stream
+# StreamBytes       Bytes         transport   bytes of the events (SSE frames, WebSocket frames)
+# StreamEventRate   Count/Second  transport   events per second over the stream
+# OpenStreams       Count         transport  (a gauge: on every open and close)   transports
+# ToolCalls         Count         tool, outcome (done, failed, refused)   the research agent
 # IngestDuration    Milliseconds  outcome (done, failed, retry)   ingest, per attempt that works
 # IngestFailures    Count         code   ingest (and the ingest handler for malformed messages)
 # ColdStart         Count         function_name   Powertools, on the Lambda handlers
@@ -40,6 +49,13 @@ OUTPUT_TOKENS = "OutputTokens"
 CACHE_READ_TOKENS = "CacheReadTokens"
 CHAT_REPLIES = "ChatReplies"
 ACTIVE_STREAMS = "ActiveStreams"
+STREAM_TTFT = "StreamTimeToFirstToken"
+STREAM_DURATION = "StreamDuration"
+STREAM_EVENTS = "StreamEvents"
+STREAM_BYTES = "StreamBytes"
+STREAM_EVENT_RATE = "StreamEventRate"
+OPEN_STREAMS = "OpenStreams"
+TOOL_CALLS = "ToolCalls"
 INGEST_DURATION = "IngestDuration"
 INGEST_FAILURES = "IngestFailures"
 

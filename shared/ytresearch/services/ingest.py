@@ -21,15 +21,18 @@ from ytresearch.errors import AppError
 from ytresearch.observability.metrics import INGEST_DURATION, INGEST_FAILURES, Metrics, NullMetrics
 from ytresearch.ports import (
     ChatModel,
+    Completion,
     IngestMessage,
     MetadataSource,
     ModelError,
+    Transcript,
     TranscriptError,
     TranscriptSource,
+    VideoMetadata,
 )
 from ytresearch.repository import Repository, Store
+from ytresearch.services.ingest_progress import StageNote, enter_stage, finish_stages
 from ytresearch.summaries import summarize_transcript
-from ytresearch.views import INGEST_STAGES
 from ytresearch.windows import transcript_windows
 
 log = logging.getLogger(__name__)
@@ -191,8 +194,10 @@ def ingest_video(
     started = time.monotonic()
     languages = _languages(message.language, settings.transcript_languages)
     try:
-        _stage(store, message.video_id, "validating")
-        _stage(store, message.video_id, "fetching_transcript")
+        enter_stage(store, message.video_id, "validating")
+        enter_stage(
+            store, message.video_id, "fetching_transcript", StageNote(f"{message.video_id} is a video id")
+        )
         transcript = deps.transcripts.fetch(message.video_id, languages)
         if len(transcript.text) > settings.max_transcript_chars:
             raise TranscriptError(
@@ -201,10 +206,10 @@ def ingest_video(
                 retryable=False,
             )
         _ensure_time(deadline, budget.from_metadata, "fetching_metadata")
-        _stage(store, message.video_id, "fetching_metadata")
+        enter_stage(store, message.video_id, "fetching_metadata", transcript_note(transcript))
         meta = deps.metadata.fetch(message.video_id)
         _ensure_time(deadline, budget.from_summary, "summarising")
-        _stage(store, message.video_id, "summarising")
+        enter_stage(store, message.video_id, "summarising", metadata_note(meta))
         completion = asyncio.run(
             _within(
                 None if deadline is None else deadline.remaining() - budget.store,
@@ -218,7 +223,7 @@ def ingest_video(
             )
         )
         # No check before storing: the summary stopped with budget.store left for exactly this.
-        _stage(store, message.video_id, "storing")
+        enter_stage(store, message.video_id, "storing", summary_note(completion))
         with store.transaction() as repo:
             video = _video(repo, message.video_id)
             video.title, video.channel, video.channel_url = (
@@ -239,7 +244,10 @@ def ingest_video(
             video.summary_output_tokens = completion.usage.output_tokens
             video.status, video.error_code, video.error_message = "ready", None, None
             video.claimed_until = None
-            _finish_jobs(repo, message.video_id, "done")
+            stored = StageNote(
+                f"saved; {len(windows)} passages indexed for search", {"windows": len(windows)}
+            )
+            _finish_jobs(repo, message.video_id, "done", last=stored)
         # Counts only: transcript text never goes to the logs.
         log.info("ingested video %s (%d segments)", message.video_id, len(transcript.segments))
         _measure(deps, started, "done")
@@ -301,17 +309,44 @@ def _video(repo: Repository, video_id: str) -> Video:
     return video
 
 
-def _stage(store: Store, video_id: str, stage: str) -> None:
-    """Record a stage change on every open job for the video, committed at once so progress
-    streams (GET /v1/jobs/{id}/events) see it."""
-    now = utcnow()
-    with store.transaction() as repo:
-        for job in repo.open_jobs_for_video(video_id):
-            done = [s for s in job.stages_done or [] if s["stage"] != stage]
-            if job.stage and job.stage != stage and all(s["stage"] != job.stage for s in done):
-                done.append({"stage": job.stage, "at": now.isoformat()})
-            job.stages_done = done
-            job.status, job.stage = "running", stage
+def transcript_note(transcript: Transcript) -> StageNote:
+    kind = "auto-generated" if transcript.is_generated else "by a person"
+    lines, chars = len(transcript.segments), len(transcript.text)
+    return StageNote(
+        f"transcript in {transcript.language} ({kind}): {lines:,} lines, {chars:,} characters",
+        {
+            "language": transcript.language,
+            "is_generated": transcript.is_generated,
+            "segments": lines,
+            "characters": chars,
+            "last_second": round(transcript.segments[-1].start) if transcript.segments else 0,
+        },
+    )
+
+
+def metadata_note(meta: VideoMetadata) -> StageNote:
+    about = f'"{meta.title}"' if meta.title else "no title found"
+    if meta.channel:
+        about += f" by {meta.channel}"
+    if meta.duration_seconds:
+        about += f", {meta.duration_seconds // 60}:{meta.duration_seconds % 60:02d}"
+    return StageNote(
+        f"details: {about}",
+        {"title": meta.title, "channel": meta.channel, "duration_seconds": meta.duration_seconds},
+    )
+
+
+def summary_note(completion: Completion) -> StageNote:
+    usage = completion.usage
+    return StageNote(
+        f"summary written: {usage.output_tokens:,} tokens from {usage.input_tokens:,}",
+        {
+            "model": completion.model,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "characters": len(completion.text),
+        },
+    )
 
 
 def _finish_jobs(
@@ -321,18 +356,14 @@ def _finish_jobs(
     *,
     extra_job: IngestJob | None = None,
     error: AppError | None = None,
+    last: StageNote | None = None,
 ) -> None:
     now = utcnow()
     jobs = repo.open_jobs_for_video(video_id)
     if extra_job is not None and extra_job not in jobs and extra_job.status in ("queued", "running"):
         jobs.append(extra_job)
+    finish_stages(repo, video_id, jobs, done=status == "done", last=last)
     for job in jobs:
-        done = list(job.stages_done or [])
-        if status == "done":
-            seen = {s["stage"] for s in done}
-            done += [{"stage": s, "at": now.isoformat()} for s in INGEST_STAGES if s not in seen]
-            job.stage = None
-        job.stages_done = done
         job.status, job.finished_at = status, now
         if error is not None:
             job.error_code, job.error_message = error.code, error.message

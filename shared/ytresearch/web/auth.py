@@ -13,7 +13,8 @@ an API key is present too, so a client never silently acts as someone else.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import MutableMapping
+from typing import Annotated, Any
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -21,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ytresearch.bootstrap import Container
 from ytresearch.errors import DependencyUnavailableError, UnauthorizedError
+from ytresearch.observability.context import user_id_var
 from ytresearch.services.users import AuthUser, authenticate, authenticate_external, cached_key_user
 
 api_key_header = APIKeyHeader(
@@ -106,15 +108,24 @@ async def current_user(
     _bearer: HTTPAuthorizationCredentials | None = Security(bearer_scheme),  # documents the scheme
 ) -> AuthUser:
     authorization = request.headers.get("authorization")
+    user = None
     if api_key and not authorization and container.key_cache is not None:
         # A key verified in the last few seconds (a chat's POST, then its stream): from memory.
-        known = cached_key_user(container.key_cache, api_key)
-        if known is not None:
-            return known
-    # Anything else may read the database or fetch the identity provider's keys: off the loop.
-    return await run_in_threadpool(
-        authenticate_credentials, container, api_key=api_key, authorization=authorization
-    )
+        user = cached_key_user(container.key_cache, api_key)
+    if user is None:
+        # Anything else may read the database or fetch the identity provider's keys: off the loop.
+        user = await run_in_threadpool(
+            authenticate_credentials, container, api_key=api_key, authorization=authorization
+        )
+    mark_user(request.scope, user)
+    return user
+
+
+def mark_user(scope: MutableMapping[str, Any], user: AuthUser) -> None:
+    """Name the authenticated user on the request (its log line) and in this task's log context
+    (every line logged while it is handled, and by the tasks it starts): the id only."""
+    scope.setdefault("state", {})["user_id"] = str(user.id)
+    user_id_var.set(str(user.id))
 
 
 CurrentUser = Annotated[AuthUser, Depends(current_user)]

@@ -220,6 +220,7 @@ def _observe(scope: Scope, outcome: _Outcome) -> None:
             "status": status,
             "duration_ms": round(outcome.elapsed_ms, 1),
             "error_code": outcome.error_code,
+            "user_id": scope.get("state", {}).get("user_id"),  # once authenticated; never a key
         },
     )
     metrics = _metrics(scope)

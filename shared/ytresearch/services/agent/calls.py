@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from ytresearch.config import Settings
 from ytresearch.events import StreamEvent
+from ytresearch.observability.metrics import Metrics, NullMetrics
 from ytresearch.ports import JobQueue, VideoDiscovery
 from ytresearch.repository import Store
 from ytresearch.services.agent.inputs import ToolInput
@@ -62,6 +63,7 @@ class AgentDeps:
     discovery: VideoDiscovery
     ingest_wait_seconds: float | None = None  # None: settings.agent_ingest_wait_seconds
     poll_seconds: float = 0.25
+    metrics: Metrics = field(default_factory=NullMetrics)  # ToolCalls, by tool and outcome
 
     @property
     def ingest_wait(self) -> float:

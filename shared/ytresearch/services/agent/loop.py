@@ -15,6 +15,7 @@ from typing import Any
 
 from ytresearch.errors import AppError
 from ytresearch.events import StreamEvent
+from ytresearch.observability.metrics import TOOL_CALLS
 from ytresearch.ports import (
     ContentBlock,
     MessageBlock,
@@ -34,7 +35,7 @@ from ytresearch.services.agent.calls import (
     VideoBudget,
     limit_event,
 )
-from ytresearch.services.agent.inputs import MUTATING, STREAMED_INPUT, ToolInput, parse_input
+from ytresearch.services.agent.inputs import INPUTS, MUTATING, STREAMED_INPUT, ToolInput, parse_input
 from ytresearch.services.agent.tools import execute
 from ytresearch.services.context import PreparedTurn
 from ytresearch.services.endings import Generation
@@ -190,6 +191,9 @@ class Agent:
                 )
         except Exception:
             log.exception("could not record the %s action", requested.name)
+        tool = requested.name if requested.name in INPUTS else "unknown"  # a bounded dimension
+        status = outcome.status if not outcome.ok else "done"
+        self.deps.metrics.count(TOOL_CALLS, tool=tool, outcome=status)
 
 
 # One model stream: the request, then what to do with each finished call and each partial input.
