@@ -92,6 +92,10 @@ def clean_text(text: Any) -> str:
     return _CONTROL.sub(lambda m: "".join(c for c in m.group() if c in "\n\t"), kept)
 
 
+def shorten_line(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
 class StreamedText:
     """An answer printed as it arrives; remembers what was shown so a resumed or cancelled reply
     prints only what is missing."""
@@ -138,6 +142,7 @@ class IngestProgress:
         self.enabled = enabled
         self.tty = out.is_tty
         self.printed: set[str] = set()
+        self.told: set[str] = set()  # stages whose findings were printed
         self.stages: Sequence[str] = INGEST_STAGES
         self.drawn = False
 
@@ -150,22 +155,35 @@ class IngestProgress:
         if job.get("status") == "done":
             done |= set(self.stages)
         if self.tty:
-            self._draw(done, current, str(job.get("status") or ""))
+            self._draw(done, current, str(job.get("status") or ""), clean(job.get("message") or ""))
             return
+        finished, message = job.get("done"), clean(job.get("message") or "")
+
+        def tell(stage: str) -> None:
+            """What a stage found, under its line (once: a resumed stream repeats nothing)."""
+            if stage == finished and message and stage not in self.told:
+                self.told.add(stage)
+                self.out.line(f"      {message}")
+
+        if finished in self.printed:
+            tell(finished)
         for index, stage in enumerate(self.stages, 1):
             if stage in self.printed:
                 continue
             if stage in done or stage == current:
                 self.printed.add(stage)
                 self.out.line(f"[{index}/{len(self.stages)}] {label(stage)}")
+                tell(stage)
             else:
                 break
 
-    def _draw(self, done: set[str], current: str | None, status: str) -> None:
+    def _draw(self, done: set[str], current: str | None, status: str, message: str = "") -> None:
         full, part, empty = ("█", "▒", "░") if self.out.unicode else ("#", ">", "-")
         cells = "".join(full if s in done else part if s == current else empty for s in self.stages)
         count = sum(1 for s in self.stages if s in done)
         what = "done" if status == "done" else label(current) if current else status or "queued"
+        if message and status != "done":
+            what += f" ({shorten_line(message, 60)})"
         self.out.write(f"\r\x1b[2K{self.video_id} [{cells}] {count}/{len(self.stages)} {what}")
         self.drawn = True
 

@@ -553,6 +553,8 @@
       status.textContent = `${humanStage(job.stage)} (${done + 1} of ${progress.max})`;
       card.dataset.status = "processing";
     } else status.textContent = "Queued";
+    // What the last stage found (transcript language and length, summary tokens ...), on hover.
+    if (typeof job.message === "string" && job.done) status.title = job.message;
   }
 
   /**

@@ -84,14 +84,18 @@ def test_videos_add_shows_progress_then_the_summary(system: System) -> None:
         video = api.get("/v1/videos/SoLarP4nels").json()
     assert video["status"] == "ready" and video["title"] and video["summary"]
     lines = added.stdout.splitlines()
-    assert lines[:5] == [
+    assert [line for line in lines if line.startswith("[")] == [
         "[1/5] validating",
         "[2/5] fetching transcript",
         "[3/5] fetching metadata",
         "[4/5] summarising",
         "[5/5] storing",
     ]
-    assert lines[6] == video["title"]
+    # Each stage done says what it found, under its own line.
+    found = lines.index("[2/5] fetching transcript") + 1
+    assert lines[found].strip().startswith("transcript in en") and "lines" in lines[found]
+    assert lines[lines.index("[4/5] summarising") + 1].strip().startswith("summary written:")
+    assert video["title"] in lines
     assert added.stdout.rstrip().endswith(video["summary"].rstrip())
 
     # Already ingested: linked at once (200), the summary right away, no progress.
