@@ -7,10 +7,12 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from local_run.app import create_local_app
 from tests.fakes.anthropic_server import DEFAULT_API_KEY, FakeAnthropic
+from tests.support.clients import client_for
 from tests.support.queue import RecordingQueue
 from tests.support.server import LoopbackServer, serve
 from tests.support.settings import test_settings
@@ -33,6 +35,32 @@ def server(app_container: Container) -> Iterator[LoopbackServer]:
     """REST and streaming routes in one uvicorn on loopback."""
     with serve(create_local_app(app_container)) as s:
         yield s
+
+
+@pytest.fixture
+def agent_overrides() -> dict[str, Any]:
+    """Settings an agent module changes for its tests (override the fixture in the module)."""
+    return {"agent_ingest_wait_seconds": 0}
+
+
+@pytest.fixture
+def agent_container(settings: Settings, claude: Any, agent_overrides: dict[str, Any]) -> Iterator[Container]:
+    """The domain with the research agent (a recording ingest queue) and fake Claude."""
+    c = Container(settings.model_copy(update=agent_overrides), queue=RecordingQueue(), chat_model=claude)
+    yield c
+    c.engine.dispose()
+
+
+@pytest.fixture
+def agent_app(agent_container: Container) -> Iterator[LoopbackServer]:
+    with serve(create_local_app(agent_container)) as s:
+        yield s
+
+
+@pytest.fixture
+def agent_api(agent_app: LoopbackServer, agent_container: Container) -> httpx.Client:
+    """A new user's client for the agent app."""
+    return client_for(agent_app.base_url, make_user(agent_container)[1])
 
 
 @pytest.fixture

@@ -7,48 +7,37 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 import websockets
 
-from local_run.app import create_local_app
 from tests.fakes.anthropic_server import FakeAnthropic, Reply, ToolCall
 from tests.support.clients import client_for
-from tests.support.queue import RecordingQueue
-from tests.support.server import LoopbackServer, serve
+from tests.support.server import LoopbackServer
 from tests.support.sse import read_stream
 from tests.support.users import make_user
 from ytr.sse import SSEEvent, SSEParser
 from ytresearch.bootstrap import Container
-from ytresearch.config import Settings
 
 VIDEO = "dQw4w9WgXcQ"
 WAIT = 20.0
 
 
 @pytest.fixture
-def agent_container(settings: Settings, claude: Any) -> Iterator[Container]:
-    c = Container(
-        settings.model_copy(update={"agent_approval_timeout_seconds": 1.5, "agent_ingest_wait_seconds": 0}),
-        queue=RecordingQueue(),
-        chat_model=claude,
-    )
-    yield c
-    c.engine.dispose()
+def agent_overrides() -> dict[str, Any]:
+    return {"agent_approval_timeout_seconds": 1.5, "agent_ingest_wait_seconds": 0}
 
 
 @pytest.fixture
-def app(agent_container: Container) -> Iterator[LoopbackServer]:
-    with serve(create_local_app(agent_container)) as s:
-        yield s
+def app(agent_app: LoopbackServer) -> LoopbackServer:
+    return agent_app
 
 
 @pytest.fixture
-def api(app: LoopbackServer, agent_container: Container) -> httpx.Client:
-    return client_for(app.base_url, make_user(agent_container)[1])
+def api(agent_api: httpx.Client) -> httpx.Client:
+    return agent_api
 
 
 def new_session(api: httpx.Client) -> str:

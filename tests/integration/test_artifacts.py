@@ -7,22 +7,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from local_run.app import create_local_app
 from tests.fakes.anthropic_server import FakeAnthropic, Reply, ToolCall
 from tests.support.clients import client_for
-from tests.support.queue import RecordingQueue
-from tests.support.server import LoopbackServer, serve
+from tests.support.server import LoopbackServer
 from tests.support.sse import read_stream
 from tests.support.users import make_user
 from ytr.sse import SSEEvent, SSEParser
 from ytresearch.bootstrap import Container
-from ytresearch.config import Settings
 from ytresearch.llm.anthropic_model import AnthropicChatModel
 from ytresearch.ports import (
     ContentBlock,
@@ -42,25 +38,18 @@ NOTES = "\n\n".join(["## Notes\n\n- the first idea, *revised*\n- the second idea
 
 
 @pytest.fixture
-def agent_container(settings: Settings, claude: Any) -> Iterator[Container]:
-    c = Container(
-        settings.model_copy(update={"agent_ingest_wait_seconds": 0, "artifact_max_chars": 5_000}),
-        queue=RecordingQueue(),
-        chat_model=claude,
-    )
-    yield c
-    c.engine.dispose()
+def agent_overrides() -> dict[str, Any]:
+    return {"agent_ingest_wait_seconds": 0, "artifact_max_chars": 5_000}
 
 
 @pytest.fixture
-def app(agent_container: Container) -> Iterator[LoopbackServer]:
-    with serve(create_local_app(agent_container)) as s:
-        yield s
+def app(agent_app: LoopbackServer) -> LoopbackServer:
+    return agent_app
 
 
 @pytest.fixture
-def api(app: LoopbackServer, agent_container: Container) -> httpx.Client:
-    return client_for(app.base_url, make_user(agent_container)[1])
+def api(agent_api: httpx.Client) -> httpx.Client:
+    return agent_api
 
 
 def chat(api: httpx.Client, sid: str, message: str) -> tuple[dict[str, Any], list[SSEEvent]]:
