@@ -12,6 +12,7 @@ from datetime import timedelta
 from streaming_service.chat_requests.deps import ChatRequestDeps
 from ytresearch.db.models import utcnow
 from ytresearch.observability.metrics import ERRORS
+from ytresearch.repository import ACTIVE_REQUEST_STATUSES
 from ytresearch.services.endings import SESSION_DELETED, TAKEN_OVER, close_orphaned_request
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,14 @@ class Cleanup:
             lost = [rid for rid in running if rid not in alive]
             if not lost:
                 return alive, {}
-            existing = {row.id for row in repo.get_chat_requests(lost)}
-            return alive, {rid: rid not in existing for rid in lost}
+            rows = {row.id: row for row in repo.get_chat_requests(lost)}
+            # A row still running here was only locked by another transaction (skipped, not lost).
+            held = {
+                rid
+                for rid, row in rows.items()
+                if row.owner == self.deps.owner and row.status in ACTIVE_REQUEST_STATUSES
+            }
+            return alive, {rid: rid not in rows for rid in lost if rid not in held}
 
     async def cleanup_loop(self, interval: float = 30.0) -> None:
         while True:

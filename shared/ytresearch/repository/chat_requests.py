@@ -123,11 +123,22 @@ class ChatRequestQueries(Queries):
     def heartbeat(self, owner: str, now: datetime) -> dict[uuid.UUID, bool]:
         """Mark every running request of this owner (process) alive, in one statement; returns
         each one's id with whether a client asked to cancel it through another process (a running
-        request missing here was deleted, with its session)."""
+        request missing here was deleted, with its session, or is locked right now: see
+        ``running_elsewhere``).
+
+        Rows another transaction holds (the event log ending several requests at once, a cancel)
+        are skipped, not waited for: waiting could deadlock with a transaction that locks the same
+        rows in another order (PostgreSQL chose this statement's victim after a second, stalling
+        every stream meanwhile), and those rows are in use anyway."""
         table = table_of(ChatRequest)
+        mine = (
+            select(table.c.id)
+            .where(table.c.owner == owner, table.c.status.in_(ACTIVE_REQUEST_STATUSES))
+            .with_for_update(skip_locked=True)
+        )
         rows = self.session.execute(
             update(table)
-            .where(table.c.owner == owner, table.c.status.in_(ACTIVE_REQUEST_STATUSES))
+            .where(table.c.id.in_(mine.scalar_subquery()))
             .values(heartbeat_at=now)
             .returning(table.c.id, table.c.cancel_requested)
         )
