@@ -28,8 +28,20 @@ SMALL: dict[str, list[str]] = {
     "relay_overhead": ["--levels", "1,50", "--rounds", "5,2", "--chunks", "50"],
     "capacity": ["--streams", "200", "--hold", "5"],
     "resume": ["--requests", "15"],
+    "chat_cpu": ["--probes", "2", "--probe-seconds", "6", "--blocks", "1", "--duration", "10"],
 }
-HELPERS = {"__init__", "common", "run_all", "baseline_hello", "fake_upstream", "bare_relay"}
+HELPERS = {
+    "__init__",
+    "common",
+    "run_all",
+    "baseline_hello",
+    "fake_upstream",
+    "bare_relay",
+    "bare_two_step",
+    "chat_load",
+    "profile_costs",
+    "raw_http",
+}
 
 
 def benchmarks() -> list[str]:
