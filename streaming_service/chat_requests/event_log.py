@@ -5,6 +5,7 @@ reader on any process can replay them and what a client was shown survives a cra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 
@@ -20,13 +21,16 @@ log = logging.getLogger(__name__)
 
 
 class EventLog:
-    """One writer for every request's events: at once when it is idle (so the first token is not
-    held back) and then at most once per ``persist_interval`` while events keep coming."""
+    """One writer for every request's events: at once when it is idle, and then at most once per
+    ``persist_interval`` while events keep coming, except that a reply's first token is written
+    at once (readers are sent only what is written, and the first token is what a person waits
+    for), with everything else pending."""
 
     def __init__(self, deps: ChatRequestDeps, persist_interval: float) -> None:
         self.deps = deps
         self.persist_interval = persist_interval
         self.dirty = asyncio.Event()  # set by every emit of a live request
+        self.urgent = asyncio.Event()  # set by a reply's first token
         self.lock = asyncio.Lock()  # one writer at a time: the flusher, stop or drain
 
     async def run(self) -> None:
@@ -34,6 +38,7 @@ class EventLog:
         while True:
             await self.dirty.wait()
             self.dirty.clear()
+            self.urgent.clear()  # this write takes whatever is pending, first tokens included
             try:
                 await self.flush()
             except Exception:
@@ -41,7 +46,8 @@ class EventLog:
                 self.dirty.set()
                 await asyncio.sleep(0.5)
                 continue
-            await asyncio.sleep(self.persist_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.urgent.wait(), self.persist_interval)
 
     async def flush(self) -> None:
         async with self.lock:

@@ -34,6 +34,7 @@ class LiveRequest:
     unsaved: list[StreamEvent] = field(default_factory=list)
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
     wrote: asyncio.Event = field(default_factory=asyncio.Event)
+    urgent: asyncio.Event = field(default_factory=asyncio.Event)  # the log writes at once (first token)
     text_parts: list[str] = field(default_factory=list)
     finished: bool = False
     detached: bool = False
@@ -68,6 +69,8 @@ class LiveRequest:
             return
         self.unsaved.append(event)
         self.wrote.set()
+        if event.type == "token" and len(self.text_parts) == 1:
+            self.urgent.set()  # a reader sees the first token once it is written: no batching wait
         if event.terminal:
             self.wake()  # readers start waiting for the end to be written (see readers.follow)
 

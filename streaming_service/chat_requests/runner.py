@@ -37,7 +37,9 @@ class RequestRunner:
                 details={"retry_after": wait},
             )
         row, turn = await asyncio.to_thread(self.begin, question)
-        live = LiveRequest(id=row.id, user_id=question.user.id, wrote=self.event_log.dirty)
+        live = LiveRequest(
+            id=row.id, user_id=question.user.id, wrote=self.event_log.dirty, urgent=self.event_log.urgent
+        )
         self.deps.live[row.id] = live
         agent = self.deps.agent
         with_tools = Agent.for_turn(agent, question.user, turn, row.id) if agent is not None else None

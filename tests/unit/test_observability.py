@@ -262,8 +262,48 @@ def test_emf_document_is_valid_and_carries_the_request_id() -> None:
 
 def test_a_bad_metric_is_dropped_without_failing_the_caller() -> None:
     written: list[str] = []
-    EmfMetrics(namespace="YtResearch", service="s", write=written.append).count("")
+    metrics = EmfMetrics(namespace="YtResearch", service="s", write=written.append)
+    metrics.count("")
+    metrics.milliseconds("StreamDuration", float("nan"))
     assert written == []
+
+
+@pytest.mark.parametrize(
+    ("points", "dimensions"),
+    [
+        ([MetricPoint("Requests", 1)], {"route": "/v1/sessions", "status_class": "2xx"}),
+        ([MetricPoint("ActiveStreams", 0)], None),
+        (
+            [
+                MetricPoint("StreamDuration", 1234.5, "Milliseconds"),
+                MetricPoint("StreamEvents", 54),
+                MetricPoint("StreamBytes", 9000, "Bytes"),
+                MetricPoint("StreamEventRate", 26.9, "Count/Second"),
+                MetricPoint("StreamEvents", 3),
+            ],
+            {"transport": "sse"},
+        ),
+        ([MetricPoint("Errors", 1)], {"code": "x" * 300}),
+    ],
+)
+def test_emf_documents_are_the_ones_powertools_writes(
+    points: list[MetricPoint], dimensions: dict[str, str] | None
+) -> None:
+    """The document built by hand is, field for field, Powertools' serialization of the same."""
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+    ours = EmfMetrics(namespace="YtResearch", service="svc", write=lambda _line: None).document(
+        points, dimensions
+    )
+    provider = AmazonCloudWatchEMFProvider(namespace="YtResearch", service="svc")
+    for name, value in (dimensions or {}).items():
+        provider.add_dimension(name=name, value=value[:250])
+    for point in points:
+        provider.add_metric(name=point.name, unit=point.unit, value=point.value)
+    theirs = dict(provider.serialize_metric_set())
+    for document in (ours, theirs):
+        document["_aws"].pop("Timestamp")  # type: ignore[attr-defined]
+    assert json.dumps(ours, sort_keys=True) == json.dumps(theirs, sort_keys=True)
 
 
 def test_empty_dimension_values_become_none() -> None:
