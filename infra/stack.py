@@ -241,6 +241,8 @@ class YtResearchStack(Stack):
             environment={
                 **app_environment,
                 **token_environment,
+                # The page it serves signs browsers in through the hosted UI (code + PKCE).
+                "YTR_COGNITO_HOSTED_UI_URL": self.auth.hosted_ui_url,
                 "YTR_DB_POOL_SIZE": str(STREAMING_DB_POOL_SIZE),
                 "YTR_DRAIN_GRACE_SECONDS": str(DRAIN_GRACE_SECONDS),
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,

@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from ytresearch import __version__
 from ytresearch.services import actions, artifacts, chat, export, sessions, videos
@@ -44,6 +44,21 @@ class CreateSessionIn(Strict):
         description="What the research agent may do in this session's replies: auto (act), "
         "confirm (ask first), off (no tools); null: the deployment's default.",
     )
+
+
+class UpdateSessionIn(Strict):
+    title: str | None = Field(
+        default=None, max_length=200, description='A new title (blank: "Untitled session").'
+    )
+    tools: ToolsMode | None = Field(
+        default=None, description="What the research agent may do in this session's replies from now on."
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> UpdateSessionIn:
+        if self.title is None and self.tools is None:
+            raise ValueError("give a title, tools, or both")
+        return self
 
 
 class AddVideoIn(Strict):
@@ -92,6 +107,14 @@ def list_sessions(
 @router.get("/v1/sessions/{session_id}", response_model=SessionDetailOut, tags=["sessions"])
 def get_session(session_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> SessionDetailOut:
     return sessions.get_session(c.store, user, session_id)
+
+
+@router.patch("/v1/sessions/{session_id}", response_model=SessionOut, tags=["sessions"])
+def rename_session(
+    session_id: uuid.UUID, body: UpdateSessionIn, user: CurrentUser, c: ContainerDep
+) -> SessionOut:
+    """Rename a session, or change what the research agent may do in it (``tools``)."""
+    return sessions.update_session(c.store, c.settings, user, session_id, title=body.title, tools=body.tools)
 
 
 @router.delete("/v1/sessions/{session_id}", status_code=204, tags=["sessions"])

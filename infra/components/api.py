@@ -51,6 +51,7 @@ CORS_HEADERS = ("content-type", "x-api-key", "authorization", "last-event-id")
 CORS_METHODS = (
     apigwv2.CorsHttpMethod.GET,
     apigwv2.CorsHttpMethod.POST,
+    apigwv2.CorsHttpMethod.PATCH,
     apigwv2.CorsHttpMethod.DELETE,
     apigwv2.CorsHttpMethod.OPTIONS,
 )

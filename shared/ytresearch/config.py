@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     cognito_issuer: str | None = None
     cognito_client_id: str | None = None
     cognito_scope: str = Field(default="ytresearch/api", min_length=1)  # required in every token
+    # The hosted UI (https://<prefix>.auth.<region>.amazoncognito.com) the browser page signs in
+    # through (authorization code with PKCE), with token auth on; unset: the page takes API keys only.
+    cognito_hosted_ui_url: str | None = None
     jwks_cache_seconds: float = Field(default=3600.0, gt=0)  # then the key set is fetched again
     jwks_refetch_min_seconds: float = Field(default=30.0, ge=0)  # unknown kid: refetch at most this often
     jwt_leeway_seconds: float = Field(default=30.0, ge=0, le=300)  # clock skew allowed on exp/iat
@@ -182,7 +185,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{value} is not a folder (it should hold <video_id>.json sample files)")
         return value
 
-    @field_validator("cognito_issuer", "cognito_client_id", mode="before")
+    @field_validator("cognito_issuer", "cognito_client_id", "cognito_hosted_ui_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         if isinstance(value, str):
@@ -199,6 +202,12 @@ class Settings(BaseSettings):
             # Plain http only where the key set cannot be tampered with on the way (local tests).
             if scheme != "https" and not (scheme == "http" and self.environment in ("local", "test")):
                 raise ValueError("YTR_COGNITO_ISSUER must be an https:// URL")
+        hosted_ui = self.cognito_hosted_ui_url
+        if hosted_ui is not None:
+            scheme, _, rest = hosted_ui.partition("://")
+            local = scheme == "http" and self.environment in ("local", "test")
+            if (scheme != "https" and not local) or not rest or "/" in rest or "?" in rest or "#" in rest:
+                raise ValueError("YTR_COGNITO_HOSTED_UI_URL must be an origin such as https://<domain>")
         return self
 
     @property

@@ -104,6 +104,9 @@ class SessionVideoOut(VideoBrief):
         "placed videos, oldest added first. Lists come in this order."
     )
     group: str | None = Field(description="The group an organize put it in (a topic, a channel).")
+    error_message: str | None = Field(
+        default=None, description="Why its ingest failed, in words (with `error_code`); null unless failed."
+    )
 
     @classmethod
     def of_link(cls, link: SessionVideo, video: Video) -> SessionVideoOut:
@@ -112,6 +115,7 @@ class SessionVideoOut(VideoBrief):
             added_at=link.added_at,
             position=link.position,
             group=link.group_label,
+            error_message=video.error_message,
         )
 
 

@@ -4,7 +4,7 @@ without executing any markup in it, their versions and Delete in the Artifacts p
 the offline model writes streaming into its reply (SSE and WebSocket), and scripted `artifact`
 events (partials, a replayed one, a failed draft, the final) reaching a reply.
 
-Set YTR_SCREENSHOT_DIR to keep screenshots (as test_browser_page.py does).
+Screenshots go where test_browser_page.py puts them (test-artifacts/screenshots/).
 """
 
 from __future__ import annotations
@@ -155,6 +155,7 @@ async def panel_flow(
     page: Page, base_url: str, key: str, session_id: str, artifact_id: str, title: str
 ) -> None:
     await open_session(page, base_url, key, session_id)
+    await page.click("#tab-artifacts")  # the Artifacts tab of the main column
     card = card_of(artifact_id)
     await page.wait_for(f"Boolean({card})", "the artifact in the Artifacts panel")
     await asyncio.sleep(0.3)  # time for an onerror handler to have fired, were there an <img>
@@ -333,6 +334,7 @@ async def model_flow(page: Page, base_url: str, key: str, session_id: str, liste
     assert notes["kind"] == "notes" and notes["headings"], notes
     items = await asyncio.to_thread(listed)
     assert [a["title"] for a in items] == [notes["title"], table["title"]]
+    await page.click("#tab-artifacts")
     await page.screenshot("23-artifacts-panel-two")
 
     # ---- after a reload: the panel from the server (the replies' tool cards are in the history)
@@ -342,6 +344,10 @@ async def model_flow(page: Page, base_url: str, key: str, session_id: str, liste
         f"[...document.querySelectorAll('{CARD} .artifact-title')].map(t => t.textContent)"
     )
     assert titles == [notes["title"], table["title"]]
+    # The history loads beside the panel: wait for its replies too.
+    await page.wait_for(
+        "document.querySelectorAll('#messages li.message.assistant').length === 2", "the history"
+    )
     tools = await page.js(f"[...document.querySelectorAll('#messages .tool-card')].map({TOOL})")
     assert tools == [["create_artifact", "ok"], ["create_artifact", "ok"]]
     assert await page.js(NOTHING_INJECTED) == [1, 0, 0, "undefined"]

@@ -7,7 +7,9 @@ stopped mid-stream). The test clicks and types like a person (Input.dispatchMous
 Input.insertText) and reads the DOM; it records JavaScript dialogs, uncaught exceptions and CSP
 violations and requires none.
 
-Set YTR_SCREENSHOT_DIR to keep screenshots (1280x800 and a narrow 390px window) for a look.
+Screenshots of the main states (1280x800 and a narrow 390px window) are saved under
+test-artifacts/screenshots/ at the repository root (YTR_SCREENSHOT_DIR names another folder);
+the run's summary says where (tests/e2e/conftest.py).
 """
 
 from __future__ import annotations
@@ -249,9 +251,7 @@ class Page:
         return str(await self.js(f"document.querySelector({json.dumps(selector)})?.textContent ?? ''"))
 
     async def screenshot(self, name: str, width: int = 1280, height: int = 800) -> None:
-        target = os.environ.get("YTR_SCREENSHOT_DIR")
-        if not target:
-            return
+        target = screenshot_dir()
         size = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
         await self.send("Emulation.setDeviceMetricsOverride", **size)
         shot = await self.send("Page.captureScreenshot", format="png")
@@ -263,6 +263,11 @@ class Page:
             self.reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.reader
+
+
+def screenshot_dir() -> Path:
+    """Where the browser tests keep their screenshots (CI keeps this folder)."""
+    return Path(os.environ.get("YTR_SCREENSHOT_DIR") or ROOT / "test-artifacts" / "screenshots")
 
 
 def save_png(path: Path, data: str) -> None:
@@ -785,6 +790,7 @@ async def agent_flow(page: Page, base_url: str, key: str) -> None:
 
     # ---- Undo in the Actions panel (newest first): the approved add is reversed, the list follows
     await page.wait_for(f"({ACTIONS}).length === 3", "three actions")
+    await page.click("#tab-actions")
     actions = await page.js(ACTIONS)
     assert [a["tool"] for a in actions] == ["organize_videos", "add_video", "add_video"], actions
     assert actions[0]["status"] == "refused" and not actions[0]["undo"]

@@ -97,6 +97,29 @@ def test_sessions_paginate_newest_first_without_gaps(api: httpx.Client) -> None:
     assert seen == list(reversed(ids))
 
 
+def test_rename_a_session_and_choose_its_tools(
+    api: httpx.Client, server: LoopbackServer, bob: tuple[AuthUser, str]
+) -> None:
+    """PATCH /v1/sessions/{id} {title?, tools?}: only what is given changes (whitespace collapsed,
+    blank is "Untitled session"); 404 for another user's session; 400 for a title too long, an
+    unknown field, an unknown mode or nothing to change, and then nothing changed."""
+    created = api.post("/v1/sessions", json={"title": "Before"}).json()
+    path = f"/v1/sessions/{created['id']}"
+    renamed = api.patch(path, json={"title": "  After   the  rename "})
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["title"] == "After the rename" and renamed.json()["tools"] == created["tools"]
+    assert renamed.json()["updated_at"] >= created["updated_at"]
+    confirm = api.patch(path, json={"tools": "confirm"}).json()
+    assert (confirm["title"], confirm["tools"]) == ("After the rename", "confirm")
+    assert api.patch(path, json={"title": "   "}).json()["title"] == "Untitled session"
+    for bad in ({"title": "x" * 201}, {"title": "t", "owner": "me"}, {"tools": "always"}, {}):
+        refused = api.patch(path, json=bad)
+        assert refused.status_code == 400 and refused.json()["error"]["code"], bad
+    foreign = client_for(server.base_url, bob[1]).patch(path, json={"title": "Mine now"})
+    assert foreign.status_code == 404 and foreign.json()["error"]["code"] == "SESSION_NOT_FOUND"
+    assert (api.get(path).json()["title"], api.get(path).json()["tools"]) == ("Untitled session", "confirm")
+
+
 def test_delete_session_cascades_but_keeps_shared_videos(api: httpx.Client, container: Container) -> None:
     ready_video(container)
     sid = api.post("/v1/sessions").json()["id"]

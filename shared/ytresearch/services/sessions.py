@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Protocol, TypeVar, cast
 
 from ytresearch.config import Settings
-from ytresearch.db.models import ResearchSession
+from ytresearch.db.models import ResearchSession, utcnow
 from ytresearch.errors import InvalidInputError, NotFoundError
 from ytresearch.pagination import Cursor
 from ytresearch.repository import Repository, Store
@@ -88,6 +88,27 @@ def get_session(store: Store, user: AuthUser, session_id: uuid.UUID) -> SessionD
         row = owned_session(repo, user, session_id)
         videos = [SessionVideoOut.of_link(link, video) for link, video in repo.session_videos(row.id)]
         return SessionDetailOut(**SessionOut.of(row).model_dump(), videos=videos)
+
+
+def update_session(
+    store: Store,
+    settings: Settings,
+    user: AuthUser,
+    session_id: uuid.UUID,
+    *,
+    title: str | None = None,
+    tools: ToolsMode | None = None,
+) -> SessionOut:
+    """Rename a session and/or choose what the research agent may do in it (given fields only)."""
+    new_title = clean_title(title, settings) if title is not None else None
+    with store.transaction() as repo:
+        row = owned_session(repo, user, session_id)
+        if new_title is not None:
+            row.title = new_title
+        if tools is not None:
+            row.tools_mode = tools
+        row.updated_at = utcnow()
+        return SessionOut.of(row)
 
 
 def delete_session(store: Store, user: AuthUser, session_id: uuid.UUID) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-ALLOW_METHODS = ("GET", "POST", "DELETE")
+ALLOW_METHODS = ("GET", "POST", "PATCH", "DELETE")
 ALLOW_HEADERS = ("X-API-Key", "Authorization", "Content-Type", "Last-Event-ID")
 EXPOSE_HEADERS = ("X-Request-ID", "Retry-After")
 MAX_AGE_SECONDS = 600
