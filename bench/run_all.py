@@ -29,6 +29,7 @@ SMALL: dict[str, list[str]] = {
     "capacity": ["--streams", "200", "--hold", "5"],
     "resume": ["--requests", "15"],
     "chat_cpu": ["--probes", "2", "--probe-seconds", "6", "--blocks", "1", "--duration", "10"],
+    "protocols": ["--quick"],
 }
 HELPERS = {
     "__init__",

@@ -223,6 +223,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="a conversation over one WebSocket (like `ytr shell`)",
     )
+    p.add_argument(
+        "--timings",
+        action="store_true",
+        help="after the reply, print its time to first text, total time and tokens/s on stderr "
+        "(and add them to --json as `timings`)",
+    )
 
     p = _leaf(
         sub,

@@ -24,6 +24,8 @@ def cmd_chat(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
             raise CliError(
                 "USAGE", "the interactive chat runs over the WebSocket (--transport ws)", EXIT_USAGE
             )
+        if args.timings:
+            raise CliError("USAGE", "--timings times one reply: drop --interactive", EXIT_USAGE)
         return cmd_shell(args, client, out)
     question = args.question
     if question is None or question == "-":
@@ -36,35 +38,37 @@ def cmd_chat(args: argparse.Namespace, client: ApiClient, out: Output) -> int:
         raise CliError("USAGE", "the question is empty", EXIT_USAGE)
 
     from ytr.chat import ReplyFollower, run_chat
-    from ytr.render import StreamedText
+    from ytr.timings import TimedText, Timings, timings_line
     from ytr.tool_view import Approvals
 
-    text = StreamedText(out, show=not out.json_mode)
+    transport = args.transport or "sse"
+    text = TimedText(out, show=not out.json_mode)
     approvals = Approvals(assume_yes=args.yes)
-    follower = ReplyFollower(
-        args.transport or "sse", text, out, approvals=approvals, session_id=args.session_id
-    )
+    follower = ReplyFollower(transport, text, out, approvals=approvals, session_id=args.session_id)
+    timings = Timings(transport, text)  # the clock starts before the first request
     result = run_chat(
-        args.transport or "sse",
-        client,
-        args.session_id,
-        question,
-        args.video_ids,
-        follower,
-        tools=args.tools,
+        transport, client, args.session_id, question, args.video_ids, follower, tools=args.tools
     )
+    timings.stop()
+    figures = timings.figures(result.text, result.usage) if args.timings else None
     if out.json_mode:
-        out.json(result.as_json())
+        document = result.as_json()
+        if figures is not None:
+            document["timings"] = figures
+        out.json(document)
         problem = result.error_line()
         if problem is not None:
             out.note(problem.line())
-        return result.exit_code
-    text.end_line()
-    if result.status == "cancelled":
-        out.line("[cancelled]")
-    problem = result.error_line()
-    if problem is not None:
-        out.error(problem)
+    else:
+        text.end_line()
+        if result.status == "cancelled":
+            out.line("[cancelled]")
+        problem = result.error_line()
+        if problem is not None:
+            out.error(problem)
+    if figures is not None:
+        encoding = (getattr(out.stderr, "encoding", None) or "").lower().replace("-", "")
+        out.note(timings_line(figures, unicode=encoding == "utf8"))
     return result.exit_code
 
 
