@@ -45,7 +45,7 @@ class Profile:
 
 # boto3/botocore come from the Lambda runtime; uvicorn and websockets only serve the container;
 # alembic only runs in the migration function; youtube-transcript-api only in ingest; the migration
-# function authenticates nobody (pyjwt).
+# function authenticates nobody (pyjwt) and calls no model (anthropic, jiter).
 PROFILES: dict[str, Profile] = {
     profile.name: profile
     for profile in (
@@ -66,6 +66,7 @@ PROFILES: dict[str, Profile] = {
                 "fastapi",
                 "mangum",
                 "anthropic",
+                "jiter",  # the Claude adapter's partial JSON: never imported by a migration
                 "httpx",
                 "uvicorn",
                 "websockets",
