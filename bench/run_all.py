@@ -30,6 +30,7 @@ SMALL: dict[str, list[str]] = {
     "resume": ["--requests", "15"],
     "chat_cpu": ["--probes", "2", "--probe-seconds", "6", "--blocks", "1", "--duration", "10"],
     "protocols": ["--quick"],
+    "scale": ["--streams", "8", "--duration", "8", "--deltas", "250"],
 }
 HELPERS = {
     "__init__",

@@ -43,21 +43,22 @@ class Profile:
         return REQUIREMENTS_DIR / f"{self.name}.txt"
 
 
-# boto3/botocore come from the Lambda runtime; uvicorn and websockets only serve the container;
-# alembic only runs in the migration function; youtube-transcript-api only in ingest; the migration
-# function authenticates nobody (pyjwt) and calls no model (anthropic, jiter).
+# boto3/botocore come from the Lambda runtime; uvicorn, websockets and psycopg (the event log's
+# LISTEN connection) only serve the container; alembic only runs in the migration function;
+# youtube-transcript-api only in ingest; the migration function authenticates nobody (pyjwt) and
+# calls no model (anthropic, jiter).
 PROFILES: dict[str, Profile] = {
     profile.name: profile
     for profile in (
         Profile(
             name="api",
             kind="Lambda bundle",
-            prune=("uvicorn", "websockets", "youtube-transcript-api", "alembic", "boto3"),
+            prune=("uvicorn", "websockets", "psycopg", "youtube-transcript-api", "alembic", "boto3"),
         ),
         Profile(
             name="ingest",
             kind="Lambda bundle",
-            prune=("uvicorn", "websockets", "alembic", "boto3"),
+            prune=("uvicorn", "websockets", "psycopg", "alembic", "boto3"),
         ),
         Profile(
             name="migrate",
@@ -70,6 +71,7 @@ PROFILES: dict[str, Profile] = {
                 "httpx",
                 "uvicorn",
                 "websockets",
+                "psycopg",
                 "youtube-transcript-api",
                 "pyjwt",
                 "boto3",

@@ -245,6 +245,8 @@ class YtResearchStack(Stack):
                 "YTR_COGNITO_HOSTED_UI_URL": self.auth.hosted_ui_url,
                 "YTR_DB_POOL_SIZE": str(STREAMING_DB_POOL_SIZE),
                 "YTR_DRAIN_GRACE_SECONDS": str(DRAIN_GRACE_SECONDS),
+                # LISTEN goes to the instance: RDS Proxy does not carry notifications.
+                **({"YTR_DATABASE_LISTEN_HOST": self.database.instance_host} if self.database.proxy else {}),
                 "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
                 "POWERTOOLS_LOG_LEVEL": config.log_level,
             },
@@ -305,6 +307,11 @@ class YtResearchStack(Stack):
         self.database.allow_from(self.ingest_function.security_group, "Ingest function")
         self.database.allow_from(self.migrate_function.security_group, "Migration function")
         self.database.allow_from(self.streaming.security_group, "Streaming tasks")
+        if self.database.proxy is not None:
+            # Each task's event-log listener holds one LISTEN session on the instance itself.
+            self.database.allow_direct_from(
+                self.streaming.security_group, "Streaming tasks' event-log listener"
+            )
 
         self.migrations = SchemaMigrations(
             self,

@@ -161,6 +161,15 @@ class Database(Construct):
             return self.proxy.endpoint
         return self.instance.db_instance_endpoint_address
 
+    @property
+    def instance_host(self) -> str:
+        """The instance itself, past any proxy (for sessions a proxy cannot carry: LISTEN)."""
+        return self.instance.db_instance_endpoint_address
+
+    def allow_direct_from(self, peer: ec2.ISecurityGroup, description: str) -> None:
+        """Let ``peer`` connect on 5432 to the instance itself, past the proxy."""
+        self.security_group.add_ingress_rule(peer, ec2.Port.tcp(DATABASE_PORT), description)
+
     def allow_from(self, peer: ec2.ISecurityGroup, description: str) -> None:
         """Let ``peer`` connect on 5432 (to the proxy when there is one)."""
         port = ec2.Port.tcp(DATABASE_PORT)

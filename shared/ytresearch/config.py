@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     database_secret_arn: str | None = None
     database_name: str = "ytresearch"
     database_host: str | None = None  # overrides the secret's host (RDS Proxy endpoint)
+    # The event-log listener connects here instead (the instance behind RDS Proxy: a proxy does
+    # not keep a LISTEN session's notifications flowing); unset: where the engine connects.
+    database_listen_host: str | None = None
     db_pool_size: int = Field(default=10, ge=0, le=100)  # 0 means NullPool (Lambda)
     # PostgreSQL: run statements as named prepared statements cached per connection (one round trip
     # instead of three). Off behind RDS Proxy, where they pin sessions (ytresearch.db.prepared).
@@ -150,11 +153,16 @@ class Settings(BaseSettings):
 
     # Streaming service
     stream_ping_seconds: float = Field(default=15.0, gt=0)  # keeps idle connections alive behind the ALB
-    stream_poll_seconds: float = Field(default=0.1, gt=0)  # cross-process followers poll the event log
+    stream_poll_seconds: float = Field(default=0.1, gt=0)  # cross-process followers poll the log this often
+    stream_listen: bool = True  # on PostgreSQL, NOTIFY wakes them instead (polling is the fallback)
     session_poll_seconds: float = Field(default=0.5, gt=0)  # session_update followers poll their feed
     # Token deltas after the first are merged into one event per interval (or 64 characters): each
-    # event costs a send per reader and a row in the event log.
+    # event costs a send per reader.
     stream_coalesce_seconds: float = Field(default=0.03, ge=0, le=1.0)
+    # A streaming reply's text goes to the event log (and so to its readers) in checkpoints this
+    # far apart: one row each, whatever the number of token events in it; the first token, every
+    # other event and the end are written at once.
+    stream_checkpoint_seconds: float = Field(default=0.5, ge=0, le=5.0)
     stream_send_timeout_seconds: float = Field(
         default=30.0, gt=0
     )  # then a client that stopped reading is dropped

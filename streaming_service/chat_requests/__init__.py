@@ -9,6 +9,7 @@ lifetimes and hands each a ``ChatRequestDeps`` (``deps``):
 - ``runner``: starting a request and running the chat engine's turn to its end;
 - ``event_log``: the write-behind of every live request's events to the database;
 - ``readers``: following, status and cancel, from memory here or from the log elsewhere;
+- ``log_listener``: one ``LISTEN`` per process that wakes the readers following the log;
 - ``cleanup``: heartbeats, orphaned requests (their process died) and expiry.
 
 How a reply ends, and what status a terminal event means, is the domain's

@@ -10,6 +10,7 @@ import uuid
 from datetime import timedelta
 
 from streaming_service.chat_requests.deps import ChatRequestDeps
+from streaming_service.chat_requests.event_log import tell_followers
 from ytresearch.db.models import utcnow
 from ytresearch.observability.metrics import ERRORS
 from ytresearch.repository import ACTIVE_REQUEST_STATUSES
@@ -28,6 +29,7 @@ def close_orphan(deps: ChatRequestDeps, request_id: uuid.UUID) -> bool:
             repo, request_id, stale_after=deps.stale_after, model_name=deps.model.name, keep_for=deps.keep_for
         )
     if closed:
+        tell_followers(deps.store, [request_id])
         log.warning("closed orphaned chat request %s", request_id)
         deps.metrics.count(ERRORS, code="REQUEST_INTERRUPTED")
     return closed

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from streaming_service.chat_requests.live import LiveRequests
+from streaming_service.chat_requests.log_listener import LogListener
 from ytresearch.config import Settings
 from ytresearch.observability.metrics import ACTIVE_STREAMS, Metrics
 from ytresearch.ports import ChatModel
@@ -48,6 +49,7 @@ class ChatRequestDeps:
     live: LiveRequests
     gauge: ActiveStreamsGauge
     agent: AgentDeps | None = None  # the research agent's tools; None: replies offer no tools
+    listener: LogListener | None = None  # wakes followers of other processes' requests; None: they poll
 
     @property
     def keep_for(self) -> timedelta:

@@ -7,24 +7,45 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
+from collections.abc import Sequence
 
 from streaming_service.chat_requests.deps import ChatRequestDeps
 from streaming_service.chat_requests.live import LiveRequest
 from ytresearch.db.models import utcnow
+from ytresearch.db.notify import notify_chat_log
 from ytresearch.db.outage import is_outage
 from ytresearch.events import StreamEvent
-from ytresearch.repository import ACTIVE_REQUEST_STATUSES
+from ytresearch.repository import ACTIVE_REQUEST_STATUSES, Store
 from ytresearch.services.endings import EVENT_LOG_FAILED, SESSION_DELETED, TAKEN_OVER, record_request_end
 
 log = logging.getLogger(__name__)
 
 
+def tell_followers(store: Store, request_ids: Sequence[uuid.UUID]) -> None:
+    """Wake the readers on other processes that follow these requests (``ytresearch.db.notify``),
+    after the transaction that wrote their events has committed: in a transaction of its own, which
+    writes nothing and so commits without waiting for a disk flush. PostgreSQL lets one notifying
+    transaction commit at a time across the whole server; inside the write it would hold that turn
+    through the write's flush. A notification that cannot be sent costs its readers no more than
+    their safety wait (they read the log again after at most a second); it is logged, never raised:
+    the events are written."""
+    try:
+        with store.transaction() as repo:
+            notify_chat_log(repo.session, request_ids)
+    except Exception:
+        log.info("could not notify followers of %s", ", ".join(map(str, request_ids)), exc_info=True)
+
+
 class EventLog:
-    """One writer for every request's events: at once when it is idle, and then at most once per
-    ``persist_interval`` while events keep coming, except that a reply's first token is written
-    at once (readers are sent only what is written, and the first token is what a person waits
-    for), with everything else pending."""
+    """One writer for every request's events, in one transaction per pass, a pass at most every
+    ``persist_interval`` while events are pending. Text goes in checkpoints: a request's tokens
+    after its first are written ``checkpoint_seconds`` after its previous write (the request
+    decides, see ``LiveRequest.write_at``), so a streaming reply costs at most
+    1 / checkpoint_seconds rows a second; its first token is written at once, without the wait
+    between passes (readers are sent only what is written, and the first token is what a person
+    waits for), and every other event and the end on the next pass."""
 
     def __init__(self, deps: ChatRequestDeps, persist_interval: float) -> None:
         self.deps = deps
@@ -38,7 +59,7 @@ class EventLog:
         while True:
             await self.dirty.wait()
             self.dirty.clear()
-            self.urgent.clear()  # this write takes whatever is pending, first tokens included
+            self.urgent.clear()  # this write takes whatever is due, first tokens included
             try:
                 await self.flush()
             except Exception:
@@ -46,28 +67,33 @@ class EventLog:
                 self.dirty.set()
                 await asyncio.sleep(0.5)
                 continue
+            if any(live.unsaved for live in self.deps.live.values()):
+                self.dirty.set()  # text waiting for its checkpoint: look again after the pause
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.urgent.wait(), self.persist_interval)
 
-    async def flush(self) -> None:
+    async def flush(self, *, everything: bool = False) -> None:
+        """Write what is due (``everything``: all that is unsaved)."""
         async with self.lock:
-            await self._flush_pending()
+            await self._flush_pending(everything)
 
     async def final_flush(self) -> None:
         """The last write of what is still unsaved (stop, drain): logged, never raised, so a
         database outage at shutdown cannot keep the process from exiting."""
         try:
-            await self.flush()
+            await self.flush(everything=True)
         except Exception:
             log.warning("could not write the last chat events at shutdown", exc_info=True)
 
-    async def _flush_pending(self) -> None:
-        live_requests = self.deps.live
-        batches = [(live, live.unsaved) for live in list(live_requests.values()) if live.unsaved]
+    async def _flush_pending(self, everything: bool) -> None:
+        now = time.monotonic()
+        batches = [
+            (live, live.take_unsaved(now))
+            for live in list(self.deps.live.values())
+            if live.unsaved and (everything or live.write_at <= now)
+        ]
         if not batches:
             return
-        for live, _ in batches:
-            live.unsaved = []
         pending = list(batches)  # not written yet, in order
         try:
             try:
@@ -93,7 +119,7 @@ class EventLog:
             self.dirty.set()  # the others go out on the next pass
         finally:
             for live, batch in pending:  # put them back in order for the next attempt
-                live.unsaved = batch + live.unsaved
+                live.put_back(batch)
 
     def _written(self, live: LiveRequest, batch: list[StreamEvent]) -> None:
         live.mark_persisted(batch[-1].id or 0)
@@ -144,7 +170,12 @@ class EventLog:
             return repo.chat_request_status(request_id)
 
     def persist(self, batches: list[tuple[uuid.UUID, list[StreamEvent]]]) -> None:
-        """Write requests' events in one transaction, and the end of those that ended."""
+        """Write requests' events in one transaction, and the end of those that ended; then tell
+        their followers on other processes."""
+        self._write(batches)
+        tell_followers(self.deps.store, [request_id for request_id, _ in batches])
+
+    def _write(self, batches: list[tuple[uuid.UUID, list[StreamEvent]]]) -> None:
         with self.deps.store.transaction() as repo:
             repo.add_chat_events(
                 [(request_id, e.id or 0, e.type, e.data) for request_id, batch in batches for e in batch]

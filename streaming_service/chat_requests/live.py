@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -39,6 +40,12 @@ class LiveRequest:
     finished: bool = False
     detached: bool = False
     persisted_seq: int = 0  # the last event id written to the event log
+    # Text goes to the log in checkpoints: tokens after the first wait until ``checkpoint_seconds``
+    # after the request's last write (one row per checkpoint, see the repository); the first
+    # token, every other event and the end are written at once.
+    checkpoint_seconds: float = 0.0
+    written_at: float = -math.inf  # when the log last wrote this request's events (monotonic)
+    write_at: float = math.inf  # when its unsaved events are to be written; inf: none are unsaved
     persisted: asyncio.Event = field(default_factory=asyncio.Event)
     accepted_at: float = field(default_factory=time.monotonic)  # for time-to-first-token metrics
     polled_text: bool = False  # a polling client has had text (its first-text time is recorded)
@@ -68,11 +75,28 @@ class LiveRequest:
             self.wake()
             return
         self.unsaved.append(event)
+        first_token = event.type == "token" and len(self.text_parts) == 1
+        if event.type != "token" or first_token:
+            self.write_at = -math.inf
+        elif self.write_at == math.inf:
+            self.write_at = self.written_at + self.checkpoint_seconds
         self.wrote.set()
-        if event.type == "token" and len(self.text_parts) == 1:
+        if first_token:
             self.urgent.set()  # a reader sees the first token once it is written: no batching wait
         if event.terminal:
             self.wake()  # readers start waiting for the end to be written (see readers.follow)
+
+    def take_unsaved(self, now: float) -> list[StreamEvent]:
+        """The events the log writes now (see ``write_at``); the caller puts them back with
+        ``put_back`` when the write fails."""
+        batch, self.unsaved = self.unsaved, []
+        self.written_at, self.write_at = now, math.inf
+        return batch
+
+    def put_back(self, batch: list[StreamEvent]) -> None:
+        """Events whose write failed: first in line again, to be written on the next attempt."""
+        self.unsaved = batch + self.unsaved
+        self.write_at = -math.inf
 
     def detach(self) -> None:
         self.detached = True

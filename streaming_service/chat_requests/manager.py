@@ -15,6 +15,7 @@ from streaming_service.chat_requests.cleanup import Cleanup
 from streaming_service.chat_requests.deps import ActiveStreamsGauge, ChatRequestDeps, process_id
 from streaming_service.chat_requests.event_log import EventLog
 from streaming_service.chat_requests.live import LiveRequests
+from streaming_service.chat_requests.log_listener import LogListener, listens
 from streaming_service.chat_requests.readers import Readers
 from streaming_service.chat_requests.runner import RequestRunner
 from streaming_service.stream_meter import StreamMeters
@@ -63,6 +64,8 @@ class ChatRequestManager:
             # ActiveStreams is also sent every gauge_interval seconds when unchanged
             gauge=ActiveStreamsGauge(metrics, live, gauge_interval),
             agent=agent,
+            # One LISTEN connection per process on PostgreSQL (YTR_STREAM_LISTEN); SQLite has one process.
+            listener=LogListener(settings) if listens(settings) else None,
         )
         self.event_log = EventLog(self.deps, persist_interval)
         self.runner = RequestRunner(self.deps, self.event_log)
@@ -95,6 +98,8 @@ class ChatRequestManager:
             asyncio.create_task(self.cleaner.cleanup_loop(), name="chat-cleanup"),
             asyncio.create_task(self.event_log.run(), name="chat-event-log"),
         ]
+        if self.deps.listener is not None:  # closes its connection when cancelled in stop()
+            self._background.append(asyncio.create_task(self.deps.listener.run(), name="chat-log-listener"))
 
     async def stop(self) -> None:
         async with self.event_log.lock:  # never cancel the flusher in the middle of a write
@@ -114,6 +119,8 @@ class ChatRequestManager:
         log.info("draining: %d replies running, grace %.0f s", self.active_count, grace)
         await self.wait_idle(grace)
         self.readers.reconnect_all()
+        if self.deps.listener is not None:
+            self.deps.listener.wake_all()  # followers waiting for a notification see the drain now
         await asyncio.sleep(0.05)  # let readers send their reconnect instruction first
         await self._stop_running(SHUTDOWN)
         await self.event_log.final_flush()

@@ -1,8 +1,10 @@
 """Reading a request from any process: follow its events (from memory on the owner, from the log
 elsewhere), its status, and cancelling it.
 
-Live following across processes polls the event log every ``stream_poll_seconds`` (see README,
-"Architecture"); readers on the owning process wait on in-memory events instead.
+Readers on the owning process wait on in-memory events. Readers elsewhere read the event log and
+then wait for a notification naming their request (``log_listener``: PostgreSQL ``LISTEN``), or,
+when there is no listener or it is down, poll the log every ``stream_poll_seconds`` (see README,
+"Architecture").
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ from collections.abc import AsyncIterator
 from streaming_service.chat_requests.cleanup import close_orphan
 from streaming_service.chat_requests.deps import ChatRequestDeps
 from streaming_service.chat_requests.live import LiveRequest
-from ytresearch.db.models import ChatEvent, ChatRequest, utcnow
+from ytresearch.db.models import ChatRequest, utcnow
 from ytresearch.errors import GoneError, NotFoundError
 from ytresearch.events import AGENT_TYPES, StreamEvent
 from ytresearch.repository import ACTIVE_REQUEST_STATUSES
-from ytresearch.repository.chat_requests import FINAL_REQUEST_STATUSES
+from ytresearch.repository.chat_requests import FINAL_REQUEST_STATUSES, LoggedEvent
 from ytresearch.services.endings import message_id_of, status_of
 from ytresearch.services.users import AuthUser
 from ytresearch.views import RequestStatusOut
@@ -28,8 +30,8 @@ RECONNECT_MS = 1000
 TERMINAL_WRITE_WAIT = 5.0  # how long readers wait for a request's end to be written before seeing it
 
 
-def stored_event(row: ChatEvent) -> StreamEvent:
-    return StreamEvent(row.type, row.data, id=row.seq)  # type: ignore[arg-type]  # written from StreamEvents
+def stored_event(logged: LoggedEvent) -> StreamEvent:
+    return StreamEvent(logged.type, logged.data, id=logged.seq)  # type: ignore[arg-type]  # written from StreamEvents
 
 
 class Readers:
@@ -38,6 +40,9 @@ class Readers:
     def __init__(self, deps: ChatRequestDeps) -> None:
         self.deps = deps
         self.poll_interval = deps.settings.stream_poll_seconds
+        # With the log listener up, a follower waits for its request's notification; at most this
+        # long (a notification lost in transit costs no more than this).
+        self.notify_wait = max(self.poll_interval, 1.0)
         self.ping_interval = deps.settings.stream_ping_seconds
         self.closing = asyncio.Event()  # readers are told to reconnect elsewhere
 
@@ -112,28 +117,38 @@ class Readers:
         return live.events[seq : live.visible]
 
     async def _poll(self, request_id: uuid.UUID, after: int) -> list[StreamEvent]:
-        events, status, stale = await asyncio.to_thread(self._read_log, request_id, after)
-        if events:
-            return events
-        if stale:
-            orphan = await asyncio.to_thread(close_orphan, self.deps, request_id)
-            if orphan:
-                return await self._poll(request_id, after)
-        if status not in ACTIVE_REQUEST_STATUSES:
-            # Final status without a terminal event in the log (e.g. it was cleaned up), or gone.
-            return [
-                StreamEvent(
-                    "error",
-                    {
-                        "code": "REQUEST_EXPIRED",
-                        "retryable": False,
-                        "message": "this request's events are no longer available",
-                    },
-                    id=after + 1,
-                )
-            ]
-        await asyncio.sleep(self.poll_interval)
-        return []
+        listener = self.deps.listener
+        # Registered before the log is read: a notification between the read and the wait wakes it.
+        woken = listener.watch(request_id) if listener is not None else None
+        try:
+            events, status, stale = await asyncio.to_thread(self._read_log, request_id, after)
+            if events:
+                return events
+            if stale:
+                orphan = await asyncio.to_thread(close_orphan, self.deps, request_id)
+                if orphan:
+                    return await self._poll(request_id, after)
+            if status not in ACTIVE_REQUEST_STATUSES:
+                # Final status without a terminal event in the log (e.g. it was cleaned up), or gone.
+                return [
+                    StreamEvent(
+                        "error",
+                        {
+                            "code": "REQUEST_EXPIRED",
+                            "retryable": False,
+                            "message": "this request's events are no longer available",
+                        },
+                        id=after + 1,
+                    )
+                ]
+            if listener is None or woken is None:
+                await asyncio.sleep(self.poll_interval)
+            else:  # the listener going up or down wakes it too, to wait the way that then works
+                await woken.wait(self.notify_wait if listener.up else self.poll_interval)
+            return []
+        finally:
+            if listener is not None and woken is not None:
+                listener.unwatch(woken)
 
     def _read_log(self, request_id: uuid.UUID, after: int) -> tuple[list[StreamEvent], str | None, bool]:
         stale_before = utcnow() - self.deps.stale_after

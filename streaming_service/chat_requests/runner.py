@@ -38,7 +38,11 @@ class RequestRunner:
             )
         row, turn = await asyncio.to_thread(self.begin, question)
         live = LiveRequest(
-            id=row.id, user_id=question.user.id, wrote=self.event_log.dirty, urgent=self.event_log.urgent
+            id=row.id,
+            user_id=question.user.id,
+            wrote=self.event_log.dirty,
+            urgent=self.event_log.urgent,
+            checkpoint_seconds=self.deps.settings.stream_checkpoint_seconds,
         )
         self.deps.live[row.id] = live
         agent = self.deps.agent

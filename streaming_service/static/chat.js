@@ -13,6 +13,10 @@ const PENDING_STORAGE = "ytr.pendingReply";
 export const TOOLS_MODES = ["auto", "confirm", "off"];
 const MUTATING_TOOLS = new Set(["add_video", "add_playlist", "remove_video", "organize_videos"]);
 const HISTORY_PAGE_SIZE = 20;
+// Streamed text comes in bursts (the server's checkpoints, about every 0.5 s): see Reply.receive.
+const BURST_GAP_MS = 50; // tokens this close together are one burst
+const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
+const WORDS = typeof Intl.Segmenter === "function" ? new Intl.Segmenter(undefined, { granularity: "word" }) : null;
 
 // --------------------------------------------------------------------------- history
 
@@ -383,6 +387,8 @@ class LiveArtifact {
 /**
  * Screen readers hear a streaming reply politely, a sentence at a time: finished sentences go to
  * the #reply-live region (aria-live="polite"); announcing each 30 ms token delta would be noise.
+ * It is fed the text as it is received, not as the reply reveals it (Reply.receive): the reveal
+ * is a visual effect, and a sentence is read once all of it has come, with no added wait.
  */
 const announcer = {
   buffer: "",
@@ -412,6 +418,19 @@ const announcer = {
   },
 };
 
+/**
+ * The shortest start of `text` made of whole words (and the spaces and punctuation between them)
+ * that is at least `count` long: never part of a grapheme (without Intl.Segmenter, of a code point).
+ */
+function leadingWords(text, count) {
+  let end = 0;
+  for (const piece of WORDS ? WORDS.segment(text) : text.match(/\s+|\S+/gu) || []) {
+    end += (piece.segment ?? piece).length;
+    if (end >= count) break;
+  }
+  return text.slice(0, end);
+}
+
 /** One assistant reply being streamed into the history list. */
 class Reply {
   constructor(sessionId, fallbackVideo = null) {
@@ -424,6 +443,16 @@ class Reply {
     this.abort = new AbortController();
     this.textNode = null; // the text node being written (null after a citation chip)
     this.para = null; // the text paragraph being written
+    // The smooth reveal (see receive): text and citation chips received but not shown yet.
+    this.queue = []; // strings, and functions that show what came after that text (a chip)
+    this.frame = 0;
+    this.frameAt = 0; // when the last frame revealed some
+    this.tokenAt = -Infinity; // when the last token came
+    this.burstAt = -Infinity; // when the current burst began
+    this.gap = 500; // the time between bursts, ms (measured)
+    this.dueAt = 0; // when what is queued should all be shown
+    this.atOnce = true; // the next burst is shown as it comes (the first one, a catch-up)
+    this.revealing = false; // the current burst is revealed frame by frame
     this.body = el("div", { className: "message-body" });
     this.newSegment();
     this.cards = new Map(); // call id -> ToolCard
@@ -474,6 +503,90 @@ class Reply {
       this.para.append(this.textNode);
     }
     this.textNode.appendData(text);
+  }
+
+  /**
+   * Streamed text, revealed smoothly. The server sends text in bursts (its checkpoints, about
+   * every 0.5 s); a burst is shown a few whole words an animation frame, so that all of it is
+   * shown by about when the next one is expected: 0.9 × the measured gap between bursts, the gap
+   * held to 0.1–1 s, so no text waits more than 0.9 s after it came. Shown as it comes: the first
+   * burst (the first text, or all of a reply picked up after a reload), the first after a
+   * reconnect, everything once Stop was pressed, and everything with prefers-reduced-motion.
+   * `flush` shows everything received.
+   */
+  receive(text) {
+    if (!text) return;
+    const now = performance.now();
+    if (now - this.tokenAt > BURST_GAP_MS) {
+      const gap = Math.min(Math.max(now - this.burstAt, 100), 1000);
+      if (this.burstAt > -Infinity) this.gap += (gap - this.gap) / 2;
+      this.burstAt = now;
+      this.dueAt = now + 0.9 * this.gap;
+      this.revealing = !this.atOnce;
+      this.atOnce = false;
+    }
+    this.tokenAt = now;
+    if (!this.revealing || this.stopRequested || reducedMotion.matches) {
+      this.flush();
+      this.appendText(text);
+      return;
+    }
+    const last = this.queue.length - 1;
+    if (typeof this.queue[last] === "string") this.queue[last] += text;
+    else this.queue.push(text);
+    if (!this.frame) {
+      this.frameAt = now;
+      this.frame = requestAnimationFrame((time) => this.reveal(time));
+    }
+  }
+
+  /** `show` runs once the text received before it is shown (a chip leads the text after it). */
+  later(show) {
+    if (this.queue.length) this.queue.push(show);
+    else show();
+  }
+
+  /** One frame: a share of what is queued, so that it is all shown at `dueAt`. */
+  reveal(time) {
+    this.frame = 0;
+    const box = $("messages");
+    const follow = nearBottom(box);
+    const elapsed = Math.max(time - this.frameAt, 1);
+    const queued = this.queue.reduce((n, item) => n + (typeof item === "string" ? item.length : 0), 0);
+    let budget = Math.ceil((queued * elapsed) / (elapsed + Math.max(this.dueAt - time, 0)));
+    this.frameAt = time;
+    while (this.queue.length && (budget > 0 || typeof this.queue[0] === "function")) {
+      const head = this.queue[0];
+      if (typeof head === "function") {
+        this.queue.shift();
+        head();
+      } else {
+        const words = leadingWords(head, budget);
+        this.appendText(words);
+        budget -= words.length;
+        if (words.length === head.length) this.queue.shift();
+        else this.queue[0] = head.slice(words.length);
+      }
+    }
+    if (this.queue.length) this.frame = requestAnimationFrame((next) => this.reveal(next));
+    if (follow) scrollToEnd(box);
+  }
+
+  /** Show everything received at once (the reply ended or stopped, something else came, a reconnect). */
+  flush() {
+    cancelAnimationFrame(this.frame);
+    this.frame = 0;
+    for (const item of this.queue.splice(0)) {
+      if (typeof item === "function") item();
+      else this.appendText(item);
+    }
+  }
+
+  /** A reconnect: what was received is shown, and the catch-up that follows as it comes. */
+  caughtUp() {
+    this.flush();
+    this.atOnce = true;
+    this.tokenAt = -Infinity;
   }
 
   /** A citation: its chip goes where the text it supports begins. */
@@ -537,6 +650,8 @@ class Reply {
   /** Handle a stream event (SSE or WebSocket); returns true when it ends the reply. */
   handle(type, data) {
     if (this.finished) return true;
+    // Text and its chips may wait for the reveal; anything else shows after all that came before.
+    if (type !== "token" && type !== "citation") this.flush();
     const box = $("messages");
     const follow = nearBottom(box);
     if (type === "stage") {
@@ -545,11 +660,11 @@ class Reply {
         ? `Generating… (still processing: ${pending.join(", ")})`
         : "Generating…";
     } else if (type === "token") {
-      this.appendText(String(data.text || ""));
+      this.receive(String(data.text || ""));
       this.item.dataset.tokens = "yes";
       if (state.reply === this) announcer.feed(String(data.text || ""));
     } else if (type === "citation") {
-      this.cite(data);
+      this.later(() => this.cite(data));
     } else if (type === "artifact") {
       this.artifact(data);
       if (data.status === "partial") this.note.textContent = "Writing an artifact…";
@@ -583,6 +698,7 @@ class Reply {
 
   finish(type, data) {
     this.finished = true;
+    this.flush();
     if (typeof data.text === "string") this.settleText(data.text);
     linkTimestamps(this.body, this.sources, this.fallbackVideo);
     for (const card of this.cards.values()) card.abandon();
@@ -614,6 +730,7 @@ class Reply {
   }
 
   stop() {
+    this.flush();
     this.stopRequested = true;
     this.note.textContent = "Stopping…";
     if (this.requestId) this.sendStop();
@@ -636,8 +753,10 @@ class Reply {
         signal: this.abort.signal,
         lastEventId: this.lastEventId,
         onReconnecting: () => {
+          this.caughtUp();
           if (!this.finished) this.note.textContent = "Connection lost; reconnecting…";
         },
+        onToldToReconnect: () => this.caughtUp(),
         onReconnected: () => {
           if (!this.finished) this.note.textContent = "Reconnected; generating…";
         },
@@ -762,6 +881,7 @@ export class ChatSocket {
       }
     } else if (frame.type === "reconnect") {
       // A draining server (told above): the socket closes next and lost() resumes over SSE, silently.
+      reply.caughtUp();
     } else if (!frame.request_id || frame.request_id === reply.requestId) {
       if (frame.id !== null && frame.id !== undefined) reply.lastEventId = String(frame.id);
       if (reply.handle(frame.type, frame)) this.reply = null;
@@ -773,6 +893,7 @@ export class ChatSocket {
     const reply = this.reply;
     this.reply = null;
     if (!reply || reply.finished) return;
+    reply.caughtUp();
     if (reply.requestId) {
       if (!this.told) reply.note.textContent = "Connection lost; resuming…";
       reply.follow();

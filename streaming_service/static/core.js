@@ -161,11 +161,11 @@ let streamNames = 0;
  * Follow an SSE URL until `onEvent` returns true (a terminal event). Reconnects like EventSource:
  * after the server's retry delay, with Last-Event-ID, so the server resends only missed events.
  * A dropped connection shows "reconnecting" (onReconnecting, and the connection line); a draining
- * server's `reconnect` event is followed silently. Gives up on 4xx answers (the stream is
- * unknown, foreign or expired) and after repeated failures that make no progress; waits a 429's
- * or a 503's Retry-After.
+ * server's `reconnect` event is followed silently (onToldToReconnect). Gives up on 4xx answers
+ * (the stream is unknown, foreign or expired) and after repeated failures that make no progress;
+ * waits a 429's or a 503's Retry-After.
  */
-export async function followSSE(url, { onEvent, onReconnecting, onReconnected, signal, lastEventId = "", maxFailures = 8 }) {
+export async function followSSE(url, { onEvent, onReconnecting, onReconnected, onToldToReconnect, signal, lastEventId = "", maxFailures = 8 }) {
   const name = `stream-${++streamNames}`;
   let retryMs = 1000;
   let failures = 0;
@@ -204,6 +204,7 @@ export async function followSSE(url, { onEvent, onReconnecting, onReconnected, s
                 lastId = event.id;
                 if (event.type === "reconnect") {
                   told = true;
+                  onToldToReconnect?.();
                   continue;
                 }
                 told = false;

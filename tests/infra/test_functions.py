@@ -126,3 +126,27 @@ def test_prepared_statements_are_off_behind_the_rds_proxy(default_synth: Synth, 
         assert proxied["Properties"]["Environment"]["Variables"]["YTR_DB_PREPARED_STATEMENTS"] == "false"
     assert "YTR_DB_PREPARED_STATEMENTS" not in container_environment(default_synth)
     assert container_environment(full_synth)["YTR_DB_PREPARED_STATEMENTS"] == "false"
+
+
+def test_the_event_log_listener_connects_to_the_instance_past_the_rds_proxy(
+    default_synth: Synth, full_synth: Synth
+) -> None:
+    """RDS Proxy does not carry a LISTEN session's notifications: the streaming tasks' listener
+    connects to the instance itself, which admits them on 5432."""
+    assert "YTR_DATABASE_LISTEN_HOST" not in container_environment(default_synth)
+    host = container_environment(full_synth)["YTR_DATABASE_LISTEN_HOST"]
+    (instance_id,) = full_synth.of_type("AWS::RDS::DBInstance")
+    assert host == {"Fn::GetAtt": [instance_id, "Endpoint.Address"]}
+
+    (streaming_group,) = [
+        name
+        for name, group in full_synth.of_type("AWS::EC2::SecurityGroup").items()
+        if name.startswith("Streaming") and "LoadBalancer" not in name
+    ]
+    direct = [
+        rule["Properties"]
+        for rule in full_synth.of_type("AWS::EC2::SecurityGroupIngress").values()
+        if rule["Properties"].get("SourceSecurityGroupId") == {"Fn::GetAtt": [streaming_group, "GroupId"]}
+        and "listener" in rule["Properties"].get("Description", "")
+    ]
+    assert len(direct) == 1 and direct[0]["FromPort"] == 5432

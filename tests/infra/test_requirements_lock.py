@@ -86,6 +86,8 @@ def test_crud_bundle_carries_what_the_crud_function_imports_and_nothing_more() -
     assert not names & {
         "uvicorn",
         "websockets",
+        "psycopg",  # the streaming service's LISTEN connection only
+        "psycopg-binary",
         "youtube-transcript-api",
         "alembic",
         "moto",
@@ -101,14 +103,14 @@ def test_ingest_bundle_adds_the_transcript_client() -> None:
 
     assert {"youtube-transcript-api", "requests"} <= names
     assert _names("api") <= names
-    assert not names & {"uvicorn", "websockets", "alembic", "boto3", "botocore", "moto"}
+    assert not names & {"uvicorn", "websockets", "psycopg", "alembic", "boto3", "botocore", "moto"}
 
 
 def test_migrate_bundle_carries_alembic_and_the_database_stack_only() -> None:
     names = _names("migrate")
 
     assert {"sqlalchemy", "pg8000", "alembic", "pydantic-settings", "aws-lambda-powertools"} <= (names)
-    assert not names & {"fastapi", "anthropic", "uvicorn", "youtube-transcript-api", "boto3"}
+    assert not names & {"fastapi", "anthropic", "uvicorn", "psycopg", "youtube-transcript-api", "boto3"}
 
 
 def test_image_carries_the_full_runtime_including_its_own_boto3() -> None:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
 from streaming_service.chat_requests import ChatRequestManager
 from tests.support.users import make_user
 from ytresearch.bootstrap import Container
+from ytresearch.db.models import ChatEvent
 from ytresearch.events import StreamEvent
 from ytresearch.services.context import ChatQuestion
 
@@ -28,21 +29,57 @@ def test_a_flush_of_many_events_is_one_insert_statement(container: Container):
 
     event.listen(container.engine, "before_cursor_execute", record)
     try:
-        manager.event_log.persist(
-            [(row.id, [StreamEvent("token", {"text": f"t{i}"}, id=i) for i in range(1, 151)])]
-        )
+        manager.event_log.persist([(row.id, [_event(i) for i in range(1, 151)])])
     finally:
         event.remove(container.engine, "before_cursor_execute", record)
 
     inserts = [s for s in seen if s[0] == "INSERT"]
+    # each run of two tokens is one checkpoint row, each citation a row of its own: 100 rows
     if container.engine.dialect.name == "postgresql":
-        assert inserts == [("INSERT", 150)]  # one INSERT ... VALUES (...), (...) for all rows
+        assert inserts == [("INSERT", 100)]  # one INSERT ... VALUES (...), (...) for all rows
     else:
         assert len(inserts) == 1  # SQLite's executemany: one call, looped in C in process
     with container.store.transaction() as repo:
         stored = repo.chat_events_after(row.id, 0)
-    assert [e.seq for e in stored] == list(range(1, 151))
-    assert stored[-1].data == {"text": "t150"}
+        rows = repo.session.scalar(select(func.count()).where(ChatEvent.request_id == row.id))
+    assert rows == 100
+    assert [(e.seq, e.type, e.data) for e in stored] == [
+        (i, _event(i).type, _event(i).data) for i in range(1, 151)
+    ]
+
+
+def _event(i: int) -> StreamEvent:
+    if i % 3 == 0:
+        return StreamEvent("citation", {"n": i}, id=i)
+    return StreamEvent("token", {"text": f"t{i}"}, id=i)
+
+
+def test_a_checkpoint_of_a_streaming_reply_is_one_row_and_resumes_at_every_cursor(container: Container):
+    user, _ = make_user(container)
+    manager = ChatRequestManager(container.store, container.settings, container.chat_model)
+    with container.store.transaction() as repo:
+        session_id = repo.add_session(user.id, "s").id
+    row, _turn = manager.runner.begin(ChatQuestion(user=user, session_id=session_id, text="hello"))
+    texts = ["Fold", " the 🍞", "", " dough\n", "é" * 3, "\u2028end"]
+    tokens = [StreamEvent("token", {"text": t}, id=i) for i, t in enumerate(texts, start=1)]
+
+    manager.event_log.persist([(row.id, tokens[:1])])  # the first token, at once
+    manager.event_log.persist([(row.id, tokens[1:])])  # one checkpoint
+
+    with container.store.transaction() as repo:
+        rows = repo.session.scalars(
+            select(ChatEvent).where(ChatEvent.request_id == row.id).order_by(ChatEvent.seq)
+        ).all()
+        assert [(r.seq, r.data) for r in rows] == [
+            (1, {"text": "Fold"}),
+            (6, {"text": "".join(texts[1:]), "parts": [len(t) for t in texts[1:]]}),
+        ]
+        for cursor in range(len(texts) + 1):
+            got = repo.chat_events_after(row.id, cursor)
+            assert [(e.seq, e.data) for e in got] == [(t.id, t.data) for t in tokens[cursor:]]
+        assert repo.chat_event(row.id, 6) is not None and repo.chat_event(row.id, 6).data == {
+            "text": texts[-1]
+        }
 
 
 def test_postgres_connections_send_without_nagle_delay(pg_url: str):

@@ -92,6 +92,35 @@ def test_post_on_one_process_stream_and_resume_on_the_other(
     assert state["status"] == "complete" and state["text"] == ANSWER
 
 
+def test_a_streaming_reply_is_logged_in_checkpoints_and_read_whole_on_either_process(
+    services: list[ServiceProcess], key: str, fake_claude: FakeAnthropic, db: Container
+) -> None:
+    a, b = services
+    fake_claude.enqueue(Reply(text=ANSWER, chunk_size=8, delay_per_chunk=0.007))  # about 2.5 s
+    sid = new_session(db, key)
+    began = time.monotonic()
+    started = client_for(a.base_url, key).post(f"/v1/sessions/{sid}/chat", json={"message": "q"}).json()
+    _, on_a, _ = read_stream(client_for(a.base_url, key), "GET", started["stream_url"])
+    elapsed = time.monotonic() - began
+    _, on_b, _ = read_stream(client_for(b.base_url, key), "GET", started["stream_url"])
+
+    # Every token event is read, under the same ids, on the owner and from the log elsewhere
+    assert on_a[-1].event == "complete" and text_of(on_a) == ANSWER
+    assert [(e.id, e.event, e.data) for e in on_b] == [(e.id, e.event, e.data) for e in on_a]
+    token_events = sum(1 for e in on_a if e.event == "token")
+    # but the log holds the text in checkpoints: the first token, then one row per half second
+    with db.store.transaction() as repo:
+        rows = repo.session.scalars(
+            select(ChatEvent).where(ChatEvent.request_id == uuid.UUID(started["request_id"]))
+        ).all()
+    token_rows = [r for r in rows if r.type == "token"]
+    checkpoint = db.settings.stream_checkpoint_seconds
+    assert checkpoint == 0.5  # the default this test runs with
+    assert len(token_rows) <= 2 + elapsed / checkpoint, (len(token_rows), elapsed)
+    assert token_events >= 4 * len(token_rows), (token_events, len(token_rows))
+    assert "".join(r.data["text"] for r in sorted(token_rows, key=lambda r: r.seq)) == ANSWER
+
+
 def test_client_resumes_across_a_process_restart(
     services: list[ServiceProcess], key: str, fake_claude: FakeAnthropic, db: Container
 ) -> None:

@@ -1,4 +1,11 @@
-"""Durable chat requests and their event log."""
+"""Durable chat requests and their event log.
+
+The log keeps every event a reader was sent under its own id, but not one row per event: a run of
+token events written together is one row (a checkpoint) whose ``seq`` is the run's last id and
+whose ``data`` is ``{"text": the run's text, "parts": [each event's length]}``, so a reader at any
+cursor inside it gets exactly the events after its cursor, sliced from the row. Every other event
+is its own row. ``logged_events`` is the one place that turns rows back into events.
+"""
 
 from __future__ import annotations
 
@@ -33,12 +40,71 @@ class RequestEnd:
 
 
 @dataclass(frozen=True)
+class LoggedEvent:
+    """One event of a request's log, as it was sent: its id, type and data."""
+
+    seq: int
+    type: str
+    data: dict[str, Any]
+
+
+def log_rows(
+    events: Sequence[tuple[uuid.UUID, int, str, dict[str, Any]]],
+) -> list[tuple[uuid.UUID, int, str, dict[str, Any]]]:
+    """(request id, seq, type, data) events as log rows: each run of consecutive token events of
+    one request becomes one checkpoint row (see the module docstring); other events stay as
+    they are."""
+    rows: list[tuple[uuid.UUID, int, str, dict[str, Any]]] = []
+    run: list[tuple[uuid.UUID, int, str, dict[str, Any]]] = []
+
+    def close_run() -> None:
+        if len(run) == 1:
+            rows.append(run[0])
+        elif run:
+            texts = [str(data["text"]) for _, _, _, data in run]
+            rid, last_seq = run[-1][0], run[-1][1]
+            rows.append((rid, last_seq, "token", {"text": "".join(texts), "parts": [len(t) for t in texts]}))
+        run.clear()
+
+    for event in events:
+        rid, seq, kind, _ = event
+        if kind == "token" and run and (run[-1][0], run[-1][1] + 1) == (rid, seq):
+            run.append(event)
+            continue
+        close_run()
+        if kind == "token":
+            run.append(event)
+        else:
+            rows.append(event)
+    close_run()
+    return rows
+
+
+def logged_events(rows: Sequence[ChatEvent], after_seq: int = 0) -> list[LoggedEvent]:
+    """The events after ``after_seq`` that log rows hold, in order, each under its own id."""
+    events: list[LoggedEvent] = []
+    for row in rows:
+        parts = row.data.get("parts") if row.type == "token" else None
+        if not parts:
+            if row.seq > after_seq:
+                events.append(LoggedEvent(row.seq, row.type, row.data))
+            continue
+        text, start = str(row.data["text"]), 0
+        first = row.seq - len(parts) + 1
+        for i, length in enumerate(parts):
+            if first + i > after_seq:
+                events.append(LoggedEvent(first + i, "token", {"text": text[start : start + length]}))
+            start += length
+    return events
+
+
+@dataclass(frozen=True)
 class ChatLog:
     """What a reader following from the log finds after its cursor: the events, or, when there are
     none, where the request stands (``status`` None when its row is gone; its terminal event
     again when it has ended; ``stale`` when its owner stopped heartbeating)."""
 
-    events: list[ChatEvent]
+    events: list[LoggedEvent]
     status: str | None = None
     stale: bool = False
 
@@ -171,7 +237,9 @@ class ChatRequestQueries(Queries):
         return ids
 
     def add_chat_events(self, events: Sequence[tuple[uuid.UUID, int, str, dict[str, Any]]]) -> None:
-        """Append (request id, seq, type, data) rows in one statement.
+        """Append (request id, seq, type, data) events in one statement, runs of tokens as one
+        checkpoint row each (``log_rows``). The caller tells followers on other processes once
+        the transaction has committed (``streaming_service.chat_requests.event_log.tell_followers``).
 
         A Core insert on the table, not the ORM's bulk insert: the rows are never loaded back as
         objects, and the ORM's per-row bookkeeping was most of the cost of a flush."""
@@ -181,21 +249,22 @@ class ChatRequestQueries(Queries):
                 insert(table_of(ChatEvent)),
                 [
                     {"request_id": rid, "seq": seq, "type": kind, "data": data, "created_at": now}
-                    for rid, seq, kind, data in events
+                    for rid, seq, kind, data in log_rows(events)
                 ],
             )
 
-    def chat_event(self, request_id: uuid.UUID, seq: int) -> ChatEvent | None:
-        return self.session.get(ChatEvent, (request_id, seq))
+    def chat_event(self, request_id: uuid.UUID, seq: int) -> LoggedEvent | None:
+        """The event with this id, when a row ends with it (a terminal event always does)."""
+        row = self.session.get(ChatEvent, (request_id, seq))
+        return logged_events([row])[-1] if row is not None else None
 
-    def chat_events_after(self, request_id: uuid.UUID, after_seq: int) -> list[ChatEvent]:
-        return list(
-            self.session.scalars(
-                select(ChatEvent)
-                .where(ChatEvent.request_id == request_id, ChatEvent.seq > after_seq)
-                .order_by(ChatEvent.seq)
-            )
+    def chat_events_after(self, request_id: uuid.UUID, after_seq: int) -> list[LoggedEvent]:
+        rows = self.session.scalars(
+            select(ChatEvent)
+            .where(ChatEvent.request_id == request_id, ChatEvent.seq > after_seq)
+            .order_by(ChatEvent.seq)
         )
+        return logged_events(list(rows), after_seq)
 
     def read_chat_log(self, request_id: uuid.UUID, after_seq: int, stale_before: datetime) -> ChatLog:
         """The log after ``after_seq`` for a reader on another process than the request's owner;

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from ytresearch.db.models import ChatEvent, utcnow
+from ytresearch.db.models import utcnow
 from ytresearch.db.outage import is_outage
 from ytresearch.errors import NotFoundError
 from ytresearch.events import EventType, StreamEvent
 from ytresearch.ports import ChatModel, ModelError, Usage
 from ytresearch.repository import ACTIVE_REQUEST_STATUSES, Repository, Store
-from ytresearch.repository.chat_requests import RequestEnd
+from ytresearch.repository.chat_requests import LoggedEvent, RequestEnd
 from ytresearch.services.agent.calls import result_content
 from ytresearch.services.artifacts import follow_draft, keep_draft
 from ytresearch.services.context import PreparedTurn
@@ -346,7 +346,7 @@ def record_request_end(
     )
 
 
-def generation_from_log(events: Sequence[ChatEvent]) -> Generation:
+def generation_from_log(events: Sequence[LoggedEvent]) -> Generation:
     """A reply as its event log tells it: the text, and the tool calls whose results were told
     (each placed after the text said before its result, as the live reply keeps them)."""
     generation = Generation()
