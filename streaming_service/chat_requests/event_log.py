@@ -95,22 +95,25 @@ class EventLog:
         if not batches:
             return
         pending = list(batches)  # not written yet, in order
+        written: list[uuid.UUID] = []
         try:
             try:
-                await asyncio.to_thread(self.persist, [(live.id, batch) for live, batch in batches])
+                await asyncio.to_thread(self._write, [(live.id, batch) for live, batch in batches])
             except Exception as exc:
                 if is_outage(exc) or len(batches) == 1:
                     raise
                 # One request's rows are refused (e.g. its session was just deleted): write each
                 # request alone, so no request's events wait on another's.
                 for live, batch in batches:
-                    await asyncio.to_thread(self.persist, [(live.id, batch)])
+                    await asyncio.to_thread(self._write, [(live.id, batch)])
                     pending.remove((live, batch))
                     self._written(live, batch)
+                    written.append(live.id)
                 return
             pending = []
             for live, batch in batches:
                 self._written(live, batch)
+                written.append(live.id)
         except Exception as exc:
             if is_outage(exc):
                 raise
@@ -120,6 +123,8 @@ class EventLog:
         finally:
             for live, batch in pending:  # put them back in order for the next attempt
                 live.put_back(batch)
+            if written:  # after this process's readers were woken: they do not wait for it
+                await asyncio.to_thread(tell_followers, self.deps.store, written)
 
     def _written(self, live: LiveRequest, batch: list[StreamEvent]) -> None:
         live.mark_persisted(batch[-1].id or 0)
