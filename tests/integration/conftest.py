@@ -13,9 +13,11 @@ import pytest
 from local_run.app import create_local_app
 from tests.fakes.anthropic_server import DEFAULT_API_KEY, FakeAnthropic
 from tests.support.clients import client_for
+from tests.support.postgres import PostgresServer
 from tests.support.queue import RecordingQueue
 from tests.support.server import LoopbackServer, serve
 from tests.support.settings import test_settings
+from tests.support.tls import CertificateSet, make_certificates, running_tls_postgres
 from tests.support.users import make_user
 from ytresearch.bootstrap import Container
 from ytresearch.config import Settings
@@ -115,3 +117,16 @@ def db(pg_url: str) -> Iterator[Container]:
 @pytest.fixture
 def key(db: Container) -> str:
     return make_user(db)[1]
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> CertificateSet:
+    """A CA, a server certificate for localhost and a second CA that did not sign it."""
+    return make_certificates(tmp_path_factory.mktemp("tls"), hostnames=("localhost",))
+
+
+@pytest.fixture(scope="module")
+def tls_server(certificates: CertificateSet) -> Iterator[PostgresServer]:
+    """A PostgreSQL server that speaks TLS with ``certificates``' server certificate."""
+    with running_tls_postgres(certificates) as server:
+        yield server

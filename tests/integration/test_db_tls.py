@@ -18,22 +18,11 @@ from sqlalchemy.exc import InterfaceError
 from tests.support.aws import fake_aws
 from tests.support.postgres import PostgresServer
 from tests.support.settings import test_settings
-from tests.support.tls import CertificateSet, make_certificates, running_tls_postgres
+from tests.support.tls import CertificateSet
 from ytresearch.db.engine import make_engine
 from ytresearch.db.outage import is_outage
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> CertificateSet:
-    return make_certificates(tmp_path_factory.mktemp("tls"), hostnames=("localhost",))
-
-
-@pytest.fixture(scope="module")
-def tls_server(certificates: CertificateSet) -> Iterator[PostgresServer]:
-    with running_tls_postgres(certificates) as server:
-        yield server
 
 
 def url(server: PostgresServer, host: str) -> str:

@@ -11,17 +11,23 @@ from sqlalchemy import event, func, select
 from streaming_service.chat_requests import ChatRequestManager
 from tests.support.users import make_user
 from ytresearch.bootstrap import Container
-from ytresearch.db.models import ChatEvent
+from ytresearch.db.models import ChatEvent, ChatRequest
 from ytresearch.events import StreamEvent
 from ytresearch.services.context import ChatQuestion
 
 
-def test_a_flush_of_many_events_is_one_insert_statement(container: Container):
+def started_request(container: Container) -> tuple[ChatRequestManager, ChatRequest]:
+    """A manager and a request it recorded (not running: the tests write its events)."""
     user, _ = make_user(container)
     manager = ChatRequestManager(container.store, container.settings, container.chat_model)
     with container.store.transaction() as repo:
         session_id = repo.add_session(user.id, "s").id
     row, _turn = manager.runner.begin(ChatQuestion(user=user, session_id=session_id, text="hello"))
+    return manager, row
+
+
+def test_a_flush_of_many_events_is_one_insert_statement(container: Container):
+    manager, row = started_request(container)
     seen: list[tuple[str, int]] = []  # (verb, rows written by the statement)
 
     def record(_conn: Any, _cursor: Any, statement: str, params: Any, _ctx: Any, _many: bool) -> None:
@@ -55,11 +61,7 @@ def _event(i: int) -> StreamEvent:
 
 
 def test_a_checkpoint_of_a_streaming_reply_is_one_row_and_resumes_at_every_cursor(container: Container):
-    user, _ = make_user(container)
-    manager = ChatRequestManager(container.store, container.settings, container.chat_model)
-    with container.store.transaction() as repo:
-        session_id = repo.add_session(user.id, "s").id
-    row, _turn = manager.runner.begin(ChatQuestion(user=user, session_id=session_id, text="hello"))
+    manager, row = started_request(container)
     texts = ["Fold", " the 🍞", "", " dough\n", "é" * 3, "\u2028end"]
     tokens = [StreamEvent("token", {"text": t}, id=i) for i, t in enumerate(texts, start=1)]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ from streaming_service.chat_requests import ChatRequestManager, log_listener
 from streaming_service.chat_requests.log_listener import LogListener
 from tests.support.postgres import PostgresServer, free_port
 from tests.support.settings import test_settings
-from tests.support.tls import CertificateSet, make_certificates, running_tls_postgres
+from tests.support.tls import CertificateSet
 from tests.support.users import make_user
 from ytresearch.bootstrap import Container
 from ytresearch.config import Settings
@@ -154,17 +154,6 @@ def test_a_killed_listener_goes_down_readers_poll_and_it_comes_back_by_itself(
         assert events[-1].type == "complete" and events[-1].data["text"]
         assert [e.id for e in events] == list(range(1, len(events) + 1))
     assert woken
-
-
-@pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> CertificateSet:
-    return make_certificates(tmp_path_factory.mktemp("tls"), hostnames=("localhost",))
-
-
-@pytest.fixture(scope="module")
-def tls_server(certificates: CertificateSet) -> Iterator[PostgresServer]:
-    with running_tls_postgres(certificates) as server:
-        yield server
 
 
 def tls_settings(server: PostgresServer, **overrides: Any) -> Settings:
