@@ -22,7 +22,7 @@ import pg8000.dbapi
 import pg8000.exceptions
 import pg8000.legacy
 import pytest
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine
 
 from ytresearch.config import Settings
 from ytresearch.db import prepared
@@ -152,9 +152,11 @@ def _constructor_names(cls: type) -> tuple[str, ...]:
 
 
 def listeners_installed(engine: Engine) -> tuple[bool, bool]:
+    # The listener lists themselves, not event.contains: SQLAlchemy's event registry is keyed by
+    # id(), and an earlier test's engine could leave an entry that matches this dialect's id.
     return (
-        event.contains(engine, "do_execute", prepared._execute_prepared),
-        event.contains(engine, "connect", prepared._simple_transaction_ends),
+        prepared._execute_prepared in list(engine.dialect.dispatch.do_execute),
+        prepared._simple_transaction_ends in list(engine.pool.dispatch.connect),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, func, literal, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, literal, select, tuple_, update
 
 from ytresearch.db.models import (
     ChatRequest,
@@ -15,7 +15,31 @@ from ytresearch.db.models import (
 )
 from ytresearch.pagination import Cursor
 from ytresearch.repository.base import ACTIVE_REQUEST_STATUSES, Queries, changed_rows, table_of
-from ytresearch.repository.messages import recent_writes_query
+from ytresearch.repository.messages import recent_writes_params, recent_writes_query
+
+# The statements every chat runs, built once with bind parameters (see messages.RECENT_WRITES).
+_sessions, _users = table_of(ResearchSession), table_of(User)
+_SESSION_EXISTS = select(ResearchSession.id).where(ResearchSession.id == bindparam("session_id"))
+# No parameter is named like a column of the updated table: it would join the SET clause.
+_TOUCH_SESSION = (
+    update(_sessions).where(_sessions.c.id == bindparam("session_id")).values(updated_at=bindparam("now"))
+)
+_LOCK_USER_POSTGRES = (
+    select(_users.c.id).where(_users.c.id == bindparam("user_id")).with_for_update(key_share=True)
+)
+_LOCK_USER_SQLITE = update(_users).where(_users.c.id == bindparam("user_id")).values(email=_users.c.email)
+_ACTIVE_REQUESTS = (
+    select(func.count())
+    .select_from(ChatRequest)
+    .where(ChatRequest.user_id == bindparam("user_id"), ChatRequest.status.in_(ACTIVE_REQUEST_STATUSES))
+)
+_SESSION_FOR_CHAT = select(
+    ResearchSession,
+    _ACTIVE_REQUESTS.scalar_subquery(),
+    recent_writes_query("message").scalar_subquery(),
+).where(ResearchSession.id == bindparam("session_id"))  # by primary key only; owner checked after
+# (With the owner in the WHERE clause too, a generic plan made without statistics used the
+# (user_id, updated_at) index and filtered every session of the user by id.)
 
 
 class SessionQueries(Queries):
@@ -53,26 +77,21 @@ class SessionQueries(Queries):
         return changed_rows(result)
 
     def session_exists(self, session_id: uuid.UUID) -> bool:
-        found = self.session.scalar(select(ResearchSession.id).where(ResearchSession.id == session_id))
-        return found is not None
+        return self.session.scalar(_SESSION_EXISTS, {"session_id": session_id}) is not None
 
     def lock_user(self, user_id: uuid.UUID) -> None:
         """Serialise this user's chat starts until the transaction ends, so the running-requests
         count read next and the request row written after it are one atomic step. PostgreSQL: a
         row lock that does not block inserts referencing the user (FOR NO KEY UPDATE). SQLite has
         no row locks: a no-op write takes the database's write lock at once."""
-        users = table_of(User)
-        if self.session.get_bind().dialect.name == "sqlite":
-            self.session.execute(update(users).where(users.c.id == user_id).values(email=users.c.email))
-        else:
-            self.session.execute(
-                select(users.c.id).where(users.c.id == user_id).with_for_update(key_share=True)
-            )
+        sqlite = self.session.get_bind().dialect.name == "sqlite"
+        self.session.execute(_LOCK_USER_SQLITE if sqlite else _LOCK_USER_POSTGRES, {"user_id": user_id})
 
-    def touch_session(self, session_id: uuid.UUID) -> None:
+    def touch_session(self, session_id: uuid.UUID) -> bool:
+        """Mark the session updated now; False when it does not exist (any more). Its row stays
+        locked against a concurrent delete until the transaction ends."""
         # A Core UPDATE: the ORM's bulk update would also look for loaded objects to refresh.
-        table = table_of(ResearchSession)
-        self.session.execute(update(table).where(table.c.id == session_id).values(updated_at=utcnow()))
+        return changed_rows(self.session.execute(_TOUCH_SESSION, {"session_id": session_id, "now": utcnow()}))
 
     def session_for_chat(
         self, user_id: uuid.UUID, session_id: uuid.UUID, since: datetime
@@ -80,21 +99,8 @@ class SessionQueries(Queries):
         """The caller's session with, in the same round trip, the user's running chat requests
         and the chat messages they sent since ``since`` (the two limits a new chat checks);
         None when the session is not theirs."""
-        active = (
-            select(func.count())
-            .select_from(ChatRequest)
-            .where(ChatRequest.user_id == user_id, ChatRequest.status.in_(ACTIVE_REQUEST_STATUSES))
-            .scalar_subquery()
-        )
-        row = self.session.execute(
-            select(
-                ResearchSession,
-                active,
-                recent_writes_query(user_id, "message", since).scalar_subquery(),
-            ).where(ResearchSession.id == session_id)  # by primary key only; owner checked below
-        ).first()
-        # (With the owner in the WHERE clause too, a generic plan made without statistics used
-        # the (user_id, updated_at) index and filtered every session of the user by id.)
+        params = {"session_id": session_id, **recent_writes_params(user_id, since)}
+        row = self.session.execute(_SESSION_FOR_CHAT, params).first()
         if row is None or row[0].user_id != user_id:
             return None
         return row[0], row[1] or 0, row[2] or 0

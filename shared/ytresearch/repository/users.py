@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 
 from ytresearch.db.models import (
@@ -13,6 +13,14 @@ from ytresearch.db.models import (
     User,
 )
 from ytresearch.repository.base import Queries
+
+# Every request whose key is not in the key cache runs this: built once (see
+# messages.RECENT_WRITES), so SQLAlchemy reuses its cache key and compiled form.
+_USER_FOR_KEY_HASH = (
+    select(User)
+    .join(ApiKey, ApiKey.user_id == User.id)
+    .where(ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None))
+)
 
 
 class UserQueries(Queries):
@@ -49,11 +57,7 @@ class UserQueries(Queries):
         return key
 
     def user_for_key_hash(self, key_hash: str) -> User | None:
-        return self.session.scalar(
-            select(User)
-            .join(ApiKey, ApiKey.user_id == User.id)
-            .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
-        )
+        return self.session.scalar(_USER_FOR_KEY_HASH, {"key_hash": key_hash})
 
     def list_api_keys(self, user_id: uuid.UUID) -> list[ApiKey]:
         """A user's keys, revoked ones included, oldest first."""

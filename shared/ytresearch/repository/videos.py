@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ytresearch.db.models import (
@@ -26,6 +26,13 @@ LIST_ORDER = (
     SessionVideo.position,
     SessionVideo.added_at,
     SessionVideo.video_id,
+)
+# Every chat reads its session's videos: built once (see messages.RECENT_WRITES).
+_SESSION_VIDEOS = (
+    select(SessionVideo, Video)
+    .join(Video, Video.id == SessionVideo.video_id)
+    .where(SessionVideo.session_id == bindparam("session_id"))
+    .order_by(*LIST_ORDER)
 )
 
 
@@ -95,12 +102,7 @@ class VideoQueries(Queries):
 
     def session_videos(self, session_id: uuid.UUID) -> list[tuple[SessionVideo, Video]]:
         """The session's links with their videos, in list order (``LIST_ORDER``)."""
-        rows = self.session.execute(
-            select(SessionVideo, Video)
-            .join(Video, Video.id == SessionVideo.video_id)
-            .where(SessionVideo.session_id == session_id)
-            .order_by(*LIST_ORDER)
-        )
+        rows = self.session.execute(_SESSION_VIDEOS, {"session_id": session_id})
         return [(link, video) for link, video in rows.tuples()]
 
     # ------------------------------------------------------------ list order

@@ -151,6 +151,12 @@ _SQLITE_SEARCH = text(
     """
 ).bindparams(bindparam("video_ids", expanding=True))
 
+# A search's other statements, built once too (a chat about long transcripts runs them every time).
+_LANGUAGES = select(distinct(TranscriptWindow.language)).where(
+    TranscriptWindow.video_id.in_(bindparam("video_ids", expanding=True))
+)
+_WINDOWS_BY_ID = select(TranscriptWindow).where(TranscriptWindow.id.in_(bindparam("ids", expanding=True)))
+
 
 def text_search_config(language: str | None) -> str:
     """PostgreSQL's text search configuration for a transcript language code."""
@@ -255,16 +261,12 @@ class WindowQueries(Queries):
             scored = [(int(row_id), float(score)) for row_id, score in rows.tuples()]
         if not scored:
             return []
-        found = self.session.scalars(
-            select(TranscriptWindow).where(TranscriptWindow.id.in_([row_id for row_id, _ in scored]))
-        )
+        found = self.session.scalars(_WINDOWS_BY_ID, {"ids": [row_id for row_id, _ in scored]})
         by_id = {window.id: window for window in found}
         return [(by_id[row_id], score) for row_id, score in scored if row_id in by_id]
 
     def _search_postgres(self, video_ids: list[str], terms: list[str], limit: int) -> list[tuple[int, float]]:
-        languages = self.session.scalars(
-            select(distinct(TranscriptWindow.language)).where(TranscriptWindow.video_id.in_(video_ids))
-        ).all()
+        languages = self.session.scalars(_LANGUAGES, {"video_ids": video_ids}).all()
         if not languages:
             return []
         own = {text_search_config(language) for language in languages} - {"simple"}

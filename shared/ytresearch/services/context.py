@@ -137,7 +137,6 @@ def prepare_turn_in(
         selected = [video for _, video in linked]
     history = repo.recent_messages(session.id, HISTORY_LIMIT)
     user_message = repo.add_message(
-        flush=False,  # goes out at commit, with the rest of the transaction's rows
         session_id=session.id,
         role="user",
         content=text,

@@ -193,7 +193,7 @@ def record_reply(
     error_code: str | None = None,
     video_ids: list[str] | None = None,
 ) -> MessageOut:
-    """Save the assistant message with its final status (complete, cancelled or failed)."""
+    """Save the assistant message with its final status (the caller touches the session)."""
     message = repo.add_message(
         session_id=session_id,
         role="assistant",
@@ -212,7 +212,6 @@ def record_reply(
     )
     for draft in generation.drafts.values():
         keep_draft(repo, session_id, draft)
-    repo.touch_session(session_id)
     return MessageOut.of(message)
 
 
@@ -232,7 +231,8 @@ def save_reply(
     error_code: str | None = None,
 ) -> MessageOut:
     with store.transaction() as repo:
-        if not repo.session_exists(turn.session_id):
+        # Touched first: one statement checks the session exists and locks it until the commit.
+        if not repo.touch_session(turn.session_id):
             raise SessionGoneError(f"session {turn.session_id} was deleted")
         return record_reply(
             repo,
@@ -409,6 +409,7 @@ def close_orphaned_request(
         error_code=ORPHANED.code,
         video_ids=list(row.video_ids or []),
     )
+    repo.touch_session(row.session_id)
     seq = (events[-1].seq if events else 0) + 1  # an id no client has seen
     terminal = replace(ending_event(ORPHANED, text, message_id=saved.id), id=seq)
     repo.add_chat_events([(request_id, seq, terminal.type, terminal.data)])
