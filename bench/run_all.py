@@ -31,6 +31,7 @@ SMALL: dict[str, list[str]] = {
     "chat_cpu": ["--probes", "2", "--probe-seconds", "6", "--blocks", "1", "--duration", "10"],
     "protocols": ["--quick"],
     "scale": ["--streams", "8", "--duration", "8", "--deltas", "250"],
+    "notify_commit": ["--iterations", "300", "--seconds", "2"],
 }
 HELPERS = {
     "__init__",
