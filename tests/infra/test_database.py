@@ -137,6 +137,8 @@ def test_only_the_functions_service_and_rotation_reach_the_database(default_synt
 def test_with_a_proxy_clients_reach_only_the_proxy_and_the_proxy_the_database(
     full_synth: Synth,
 ) -> None:
+    """Only the proxy, the rotation function and the streaming tasks' event-log listener (LISTEN,
+    which the proxy does not carry) reach the instance itself."""
     database = full_synth.stack.database
     assert database.proxy_security_group is not None
     db_group = full_synth.logical_id(database.security_group)
@@ -147,7 +149,8 @@ def test_with_a_proxy_clients_reach_only_the_proxy_and_the_proxy_the_database(
     }
     proxy_rules = _ingress_sources(full_synth, proxy_group)
 
-    assert db_sources == {proxy_group, _rotation_security_group(full_synth)}
+    streaming_group = full_synth.logical_id(full_synth.stack.streaming.security_group)
+    assert db_sources == {proxy_group, _rotation_security_group(full_synth), streaming_group}
     assert {rule["SourceSecurityGroupId"]["Fn::GetAtt"][0] for rule in proxy_rules} == (
         _app_security_groups(full_synth)
     )
