@@ -379,6 +379,11 @@ class YtResearchStack(Stack):
             **api_settings,  # type: ignore[arg-type]
         )
 
+        if self.edge is not None:
+            # The page (served by the streaming service) calls the REST routes on its own origin.
+            # The key API: its function checks Cognito tokens and API keys alike.
+            self.edge.serve_rest_api(self.key_api.api)
+
         self.monitoring = Monitoring(
             self,
             "Monitoring",

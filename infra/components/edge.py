@@ -1,5 +1,7 @@
 """CloudFront in front of the streaming load balancer: HTTPS on the default ``*.cloudfront.net``
-name with no custom domain, and a load balancer that serves only CloudFront.
+name with no custom domain, and a load balancer that serves only CloudFront. The page the
+streaming service serves calls the REST routes on the same origin: ``serve_rest_api`` sends those
+to the HTTP API and keeps the streaming routes under /v1/ on the load balancer.
 
 Streams pass through untouched: caching is off (the managed CachingDisabled policy), every viewer
 method and header goes to the origin (AllViewerExceptHostHeader: Authorization, X-API-Key,
@@ -18,7 +20,10 @@ for VPC origins), so it needs no shared secret.
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from typing import Any
+
+from aws_cdk import Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
 from aws_cdk import aws_ec2 as ec2
@@ -54,6 +59,31 @@ ORIGIN_READ_TIMEOUT = Duration.seconds(60)
 # never reuses a connection the load balancer is closing.
 ORIGIN_KEEPALIVE_TIMEOUT = Duration.seconds(60)
 assert ORIGIN_READ_TIMEOUT.to_seconds() >= 4 * STREAM_PING_SECONDS
+
+
+# Every behaviour passes requests through untouched (see the module docstring).
+PASS_THROUGH: dict[str, Any] = {
+    "viewer_protocol_policy": cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+    "allowed_methods": cloudfront.AllowedMethods.ALLOW_ALL,
+    "cached_methods": cloudfront.CachedMethods.CACHE_GET_HEAD,
+    "cache_policy": cloudfront.CachePolicy.CACHING_DISABLED,
+    "origin_request_policy": cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
+    "response_headers_policy": cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
+    "compress": False,  # compression would buffer SSE frames
+}
+# The streaming service's routes under /v1/ (its other paths, the page's among them, take the
+# default behaviour); every other /v1/ path is the REST API's. A test compares these with both
+# applications' routes.
+STREAMING_PATHS = (
+    "/v1/sessions/*/chat",
+    "/v1/sessions/*/messages/stream",
+    "/v1/sessions/*/ws",
+    "/v1/sessions/*/events",
+    "/v1/streams/*",
+    "/v1/requests/*",
+    "/v1/jobs/*/events",
+)
+REST_PATHS = "/v1/*"
 
 
 class StreamingEdge(Construct):
@@ -120,26 +150,34 @@ class StreamingEdge(Construct):
                 protocol_policy=protocol_policy,
                 removal_policy=removal_policy,
             )
+        self.origin = origin
         self.distribution = cloudfront.Distribution(
             self,
             "Distribution",
-            comment="YouTube Research Tool streaming service (SSE, WebSocket)",
-            default_behavior=cloudfront.BehaviorOptions(
-                origin=origin,
-                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
-                allowed_methods=cloudfront.AllowedMethods.ALLOW_ALL,
-                cached_methods=cloudfront.CachedMethods.CACHE_GET_HEAD,
-                cache_policy=cloudfront.CachePolicy.CACHING_DISABLED,
-                origin_request_policy=cloudfront.OriginRequestPolicy.ALL_VIEWER_EXCEPT_HOST_HEADER,
-                response_headers_policy=cloudfront.ResponseHeadersPolicy.SECURITY_HEADERS,
-                compress=False,  # compression would buffer SSE frames
-            ),
+            comment="YouTube Research Tool: the page, its REST API and streams (SSE, WebSocket)",
+            default_behavior=cloudfront.BehaviorOptions(origin=origin, **PASS_THROUGH),
             price_class=cloudfront.PriceClass.PRICE_CLASS_100,
             http_version=cloudfront.HttpVersion.HTTP2_AND_3,
             enable_ipv6=True,
         )
         self.url = f"https://{self.distribution.distribution_domain_name}"
         self._acknowledge(https_origin=https_origin, vpc_origin=vpc_origin)
+
+    def serve_rest_api(self, api: apigwv2.IHttpApi) -> None:
+        """Send the REST routes to ``api`` (the page calls them on this origin, with the same
+        headers) and keep the streaming routes, which share their /v1/ prefix, on the load
+        balancer. CloudFront tries behaviours in the order they are added."""
+        api_origin = origins.HttpOrigin(
+            Fn.select(2, Fn.split("/", api.api_endpoint)),  # https://<id>.execute-api.<region>...
+            protocol_policy=cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
+            origin_ssl_protocols=[cloudfront.OriginSslPolicy.TLS_V1_2],
+            read_timeout=Duration.seconds(30),  # API Gateway answers within its 30 s integration limit
+            connection_timeout=Duration.seconds(10),
+            connection_attempts=3,
+        )
+        for path in STREAMING_PATHS:
+            self.distribution.add_behavior(path, self.origin, **PASS_THROUGH)
+        self.distribution.add_behavior(REST_PATHS, api_origin, **PASS_THROUGH)
 
     def _secret_header_origin(
         self,

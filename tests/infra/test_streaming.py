@@ -5,13 +5,15 @@ CloudFront reaches through a VPC origin; the standard profile (``standard_synth`
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from infra.components.edge import ORIGIN_HEADER
+from infra.components.edge import ORIGIN_HEADER, REST_PATHS, STREAMING_PATHS
 from infra.components.streaming import CONTAINER_PORT, DOCKERFILE, HEALTH_PATH
 from infra.config import (
     DRAIN_GRACE_SECONDS,
@@ -251,6 +253,12 @@ def _distribution(synth: Synth) -> dict[str, Any]:
     return config
 
 
+def _balancer_origin(config: dict[str, Any]) -> dict[str, Any]:
+    """The load balancer's origin: the default behaviour's (the REST API is the other one)."""
+    (origin,) = [o for o in config["Origins"] if o["Id"] == config["DefaultCacheBehavior"]["TargetOriginId"]]
+    return origin
+
+
 def _streaming_url(synth: Synth) -> Any:
     return synth.template["Outputs"]["StreamingUrl"]["Value"]
 
@@ -276,7 +284,7 @@ def _passes_streams_through(behavior: dict[str, Any]) -> None:
 
 def test_cloudfront_passes_streams_through(standard_synth: Synth) -> None:
     config = _distribution(standard_synth)
-    (origin,) = config["Origins"]
+    origin = _balancer_origin(config)
     custom = origin["CustomOriginConfig"]
 
     _passes_streams_through(config["DefaultCacheBehavior"])
@@ -291,7 +299,7 @@ def test_cloudfront_passes_streams_through(standard_synth: Synth) -> None:
 
 def test_lean_cloudfront_reaches_the_internal_alb_through_a_vpc_origin(default_synth: Synth) -> None:
     config = _distribution(default_synth)
-    (origin,) = config["Origins"]
+    origin = _balancer_origin(config)
     vpc = origin["VpcOriginConfig"]
     (vpc_origin_id,) = default_synth.of_type("AWS::CloudFront::VpcOrigin")
     endpoint = default_synth.resources[vpc_origin_id]["Properties"]["VpcOriginEndpointConfig"]
@@ -309,7 +317,7 @@ def test_lean_cloudfront_reaches_the_internal_alb_through_a_vpc_origin(default_s
 
 
 def test_with_a_domain_cloudfront_reaches_the_origin_over_https(full_synth: Synth) -> None:
-    (origin,) = _distribution(full_synth)["Origins"]
+    origin = _balancer_origin(_distribution(full_synth))
 
     assert origin["DomainName"] == TEST_DOMAIN_NAME
     assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
@@ -325,7 +333,7 @@ def test_standard_dev_listener_forwards_only_requests_with_the_origin_secret(
     assert standard_synth.stack.edge is not None  # CloudFront is on by default
     assert standard_synth.stack.edge.origin_secret is not None
     secret = standard_synth.logical_id(standard_synth.stack.edge.origin_secret)
-    (origin,) = _distribution(standard_synth)["Origins"]
+    origin = _balancer_origin(_distribution(standard_synth))
 
     assert list(listeners) == [80]  # the only listener: CloudFront's origin leg
     (default_action,) = listeners[80]["DefaultActions"]
@@ -349,7 +357,7 @@ def test_lean_listener_forwards_and_needs_no_origin_secret(default_synth: Synth)
     assert default_action["Type"] == "forward"
     assert not default_synth.of_type("AWS::ElasticLoadBalancingV2::ListenerRule")
     assert default_synth.stack.edge.origin_secret is None
-    (origin,) = _distribution(default_synth)["Origins"]
+    origin = _balancer_origin(_distribution(default_synth))
     assert "OriginCustomHeaders" not in origin
 
 
@@ -419,3 +427,54 @@ def test_service_waits_for_the_schema_migrations(default_synth: Synth) -> None:
     migrations_id = default_synth.logical_id(default_synth.stack.migrations.resource)
 
     assert migrations_id in default_synth.resources[service_id]["DependsOn"]
+
+
+@pytest.mark.parametrize("which", ["default", "standard", "full"])
+def test_the_page_s_rest_calls_reach_the_api_and_its_streams_the_load_balancer(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    """The page calls every route on its own origin: CloudFront sends the REST routes to the key
+    API (its function checks Cognito tokens and API keys alike) and keeps the streaming routes,
+    which share /v1/, and everything else on the load balancer."""
+    synth: Synth = request.getfixturevalue(f"{which}_synth")
+    config = _distribution(synth)
+    balancer = config["DefaultCacheBehavior"]["TargetOriginId"]
+    behaviors = config["CacheBehaviors"]
+
+    assert [b["PathPattern"] for b in behaviors] == [*STREAMING_PATHS, REST_PATHS]
+    assert {b["TargetOriginId"] for b in behaviors[:-1]} == {balancer}
+    (api,) = [o for o in config["Origins"] if o["Id"] == behaviors[-1]["TargetOriginId"]]
+    key_api = synth.logical_id(synth.stack.key_api.api)
+    assert api["DomainName"] == {
+        "Fn::Select": [2, {"Fn::Split": ["/", {"Fn::GetAtt": [key_api, "ApiEndpoint"]}]}]
+    }
+    assert api["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+    for behavior in behaviors:
+        _passes_streams_through(behavior)
+
+
+def test_every_route_of_both_applications_takes_its_own_cloudfront_behaviour() -> None:
+    from functions.api.app import create_app as create_api
+    from streaming_service import ws
+    from streaming_service.app import create_app as create_streaming
+    from tests.support.settings import test_settings
+    from ytresearch.bootstrap import Container
+
+    container = Container(test_settings("sqlite://"))
+    streaming = [*create_streaming(container).openapi()["paths"], *(r.path for r in ws.router.routes)]
+    rest = list(create_api(container).openapi()["paths"])
+
+    def behaviour(route: str) -> str:
+        path = re.sub(r"\{[^}]+\}", "x1", route)  # a concrete path, as a browser asks for it
+        return next((p for p in (*STREAMING_PATHS, REST_PATHS) if fnmatch.fnmatchcase(path, p)), "default")
+
+    for route in streaming:
+        if route in rest:  # /health: both answer it
+            continue
+        expected = "streaming" if route.startswith("/v1/") else "default"
+        got = behaviour(route)
+        assert got in STREAMING_PATHS if expected == "streaming" else got == "default", (route, got)
+    for route in rest:
+        if route.startswith("/v1/"):
+            assert behaviour(route) == REST_PATHS, route
+    assert "/v1/sessions/{session_id}/ws" in streaming and "/v1/sessions" in rest  # both read
