@@ -4,9 +4,17 @@ is the tool definition, and the check of a call's input against it."""
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ytresearch.errors import InvalidInputError
 from ytresearch.ports import ToolSpec
@@ -102,6 +110,17 @@ class ReadTranscriptIn(ToolInput):
         return self
 
 
+# A document is kept exactly as written: an indented code block at its start or a trailing line
+# break is content, and the draft the person watched must be what is saved.
+Document = Annotated[str, StringConstraints(strip_whitespace=False, min_length=1)]
+
+
+def _has_text(content: str) -> str:
+    if not content.strip():
+        raise ValueError("the document is empty")
+    return content
+
+
 class CreateArtifactIn(ToolInput):
     """Write a structured document for the person, saved in the session and shown beside the
     chat as it is written: a comparison table across videos, an outline, study notes. Markdown
@@ -110,7 +129,9 @@ class CreateArtifactIn(ToolInput):
 
     title: str = Field(min_length=1, max_length=120)
     kind: Literal["table", "outline", "notes", "document"]
-    content: str = Field(min_length=1, description="the whole document in Markdown")
+    content: Document = Field(description="the whole document in Markdown")
+
+    _content_has_text = field_validator("content")(_has_text)
 
 
 class ReviseArtifactIn(ToolInput):
@@ -118,7 +139,9 @@ class ReviseArtifactIn(ToolInput):
     versions stay readable)."""
 
     artifact_id: uuid.UUID = Field(description="the artifact_id create_artifact returned")
-    content: str = Field(min_length=1, description="the whole new document in Markdown")
+    content: Document = Field(description="the whole new document in Markdown")
+
+    _content_has_text = field_validator("content")(_has_text)
     title: str | None = Field(default=None, min_length=1, max_length=120, description="a new title")
 
 
