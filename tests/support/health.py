@@ -56,6 +56,7 @@ class HealthPoller:
         self.interval, self.timeout = interval, timeout
         self.polls: list[Poll] = []
         self._paused = threading.Event()
+        self._polling = threading.Lock()  # held while a poll is in flight
         self._stop = threading.Event()
         self._started = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=f"health-{base_url}", daemon=True)
@@ -75,8 +76,11 @@ class HealthPoller:
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
-        """Polls are not made while the server is taken away on purpose."""
+        """Polls are not made while the server is taken away on purpose. A poll already in flight
+        is let finish first: the test's kill must not cut it and count it unanswered."""
         self._paused.set()
+        with self._polling:  # the poll in flight, if any, ends; none starts after this
+            pass
         try:
             yield
         finally:
@@ -85,8 +89,9 @@ class HealthPoller:
     def _run(self) -> None:
         while not self._stop.is_set():
             began = time.monotonic()
-            if not self._paused.is_set():
-                self.polls.append(self._poll(began))
+            with self._polling:
+                if not self._paused.is_set():
+                    self.polls.append(self._poll(began))
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - began)))
 
     def _poll(self, began: float) -> Poll:
